@@ -1,0 +1,66 @@
+"""The record contract shared by everything that emits or consumes span records.
+
+A span travels through ``logging`` as ``extra={"span": span, "span_event": ...}``
+and feedback as ``extra={"feedback": feedback}`` (see ``reference/api.md``).
+This module names those attributes and the values they may take, so emitters
+(the tracing API, user code) and the handler agree without importing each other.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+#: ``LogRecord`` attribute that carries a span (a mapping or a :class:`SupportsSpanDict`).
+SPAN_ATTR = "span"
+#: ``LogRecord`` attribute that says which lifecycle event the span record is.
+SPAN_EVENT_ATTR = "span_event"
+#: ``LogRecord`` attribute that carries a Mastra feedback mapping.
+FEEDBACK_ATTR = "feedback"
+
+#: Logger the tracing API writes to unless told otherwise.
+DEFAULT_SPAN_LOGGER = "posthog_logging.spans"
+#: Logger for the library's own diagnostics; the handler never consumes it.
+DIAGNOSTICS_LOGGER = "posthog_logging"
+
+
+class SpanEvent(str, enum.Enum):
+    """Lifecycle event of a span record (Mastra's ``TracingEventType``)."""
+
+    STARTED = "span_started"
+    UPDATED = "span_updated"
+    ENDED = "span_ended"
+
+
+class SpanType(str, enum.Enum):
+    """Mastra's span types (``SpanType`` in ``@mastra/core``)."""
+
+    AGENT_RUN = "agent_run"
+    GENERIC = "generic"
+    MODEL_GENERATION = "model_generation"
+    MODEL_STEP = "model_step"
+    MODEL_CHUNK = "model_chunk"
+    MODEL_INFERENCE = "model_inference"
+    MCP_TOOL_CALL = "mcp_tool_call"
+    PROCESSOR_RUN = "processor_run"
+    TOOL_CALL = "tool_call"
+    WORKFLOW_RUN = "workflow_run"
+    WORKFLOW_STEP = "workflow_step"
+    WORKFLOW_CONDITIONAL = "workflow_conditional"
+    WORKFLOW_CONDITIONAL_EVAL = "workflow_conditional_eval"
+    WORKFLOW_PARALLEL = "workflow_parallel"
+    WORKFLOW_LOOP = "workflow_loop"
+    WORKFLOW_SLEEP = "workflow_sleep"
+    WORKFLOW_WAIT_EVENT = "workflow_wait_event"
+
+
+@runtime_checkable
+class SupportsSpanDict(Protocol):
+    """An object that can render itself as a Mastra exported-span mapping.
+
+    The tracing API's span objects implement this; the handler calls it on the
+    caller's thread, so it must be cheap (a shallow snapshot, no serialisation).
+    """
+
+    def to_span_dict(self) -> Mapping[str, Any]: ...

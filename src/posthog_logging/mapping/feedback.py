@@ -1,0 +1,82 @@
+"""§1.13: a feedback record becomes one ``$ai_feedback`` event."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..values import JsonValue, is_truthy, js_string, json_safe, time_ms
+from .envelope import Event, MappingOptions, SpanRejected, make_event
+from .layers import library, merge_layers, passthrough
+from .spans import CONSUMED_METADATA, as_mapping
+
+_FIELDS = (
+    ("feedbackId", "feedback_id"),
+    ("feedbackType", "feedback_type"),
+    ("value", "feedback_value"),
+)
+_IDS = (("spanId", "span_id"), ("sourceId", "source_id"))
+
+
+class FeedbackEventBuilder:
+    """Builds ``$ai_feedback`` events; feedback needs no per-trace state."""
+
+    def __init__(self, options: MappingOptions) -> None:
+        self.options = options
+
+    def build(self, feedback: Any, now_ms: int) -> Event:
+        """The event; raises :class:`SpanRejected` for feedback with no trace id."""
+        if not isinstance(feedback, Mapping):
+            raise SpanRejected(f"feedback is a {type(feedback).__name__}, not a mapping")
+        if not is_truthy(feedback.get("traceId")):
+            raise SpanRejected("feedback has no traceId")
+        trace_id = js_string(feedback["traceId"])
+        metadata = as_mapping(feedback.get("metadata"))
+        properties: dict[str, JsonValue] = {"$ai_trace_id": trace_id}
+        properties["$ai_feedback_text"] = self._text(feedback)
+        for key, prop in _FIELDS:
+            if key in feedback:
+                properties[prop] = json_safe(feedback[key])
+        source = feedback.get("feedbackSource")
+        if source is None:
+            source = feedback.get("source")
+        if is_truthy(source):
+            properties["feedback_source"] = json_safe(source)
+        for key, prop in _IDS:
+            if is_truthy(feedback.get(key)):
+                properties[prop] = js_string(feedback[key])
+        if is_truthy(metadata.get("sessionId")):
+            properties["$ai_session_id"] = js_string(metadata["sessionId"])
+        layers = [passthrough(metadata, CONSUMED_METADATA), library(properties)]
+        properties = merge_layers(layers, self.options.mastra_compat)
+        distinct_id = self._distinct_id(feedback, metadata)
+        if distinct_id is None:
+            distinct_id = trace_id
+            properties["$process_person_profile"] = False
+        timestamp_ms = time_ms(feedback.get("timestamp"))
+        if timestamp_ms is None and not self.options.mastra_compat:
+            timestamp_ms = now_ms
+        feedback_id = feedback.get("feedbackId")
+        identity = (trace_id, js_string(feedback_id)) if is_truthy(feedback_id) else None
+        return make_event("$ai_feedback", distinct_id, properties, timestamp_ms, identity)
+
+    @staticmethod
+    def _text(feedback: Mapping[str, Any]) -> str:
+        comment = feedback.get("comment")
+        if comment is not None:
+            return js_string(comment)
+        return js_string(feedback["value"]) if "value" in feedback else "undefined"
+
+    def _distinct_id(self, feedback: Mapping[str, Any], metadata: Mapping[str, Any]) -> str | None:
+        """§1.13 distinct id; None means "personless, use the trace id" (Part 2 (g))."""
+        chosen: Any = None
+        for source in (feedback.get("feedbackUserId"), feedback.get("userId"), metadata.get("userId")):
+            if source is not None:
+                chosen = source
+                break
+        if is_truthy(chosen):
+            return js_string(chosen)
+        default = self.options.default_distinct_id
+        if default is not None:
+            return default
+        return "anonymous" if self.options.mastra_compat else None

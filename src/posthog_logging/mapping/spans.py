@@ -1,0 +1,374 @@
+"""§1.3–§1.10 (and Part 2): one span becomes its PostHog event(s).
+
+Properties are assembled from *layers* in the order the spec lists them.  A
+layer is either the library's own keys or a passthrough of user data (tags,
+attributes, metadata).  Compat mode merges the layers in order, so a later
+passthrough overwrites the library's keys exactly as ``@mastra/posthog`` does;
+default mode merges the passthrough layers first and the library's keys on
+top, dropping ``$``-prefixed passthrough keys (Part 2 (c)).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..contract import SpanType
+from ..values import (
+    JsonValue,
+    is_number,
+    is_truthy,
+    js_string,
+    json_safe,
+    seconds_between,
+    time_ms,
+)
+from .envelope import Event, MappingOptions, SpanRejected, make_event
+from .layers import Layer, library, merge_layers, passthrough
+from .messages import format_messages, format_tools
+
+#: Properties privacy mode removes from every span event (§1.14).
+CONTENT_PROPERTIES = ("$ai_input", "$ai_output_choices", "$ai_input_state", "$ai_output_state")
+#: Metadata keys that are read by the mapping and never passed through.
+CONSUMED_METADATA = frozenset({"userId", "sessionId"})
+
+_GENERATION = SpanType.MODEL_GENERATION.value
+_CHUNK = SpanType.MODEL_CHUNK.value
+
+
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    """A span field that should be a mapping, or an empty one when it is not."""
+    return value if isinstance(value, Mapping) else {}
+
+
+class SpanFacts:
+    """The fields of one span the mapping reads, parsed once.
+
+    Raises :class:`SpanRejected` when the span is not a mapping or lacks ``id``
+    or ``traceId`` (§1.2: such a record is dropped).
+    """
+
+    def __init__(self, span: Any) -> None:
+        if not isinstance(span, Mapping):
+            raise SpanRejected(f"span is a {type(span).__name__}, not a mapping")
+        for key in ("id", "traceId"):
+            if not is_truthy(span.get(key)):
+                raise SpanRejected(f"span has no {key}")
+        self.span = span
+        self.span_id = js_string(span["id"])
+        self.trace_id = js_string(span["traceId"])
+        span_type = span.get("type")
+        self.type = span_type.lower() if isinstance(span_type, str) else ""
+        self.is_event = is_truthy(span.get("isEvent"))
+        self.is_root = is_truthy(span.get("isRootSpan"))
+        self.parent_id = js_string(span["parentSpanId"]) if is_truthy(span.get("parentSpanId")) else None
+        self.attributes = as_mapping(span.get("attributes"))
+        self.metadata = as_mapping(span.get("metadata"))
+        self.error_info = span.get("errorInfo")
+        self.start_ms = time_ms(span.get("startTime"))
+
+    def end_ms(self, now_ms: int) -> int:
+        """§1.5: ``endTime`` when truthy (it must parse), else *now*."""
+        end_time = self.span.get("endTime")
+        if not is_truthy(end_time):
+            return now_ms
+        end_ms = time_ms(end_time)
+        if end_ms is None:
+            raise SpanRejected(f"span {self.span_id} has an unparseable endTime")
+        return end_ms
+
+    def user_id(self) -> str | None:
+        user = self.metadata.get("userId")
+        return js_string(user) if is_truthy(user) else None
+
+
+@dataclass(frozen=True)
+class SpanContext:
+    """What the trace state knows that the span itself does not (§1.2, §1.4, §1.7)."""
+
+    trace_user: str | None = None
+    parent_is_root: bool = False
+
+
+class SpanEventBuilder:
+    """Builds the events of one span in either mode; holds no per-trace state."""
+
+    def __init__(self, options: MappingOptions) -> None:
+        self.options = options
+        self.compat = options.mastra_compat
+
+    # §1.3 ------------------------------------------------------------------
+    def build(self, facts: SpanFacts, context: SpanContext, now_ms: int) -> list[Event]:
+        """The event(s) for one span; raises :class:`SpanRejected` if none can be built."""
+        end_ms = facts.end_ms(now_ms)
+        if facts.is_event:
+            name = "$ai_generation" if facts.type == _GENERATION else "$ai_span"
+            return [self._child_event(name, facts, context, end_ms, latency=0)]
+        if facts.is_root:
+            events = []
+            if not self.compat and facts.type == _GENERATION:
+                latency = self._latency(facts, end_ms)
+                facts.parent_id = None  # Part 2 (b): a root generation has no parent
+                events.append(self._child_event("$ai_generation", facts, context, end_ms, latency))
+            events.append(self._trace_event(facts, context, end_ms))
+            return events
+        latency = self._latency(facts, end_ms)
+        name = "$ai_generation" if facts.type == _GENERATION else "$ai_span"
+        return [self._child_event(name, facts, context, end_ms, latency)]
+
+    def _latency(self, facts: SpanFacts, end_ms: int) -> float:
+        if facts.start_ms is None:
+            raise SpanRejected(f"span {facts.span_id} has no usable startTime")
+        return seconds_between(facts.start_ms, end_ms)
+
+    # §1.4 ------------------------------------------------------------------
+    def _distinct_id(self, facts: SpanFacts, context: SpanContext) -> tuple[str, bool]:
+        """The distinct id, and whether it is personless (Part 2 (g))."""
+        for candidate in (facts.user_id(), context.trace_user, self.options.default_distinct_id):
+            if candidate:
+                return candidate, False
+        if self.compat:
+            return "anonymous", False
+        return facts.trace_id, True
+
+    # §1.6 ------------------------------------------------------------------
+    def _trace_event(self, facts: SpanFacts, context: SpanContext, end_ms: int) -> Event:
+        span = facts.span
+        base: dict[str, JsonValue] = {
+            "$ai_trace_id": facts.trace_id,
+            "$ai_is_error": is_truthy(facts.error_info),
+        }
+        if "name" in span:
+            base["$ai_span_name"] = json_safe(span["name"])
+        if not self.compat and facts.start_ms is not None:
+            base["$ai_latency"] = seconds_between(facts.start_ms, end_ms)
+        base.update(self._session(facts))
+        base.update(self._states(span))
+        if is_truthy(facts.error_info):
+            base["$ai_error"] = self._trace_error(as_mapping(facts.error_info))
+        layers = [library(base), self._tags(span), self._metadata(facts)]
+        return self._event("$ai_trace", facts, context, end_ms, layers)
+
+    @staticmethod
+    def _trace_error(error: Mapping[str, Any]) -> dict[str, JsonValue]:
+        reported: dict[str, JsonValue] = {}
+        if "message" in error:
+            reported["message"] = json_safe(error["message"])
+        for key in ("id", "category"):
+            if is_truthy(error.get(key)):
+                reported[key] = json_safe(error[key])
+        return reported
+
+    # §1.7 ------------------------------------------------------------------
+    def _shared(self, facts: SpanFacts, context: SpanContext, latency: float) -> list[Layer]:
+        shared: dict[str, JsonValue] = {
+            "$ai_trace_id": facts.trace_id,
+            "$ai_latency": latency,
+            "$ai_is_error": is_truthy(facts.error_info),
+        }
+        if facts.parent_id is not None:
+            by_rule = facts.trace_id if context.parent_is_root else facts.parent_id
+            compat_event = self.compat and facts.is_event
+            shared["$ai_parent_id"] = facts.parent_id if compat_event else by_rule
+        shared.update(self._session(facts))
+        layers = [library(shared)]
+        if facts.is_event and facts.is_root:
+            layers.append(self._tags(facts.span))
+        return layers
+
+    @staticmethod
+    def _session(facts: SpanFacts) -> dict[str, JsonValue]:
+        session = facts.metadata.get("sessionId")
+        return {"$ai_session_id": js_string(session)} if is_truthy(session) else {}
+
+    @staticmethod
+    def _states(span: Mapping[str, Any]) -> dict[str, JsonValue]:
+        states: dict[str, JsonValue] = {}
+        for key, prop in (("input", "$ai_input_state"), ("output", "$ai_output_state")):
+            if is_truthy(span.get(key)):
+                states[prop] = json_safe(span[key])
+        return states
+
+    # §1.8 / §1.9 -----------------------------------------------------------
+    def _child_event(
+        self,
+        name: str,
+        facts: SpanFacts,
+        context: SpanContext,
+        end_ms: int,
+        latency: float,
+    ) -> Event:
+        layers = self._shared(facts, context, latency)
+        if name == "$ai_span":
+            layers.append(library(self._span_keys(facts)))
+            layers.append(passthrough(facts.attributes))
+        else:
+            layers.append(library(self._generation_keys(facts)))
+        layers.append(library(self._error_keys(facts)))
+        layers.append(self._metadata(facts))
+        return self._event(name, facts, context, end_ms, layers)
+
+    def _span_keys(self, facts: SpanFacts) -> dict[str, JsonValue]:
+        keys: dict[str, JsonValue] = {"$ai_span_id": facts.span_id}
+        if "name" in facts.span:
+            keys["$ai_span_name"] = json_safe(facts.span["name"])
+        keys.update(self._states(facts.span))
+        if facts.type == _CHUNK:
+            attributes = facts.attributes
+            if is_truthy(attributes.get("chunkType")):
+                keys["chunk_type"] = json_safe(attributes["chunkType"])
+            if "sequenceNumber" in attributes:
+                keys["chunk_sequence_number"] = json_safe(attributes["sequenceNumber"])
+        return keys
+
+    def _generation_keys(self, facts: SpanFacts) -> dict[str, JsonValue]:
+        span, attributes = facts.span, facts.attributes
+        keys: dict[str, JsonValue] = {"$ai_generation_id": facts.span_id}
+        if not self.compat:
+            keys["$ai_span_id"] = facts.span_id
+            if "name" in span:
+                keys["$ai_span_name"] = json_safe(span["name"])
+        keys["$ai_model"] = self._or_default(attributes.get("model"), "unknown-model")
+        keys["$ai_provider"] = self._or_default(attributes.get("provider"), "unknown-provider")
+        if is_truthy(span.get("input")):
+            keys["$ai_input"] = format_messages(span["input"], "user")
+        if is_truthy(span.get("output")):
+            keys["$ai_output_choices"] = format_messages(span["output"], "assistant")
+        keys.update(self._usage_keys(attributes))
+        parameters = attributes.get("parameters")
+        if is_truthy(parameters) and isinstance(parameters, Mapping):
+            if "temperature" in parameters:
+                keys["$ai_temperature"] = json_safe(parameters["temperature"])
+            if "maxOutputTokens" in parameters:
+                keys["$ai_max_tokens"] = self._token_value(parameters["maxOutputTokens"])
+        if "streaming" in attributes:
+            keys["$ai_stream"] = json_safe(attributes["streaming"])
+        tools = attributes.get("tools")
+        if isinstance(tools, list) and tools:
+            keys["$ai_tools"] = format_tools(tools)
+        if not self.compat:
+            keys.update(self._default_generation_keys(facts))
+        return {key: value for key, value in keys.items() if value is not _OMIT}
+
+    @staticmethod
+    def _or_default(value: Any, fallback: str) -> JsonValue:
+        return json_safe(value) if is_truthy(value) else fallback
+
+    _TOKEN_ROWS = (
+        ("$ai_input_tokens", ("inputTokens",)),
+        ("$ai_output_tokens", ("outputTokens",)),
+        ("$ai_cache_read_input_tokens", ("inputDetails", "cacheRead")),
+        ("$ai_cache_creation_input_tokens", ("inputDetails", "cacheWrite")),
+        ("$ai_cache_creation_5m_input_tokens", ("inputDetails", "cacheWrite5m")),
+        ("$ai_cache_creation_1h_input_tokens", ("inputDetails", "cacheWrite1h")),
+    )
+
+    def _usage_keys(self, attributes: Mapping[str, Any]) -> dict[str, JsonValue]:
+        usage = attributes.get("usage")
+        if not is_truthy(usage) or not isinstance(usage, Mapping):
+            return {}
+        keys: dict[str, JsonValue] = {}
+        for prop, path in self._TOKEN_ROWS:
+            container: Any = usage
+            for step in path[:-1]:
+                container = container.get(step) if isinstance(container, Mapping) else None
+            if isinstance(container, Mapping) and path[-1] in container:
+                keys[prop] = self._token_value(container[path[-1]])
+        return keys
+
+    def _token_value(self, value: Any) -> Any:
+        """Part 3 token hygiene; ``_OMIT`` marks a value default mode leaves out."""
+        if is_number(value) and math.isfinite(value):
+            return int(value) if float(value).is_integer() else value
+        return json_safe(value) if self.compat else _OMIT
+
+    def _default_generation_keys(self, facts: SpanFacts) -> dict[str, JsonValue]:
+        """Part 2 (e), (f), (h): time to first token, reasoning tokens, costs, stop reason."""
+        attributes = facts.attributes
+        keys: dict[str, JsonValue] = {}
+        first_token_ms = time_ms(attributes.get("completionStartTime"))
+        if first_token_ms is not None and facts.start_ms is not None:
+            keys["$ai_time_to_first_token"] = seconds_between(facts.start_ms, first_token_ms)
+        output_details = as_mapping(as_mapping(attributes.get("usage")).get("outputDetails"))
+        if "reasoning" in output_details and is_number(output_details["reasoning"]):
+            keys["$ai_reasoning_tokens"] = self._token_value(output_details["reasoning"])
+        keys.update(_cost_keys(as_mapping(attributes.get("costContext"))))
+        finish_reason = attributes.get("finishReason")
+        if isinstance(finish_reason, str) and finish_reason:
+            keys["$ai_stop_reason"] = finish_reason
+        return keys
+
+    # §1.10 -----------------------------------------------------------------
+    @staticmethod
+    def _error_keys(facts: SpanFacts) -> dict[str, JsonValue]:
+        if not is_truthy(facts.error_info):
+            return {}
+        error = as_mapping(facts.error_info)
+        keys: dict[str, JsonValue] = {}
+        if "message" in error:
+            keys["error_message"] = json_safe(error["message"])
+        for key, prop in (("id", "error_id"), ("category", "error_category")):
+            if is_truthy(error.get(key)):
+                keys[prop] = json_safe(error[key])
+        return keys
+
+    # §1.12 -----------------------------------------------------------------
+    @staticmethod
+    def _tags(span: Mapping[str, Any]) -> Layer:
+        tags = span.get("tags")
+        if not isinstance(tags, (list, tuple)):
+            return passthrough({})
+        return Layer(True, {js_string(tag): True for tag in tags})
+
+    @staticmethod
+    def _metadata(facts: SpanFacts) -> Layer:
+        return passthrough(facts.metadata, CONSUMED_METADATA)
+
+    def _event(
+        self,
+        name: str,
+        facts: SpanFacts,
+        context: SpanContext,
+        end_ms: int,
+        layers: list[Layer],
+    ) -> Event:
+        properties = merge_layers(layers, self.compat)
+        if self.options.privacy_mode:
+            strip_content(properties)
+        distinct_id, personless = self._distinct_id(facts, context)
+        if personless:
+            properties["$process_person_profile"] = False
+        identity = (facts.trace_id, facts.span_id)
+        return make_event(name, distinct_id, properties, end_ms, identity)
+
+
+class _Omitted:
+    """Marker for a value default mode leaves out (Part 3 token hygiene)."""
+
+
+_OMIT: Any = _Omitted()
+
+
+def _cost_keys(cost_context: Mapping[str, Any]) -> dict[str, JsonValue]:
+    """Part 2 (f): USD costs from ``attributes.costContext``."""
+    unit = cost_context.get("costUnit")
+    if unit is not None and not (isinstance(unit, str) and unit.lower() == "usd"):
+        return {}
+    keys: dict[str, JsonValue] = {}
+    for key, prop in (
+        ("estimatedCost", "$ai_total_cost_usd"),
+        ("inputCost", "$ai_input_cost_usd"),
+        ("outputCost", "$ai_output_cost_usd"),
+    ):
+        value = cost_context.get(key)
+        if is_number(value) and math.isfinite(value):
+            keys[prop] = value
+    return keys
+
+
+def strip_content(properties: dict[str, JsonValue]) -> None:
+    """§1.14 privacy mode: remove prompt and response content, whatever set it."""
+    for key in CONTENT_PROPERTIES:
+        properties.pop(key, None)

@@ -1,0 +1,229 @@
+"""Value conventions of the mapping spec (§0) and property-value hygiene (Part 3).
+
+Mastra's exporter is JavaScript, so several rules are phrased in JavaScript
+terms (truthiness, ``String(v)``, ``JSON.stringify``).  This module gives each
+of them one Python function, so the mapping code reads like the spec.
+Nothing here raises on odd input: every value ends up as something JSON can carry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+#: JSON-representable values (what ``json_safe`` returns).
+JsonValue = Any
+
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_MS_PER_DAY = 86_400_000
+_MAX_DEPTH = 64
+#: Largest integer a JavaScript number (and a JSON reader) holds exactly.
+_MAX_SAFE_INT = 2**53
+
+_ISO_PATTERN = re.compile(
+    r"""^\s*(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})
+    (?:[Tt ](?P<hour>\d{2}):(?P<minute>\d{2})
+        (?::(?P<second>\d{2})(?:[.,](?P<fraction>\d+))?)?
+    )?
+    \s*(?P<zone>[Zz]|[+-]\d{2}(?::?\d{2})?)?\s*$""",
+    re.VERBOSE,
+)
+
+
+def is_truthy(value: Any) -> bool:
+    """JavaScript truthiness: empty containers are truthy, ``0``/NaN/``""`` are not."""
+    if value is None or value is False or value is True:
+        return value is True
+    if isinstance(value, (int, float)):
+        return value == value and value != 0
+    if isinstance(value, str):
+        return value != ""
+    return True
+
+
+def is_number(value: Any) -> bool:
+    """True for ints and floats, but not for bools (which Python counts as ints)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def js_string(value: Any) -> str:
+    """JavaScript ``String(value)`` for the values a span can hold."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        return _js_number(value)
+    if isinstance(value, (list, tuple)):
+        return ",".join("" if item is None else js_string(item) for item in value)
+    if isinstance(value, Mapping):
+        return "[object Object]"
+    if isinstance(value, (dt.datetime, dt.date)):
+        return format_timestamp_ms(time_ms(value) or 0)
+    return _safe_str(value)
+
+
+def _js_number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    return repr(value)
+
+
+def _safe_str(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:  # a broken __str__ must not take the pipeline down
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+# ---------------------------------------------------------------- times (§1.1)
+
+
+def time_ms(value: Any) -> int | None:
+    """*ms(t)*: a time as integer epoch milliseconds, sub-millisecond digits truncated.
+
+    Accepts ``datetime`` (naive means UTC), ``date``, ISO-8601 strings (``Z`` or
+    any offset, any number of fractional digits) and epoch **seconds** as int or
+    float.  Anything else, or an impossible date, gives ``None``.
+    """
+    if isinstance(value, dt.datetime):
+        return _datetime_ms(value)
+    if isinstance(value, dt.date):
+        return (value.toordinal() - _EPOCH_ORDINAL) * _MS_PER_DAY
+    if isinstance(value, str):
+        return _iso_ms(value)
+    if is_number(value):
+        if not math.isfinite(value):
+            return None
+        # Round to microseconds first so 1.005 s is 1005 ms, not 1004.999...
+        return int(round(value * 1_000_000)) // 1000
+    return None
+
+
+def _datetime_ms(value: dt.datetime) -> int:
+    offset = value.utcoffset() or dt.timedelta(0)
+    naive = value.replace(tzinfo=None) - offset
+    days = naive.toordinal() - _EPOCH_ORDINAL
+    seconds = naive.hour * 3600 + naive.minute * 60 + naive.second
+    return days * _MS_PER_DAY + seconds * 1000 + naive.microsecond // 1000
+
+
+def _iso_ms(text: str) -> int | None:
+    match = _ISO_PATTERN.match(text)
+    if match is None:
+        return None
+    part = match.group
+    try:
+        day = dt.date(int(part("year")), int(part("month")), int(part("day")))
+        hour, minute = int(part("hour") or 0), int(part("minute") or 0)
+        second = int(part("second") or 0)
+        dt.time(hour, minute, second)  # validates the ranges
+    except ValueError:
+        return None
+    millis = int((part("fraction") or "0")[:3].ljust(3, "0"))
+    total = (day.toordinal() - _EPOCH_ORDINAL) * _MS_PER_DAY
+    total += (hour * 3600 + minute * 60 + second) * 1000 + millis
+    return total - _zone_offset_ms(part("zone"))
+
+
+def _zone_offset_ms(zone: str | None) -> int:
+    if not zone or zone in "Zz":
+        return 0
+    sign = -1 if zone[0] == "-" else 1
+    digits = zone[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+    return sign * (hours * 60 + minutes) * 60_000
+
+
+def format_timestamp_ms(ms: int) -> str:
+    """Part 3 timestamp: ISO-8601 UTC, exactly three fractional digits and ``Z``."""
+    days, rest = divmod(ms, _MS_PER_DAY)
+    day = dt.date.fromordinal(days + _EPOCH_ORDINAL)
+    seconds, millis = divmod(rest, 1000)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    return f"{day.isoformat()}T{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}Z"
+
+
+def seconds_between(start_ms: int, end_ms: int) -> float:
+    """Latency in float seconds computed from integer milliseconds, never rounded."""
+    return (end_ms - start_ms) / 1000
+
+
+# ------------------------------------------------------------ JSON (Part 3)
+
+
+class _Unserialisable(Exception):
+    """Raised inside strict conversion, where JSON.stringify would have thrown."""
+
+
+def json_safe(value: Any) -> JsonValue:
+    """A JSON-safe copy of ``value`` (Part 3 "everything else").
+
+    Mappings become objects with string keys, tuples/lists/sets arrays,
+    datetimes Part 3 timestamps, NaN/inf ``None``, integral floats ints (JSON
+    has one number type), and other objects ``str(value)``.  Cycles and very
+    deep nesting are cut with a marker instead of raising.
+    """
+    return _convert(value, set(), 0, strict=False)
+
+
+def json_text(value: Any) -> str:
+    """*JSON text(v)*: ``JSON.stringify`` output, or ``[Non-serializable <Type>]``."""
+    try:
+        converted = _convert(value, set(), 0, strict=True)
+    except _Unserialisable:
+        return f"[Non-serializable {type(value).__name__}]"
+    return json.dumps(converted, separators=(",", ":"), ensure_ascii=False)
+
+
+def _convert(value: Any, active: set[int], depth: int, *, strict: bool) -> JsonValue:
+    if value is None or type(value) in (str, bool, int):
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)  # str subclasses and str enums: the plain text
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return int(value) if value.is_integer() and abs(value) < _MAX_SAFE_INT else float(value)
+    if isinstance(value, (dt.datetime, dt.date)):
+        return format_timestamp_ms(time_ms(value) or 0)
+    if isinstance(value, (Mapping, list, tuple, set, frozenset)):
+        return _convert_container(value, active, depth, strict=strict)
+    return _safe_str(value)
+
+
+def _convert_container(value: Any, active: set[int], depth: int, *, strict: bool) -> JsonValue:
+    marker = id(value)
+    if marker in active or depth >= _MAX_DEPTH:
+        if strict:
+            raise _Unserialisable
+        return "[Circular]" if marker in active else "[Too deep]"
+    active.add(marker)
+    try:
+        if isinstance(value, Mapping):
+            return {
+                _key_text(key): _convert(item, active, depth + 1, strict=strict)
+                for key, item in value.items()
+            }
+        return [_convert(item, active, depth + 1, strict=strict) for item in value]
+    finally:
+        active.discard(marker)
+
+
+def _key_text(key: Any) -> str:
+    return key if isinstance(key, str) else js_string(key)
