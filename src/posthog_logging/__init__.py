@@ -3,5 +3,7 @@
 from __future__ import annotations
 
 from ._version import __version__
+from .contract import SpanEvent, SpanType
+from .handler import PosthogLogHandler
 
-__all__ = ["__version__"]
+__all__ = ["PosthogLogHandler", "SpanEvent", "SpanType", "__version__"]

@@ -1,0 +1,587 @@
+"""``PosthogLogHandler``: span records in, PostHog LLM-analytics events out.
+
+The caller's thread does as little as the standard library's ``QueueHandler``:
+it takes a shallow snapshot of the span and puts it on a queue.  Mapping,
+serialisation and HTTP all happen on the handler's own ``QueueListener``
+thread, which the handler starts itself (lazily, and again in a forked child)
+because ``dictConfig`` on 3.12+ builds but never starts listeners.
+
+Shutdown is owned here too.  ``logging.shutdown()`` (run at exit) calls
+``flush()`` and ``close()`` with the handler's lock held; the listener never
+takes that lock, so waiting for it there is safe.  If the listener could not
+be started (new threads may fail at interpreter exit), the caller's thread
+drains the queue itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import threading
+import time
+import weakref
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from logging.handlers import QueueListener
+from typing import Any
+
+from posthog import request as posthog_request
+
+from .contract import (
+    DIAGNOSTICS_LOGGER,
+    FEEDBACK_ATTR,
+    SPAN_ATTR,
+    SPAN_EVENT_ATTR,
+    SpanEvent,
+    SupportsSpanDict,
+)
+from .mapping import Event, EventMapper, MappingOptions, SpanRejected
+from .transport import Transport
+from .values import time_ms
+
+DEFAULT_HOST = "https://us.i.posthog.com"
+DISABLED_WARNING = (
+    "posthog disabled: Missing required API key. "
+    "Set POSTHOG_API_KEY environment variable or pass apiKey in config."
+)
+#: Records the listener may hold before the oldest are dropped (counted).
+DEFAULT_MAX_QUEUE_SIZE = 100_000
+#: A request never carries more events than this, nor fewer than ``flush_at``.
+MAX_REQUEST_EVENTS = 100
+#: How many errors of one kind are logged in full before they are only counted.
+LOGGED_ERRORS_PER_REASON = 5
+
+_log = logging.getLogger(DIAGNOSTICS_LOGGER)
+#: Loggers whose records this handler never consumes (its own and its transport's).
+_OWN_LOGGERS = (DIAGNOSTICS_LOGGER, "posthog", "urllib3", "requests")
+
+_SPAN_ITEM = 0
+_FEEDBACK_ITEM = 1
+#: Nested span fields copied on the caller's thread, so later mutation can't leak in.
+_SNAPSHOT_FIELDS = ("attributes", "metadata", "input", "output")
+
+
+@dataclass
+class _FlushRequest:
+    """Asks the listener to send everything queued before it, by ``deadline``."""
+
+    deadline: float
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class _CloseRequest(_FlushRequest):
+    """Asks the listener to abort open spans (§1.2) and then flush."""
+
+    now_ms: int = 0
+
+
+class HandlerStats:
+    """Thread-safe counters behind :meth:`PosthogLogHandler.stats`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self.dropped: Counter[str] = Counter()
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += amount
+
+    def drop(self, reason: str, amount: int = 1) -> int:
+        """Count dropped events; returns how many were dropped for ``reason`` so far."""
+        with self._lock:
+            self.dropped[reason] += amount
+            return self.dropped[reason]
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            counts: dict[str, Any] = dict(self._counts)
+            counts["dropped"] = dict(self.dropped)
+            return counts
+
+
+class EventPipeline:
+    """Listener-side work: map records, batch events, send batches on time.
+
+    Runs on one thread at a time (the listener's, or the closing thread's when
+    there is no listener), so it holds its state without locks.
+    """
+
+    def __init__(
+        self,
+        mapper: EventMapper,
+        transport: Transport,
+        stats: HandlerStats,
+        *,
+        flush_at: int,
+        flush_interval: float,
+    ) -> None:
+        self.mapper = mapper
+        self.transport = transport
+        self.stats = stats
+        self.flush_at = flush_at
+        self.flush_interval = flush_interval
+        self.pending: list[Event] = []
+        self.next_flush = time.monotonic() + flush_interval
+
+    def seconds_until_due(self) -> float:
+        """How long the listener may block before :meth:`on_timer` is due."""
+        due = self.next_flush
+        expiry = self.mapper.traces.next_expiry()
+        if expiry is not None:
+            due = min(due, expiry)
+        return max(0.0, due - time.monotonic())
+
+    def on_timer(self) -> None:
+        """The flush interval elapsed (or a trace's clean-up is due)."""
+        now = time.monotonic()
+        if now >= self.next_flush:
+            self.send_pending(None)
+            self.next_flush = now + self.flush_interval
+        self.mapper.traces.expire()
+
+    def process(self, item: Any) -> None:
+        """Handle one queue item; never raises."""
+        try:
+            if isinstance(item, _FlushRequest):
+                self._finish(item)
+            else:
+                self._map(item)
+        except Exception as error:  # keep the listener alive whatever happens
+            self.stats.drop("internal_error")
+            _log.exception("posthog-logging: internal error while mapping: %s", error)
+        self.mapper.traces.expire()
+
+    def _map(self, item: tuple[int, Any, Any, float]) -> None:
+        kind, payload, span_event, created = item
+        now_ms = time_ms(created) or 0
+        try:
+            if kind == _FEEDBACK_ITEM:
+                events = [self.mapper.map_feedback(payload, now_ms)]
+            else:
+                events = self.mapper.map_span(payload, _span_event(span_event), now_ms)
+        except SpanRejected as rejected:
+            self.reject(rejected, feedback=kind == _FEEDBACK_ITEM)
+            return
+        self.add(events)
+
+    def reject(self, rejected: SpanRejected, *, feedback: bool = False) -> None:
+        """Count and report a record that could not become an event."""
+        reason = "invalid_feedback" if feedback else "invalid_span"
+        seen = self.stats.drop(reason)
+        if feedback and "traceId" in str(rejected):
+            _log.debug("posthog: feedback dropped: %s", rejected)
+        elif seen <= LOGGED_ERRORS_PER_REASON:
+            _log.error("posthog: exporter error: %s", rejected)
+        elif seen == LOGGED_ERRORS_PER_REASON + 1:
+            _log.error("posthog: exporter error: more records dropped as %s; counting only", reason)
+
+    def add(self, events: list[Event]) -> None:
+        """Queue built events; a full batch goes out at once."""
+        if not events:
+            return
+        self.stats.add("mapped", len(events))
+        self.pending.extend(events)
+        while len(self.pending) >= self.flush_at:
+            batch = self.pending[: self.flush_at]
+            del self.pending[: self.flush_at]
+            self._deliver(batch, None)
+
+    def send_pending(self, deadline: float | None) -> None:
+        """Send everything queued, in requests of at most max(flush_at, 100) events."""
+        size = max(self.flush_at, MAX_REQUEST_EVENTS)
+        while self.pending:
+            batch = self.pending[:size]
+            del self.pending[:size]
+            self._deliver(batch, deadline)
+
+    def _finish(self, request: _FlushRequest) -> None:
+        try:
+            if isinstance(request, _CloseRequest):
+                self.add(self.mapper.abort_open_spans(request.now_ms))
+            self.send_pending(request.deadline)
+        finally:
+            request.done.set()
+
+    def _deliver(self, batch: list[Event], deadline: float | None) -> None:
+        outcome = self.transport.send(batch, deadline)
+        self.stats.add("requests")
+        self.stats.add("sent", outcome.delivered)
+        self.stats.add("retried", outcome.retries)
+        if outcome.failed:
+            seen = self.stats.drop("undeliverable", len(outcome.failed))
+            _log.warning(
+                "posthog-logging: %d events could not be delivered (%d so far): %s",
+                len(outcome.failed),
+                seen,
+                "; ".join(outcome.reasons),
+            )
+
+
+def _span_event(value: Any) -> SpanEvent:
+    if value is None:
+        return SpanEvent.ENDED
+    if isinstance(value, SpanEvent):
+        return value
+    try:
+        return SpanEvent(str(value).lower())
+    except ValueError:
+        raise SpanRejected(f"unknown span_event {str(value)[:40]!r}") from None
+
+
+class EventListener(QueueListener):
+    """A ``QueueListener`` whose waits double as the pipeline's timers."""
+
+    def __init__(self, event_queue: queue.SimpleQueue[Any], pipeline: EventPipeline) -> None:
+        super().__init__(event_queue)  # type: ignore[arg-type]
+        self.pipeline = pipeline
+
+    def dequeue(self, block: bool) -> Any:
+        while True:
+            try:
+                return self.queue.get(block, self.pipeline.seconds_until_due())
+            except queue.Empty:
+                self.pipeline.on_timer()
+
+    def handle(self, record: Any) -> None:
+        self.pipeline.process(record)
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        thread: threading.Thread | None = getattr(self, "_thread", None)
+        return thread
+
+    def stop_within(self, timeout: float) -> bool:
+        """Ask the thread to finish and wait at most ``timeout``; True if it did."""
+        thread = self.thread
+        self.enqueue_sentinel()
+        if thread is None:
+            return True
+        thread.join(timeout)
+        if thread.is_alive():
+            return False
+        self._thread = None
+        return True
+
+
+_live_handlers: weakref.WeakSet[PosthogLogHandler] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for handler in list(_live_handlers):
+        handler._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class PosthogLogHandler(logging.Handler):
+    """A ``logging.Handler`` that sends span and feedback records to PostHog.
+
+    Keyword names and defaults follow ``reference/api.md``; ``flush_at`` and
+    ``flush_interval`` default to 20 and 10.0 s, or 10 and 2.0 s with
+    ``serverless=True`` unless given.  See the README for the extra knobs.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        host: str | None = None,
+        flush_at: int | None = None,
+        flush_interval: float | None = None,
+        serverless: bool = False,
+        default_distinct_id: str | None = None,
+        privacy_mode: bool = False,
+        mastra_compat: bool = False,
+        spill_dir: str | os.PathLike[str] | None = None,
+        level: int | str = logging.NOTSET,
+        *,
+        max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
+        flush_timeout: float = 5.0,
+        shutdown_timeout: float = 10.0,
+        request_timeout: float = 10.0,
+        gzip: bool = True,
+    ) -> None:
+        super().__init__(level)
+        for name, flag in (
+            ("serverless", serverless),
+            ("privacy_mode", privacy_mode),
+            ("mastra_compat", mastra_compat),
+            ("gzip", gzip),
+        ):
+            _require_bool(name, flag)
+        self.flush_at = _positive_int("flush_at", flush_at, 10 if serverless else 20)
+        self.flush_interval = _positive_seconds(
+            "flush_interval", flush_interval, 2.0 if serverless else 10.0
+        )
+        self.max_queue_size = _positive_int("max_queue_size", max_queue_size, 0)
+        self.flush_timeout = _positive_seconds("flush_timeout", flush_timeout, 0)
+        self.shutdown_timeout = _positive_seconds("shutdown_timeout", shutdown_timeout, 0)
+        request_timeout = _positive_seconds("request_timeout", request_timeout, 0)
+        _optional_str("default_distinct_id", default_distinct_id)
+        self.serverless = serverless
+        self.privacy_mode = privacy_mode
+        self.mastra_compat = mastra_compat
+        self.spill_dir = None if spill_dir is None else os.fspath(spill_dir)
+        self.host = _resolve_host(host)
+        api_key = _resolve_api_key(api_key)
+        self.disabled = api_key is None
+        self.options = MappingOptions(
+            mastra_compat=mastra_compat,
+            privacy_mode=privacy_mode,
+            default_distinct_id=default_distinct_id,
+        )
+        self._stats = HandlerStats()
+        self._ignored = 0
+        self._closed = False
+        self._lifecycle_lock = threading.Lock()
+        self._closing = threading.Event()
+        self._close_deadline: float | None = None
+        self._transport = Transport(
+            api_key or "",
+            self.host,
+            gzip=gzip,
+            timeout=request_timeout,
+            wait=self._closing.wait,
+            shutdown_deadline=lambda: self._close_deadline,
+        )
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._pipeline = self._new_pipeline()
+        self._listener: EventListener | None = None
+        if self.disabled:
+            _log.warning(DISABLED_WARNING)
+        else:
+            _live_handlers.add(self)
+
+    def __repr__(self) -> str:
+        state = "disabled" if self.disabled else self.host
+        return f"<{type(self).__name__} {state} ({logging.getLevelName(self.level)})>"
+
+    # ---------------------------------------------------------------- caller
+    def handle(self, record: logging.LogRecord) -> Any:
+        """Filter and emit without taking the handler lock: ``emit`` is thread-safe."""
+        result = self.filter(record)
+        if result:
+            self.emit(result if isinstance(result, logging.LogRecord) else record)
+        return result
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue a snapshot of the record's span or feedback; everything else is ignored."""
+        if self.disabled:
+            return
+        try:
+            attributes = record.__dict__
+            span = attributes.get(SPAN_ATTR)
+            if span is not None:
+                item: tuple[int, Any, Any, float] = (
+                    _SPAN_ITEM,
+                    _snapshot(span),
+                    attributes.get(SPAN_EVENT_ATTR),
+                    record.created,
+                )
+            else:
+                feedback = attributes.get(FEEDBACK_ATTR)
+                if feedback is None or record.name.startswith(_OWN_LOGGERS):
+                    self._ignored += 1
+                    return
+                item = (_FEEDBACK_ITEM, _snapshot(feedback), None, record.created)
+            self._enqueue(item)
+        except Exception:  # never raise into the caller's thread
+            self._stats.drop("emit_error")
+
+    def _enqueue(self, item: tuple[int, Any, Any, float]) -> None:
+        if self._closed:
+            self._count_drop("closed", "records logged after close() are dropped")
+            return
+        if self._listener is None:
+            self._start_listener()
+        self._stats.add("received")
+        event_queue = self._queue
+        if event_queue.qsize() >= self.max_queue_size:
+            try:
+                event_queue.get_nowait()
+            except queue.Empty:
+                pass
+            else:
+                self._count_drop("queue_full", "the queue is full; dropping the oldest records")
+        event_queue.put(item)
+
+    def _count_drop(self, reason: str, message: str) -> None:
+        if self._stats.drop(reason) == 1:
+            _log.warning("posthog-logging: %s (counted in stats()['dropped'][%r])", message, reason)
+
+    def _start_listener(self) -> None:
+        with self._lifecycle_lock:
+            if self._listener is not None or self._closed:
+                return
+            listener = EventListener(self._queue, self._pipeline)
+            try:
+                listener.start()
+            except RuntimeError:
+                # At interpreter exit new threads cannot start; close() drains inline.
+                return
+            self._listener = listener
+
+    # ------------------------------------------------------------- lifecycle
+    def flush(self) -> None:
+        """Block until everything logged before this call was sent (or timed out)."""
+        if self.disabled or self._closed:
+            return
+        self._finish(_FlushRequest(time.monotonic() + self.flush_timeout), self.flush_timeout)
+
+    def close(self) -> None:
+        """Abort open spans, deliver everything within ``shutdown_timeout``, stop."""
+        with self._lifecycle_lock:
+            first_close = not self._closed
+            self._closed = True
+        if first_close and not self.disabled:
+            timeout = self.shutdown_timeout
+            deadline = self._close_deadline = time.monotonic() + timeout
+            self._closing.set()  # cut any backoff sleep short
+            request = _CloseRequest(deadline, now_ms=time_ms(time.time()) or 0)
+            self._finish(request, timeout)
+            listener = self._listener
+            remaining = max(0.1, deadline - time.monotonic())
+            if listener is not None and not listener.stop_within(remaining):
+                _log.warning("posthog-logging: listener still busy at the shutdown deadline")
+            self._report_losses()
+        _live_handlers.discard(self)
+        super().close()
+
+    def _finish(self, request: _FlushRequest, timeout: float) -> None:
+        listener = self._listener
+        thread = listener.thread if listener is not None else None
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            self._queue.put(request)
+            request.done.wait(timeout)
+            return
+        self._drain_inline(request)
+
+    def _drain_inline(self, request: _FlushRequest) -> None:
+        """Do the listener's work on this thread (no listener could run)."""
+        with self._lifecycle_lock:
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    self._pipeline.process(item)
+            self._pipeline.process(request)
+
+    def _report_losses(self) -> None:
+        dropped = self._stats.snapshot()["dropped"]
+        if dropped:
+            _log.warning("posthog-logging: closed with dropped events: %s", dropped)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters (received, ignored, mapped, sent, retried, dropped by reason)."""
+        counts = self._stats.snapshot()
+        counts["ignored"] = self._ignored
+        counts["queued"] = self._queue.qsize()
+        listener = self._listener
+        thread = listener.thread if listener is not None else None
+        counts["listener_alive"] = bool(thread is not None and thread.is_alive())
+        counts["disabled"] = self.disabled
+        return counts
+
+    def _new_pipeline(self) -> EventPipeline:
+        mapper = EventMapper(self.options, on_reject=lambda rejected: self._pipeline.reject(rejected))
+        return EventPipeline(
+            mapper,
+            self._transport,
+            self._stats,
+            flush_at=self.flush_at,
+            flush_interval=self.flush_interval,
+        )
+
+    def _reset_after_fork(self) -> None:
+        """In a forked child: empty buffer, fresh state, a listener of its own later.
+
+        The parent's buffered events stay the parent's to send.
+        """
+        self._queue = queue.SimpleQueue()
+        self._lifecycle_lock = threading.Lock()
+        self._stats = HandlerStats()
+        self._ignored = 0
+        self._pipeline = self._new_pipeline()
+        self._listener = None
+        reset_sessions = getattr(posthog_request, "reset_sessions", None)
+        if reset_sessions is not None:
+            reset_sessions()  # the parent's pooled connections are not ours to use
+
+
+def _snapshot(payload: Any) -> Any:
+    """A copy the caller can no longer change: top level plus the nested fields."""
+    if type(payload) is dict:
+        copy = payload.copy()
+        for key in _SNAPSHOT_FIELDS:
+            value = copy.get(key)
+            if type(value) is dict or type(value) is list:
+                copy[key] = value.copy()
+        return copy
+    if isinstance(payload, SupportsSpanDict):
+        return payload.to_span_dict()
+    if isinstance(payload, Mapping):
+        return dict(payload)
+    return payload  # not a mapping: the listener rejects it, counted
+
+
+def _resolve_api_key(api_key: Any) -> str | None:
+    if api_key is None:
+        api_key = os.environ.get("POSTHOG_API_KEY")
+    if api_key is not None and not isinstance(api_key, str):
+        raise TypeError(f"api_key must be a string, not {type(api_key).__name__}")
+    return (api_key.strip() or None) if api_key else None
+
+
+def _resolve_host(host: Any) -> str:
+    if host is None:
+        host = os.environ.get("POSTHOG_HOST") or None
+    if host is None:
+        _log.info(
+            "posthog-logging: no host given, using the US cloud %s "
+            "(EU projects set host or POSTHOG_HOST to https://eu.i.posthog.com)",
+            DEFAULT_HOST,
+        )
+        return DEFAULT_HOST
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a string, not {type(host).__name__}")
+    if not host.startswith(("http://", "https://")):
+        raise ValueError(f"host must be an http:// or https:// URL, got {host!r}")
+    return host.rstrip("/")
+
+
+def _require_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, not {value!r}")
+
+
+def _optional_str(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a string or None, not {type(value).__name__}")
+
+
+def _positive_int(name: str, value: Any, default: int) -> int:
+    if value is None and default:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def _positive_seconds(name: str, value: Any, default: float) -> float:
+    if value is None and default:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value}")
+    return float(value)

@@ -1,0 +1,59 @@
+"""Shared fixtures: a real capture server on 127.0.0.1 and handler plumbing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from posthog_logging.devserver import CaptureServer
+
+#: The shared reference material beside the repository (conformance fixtures, spec).
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+DUMMY_KEY = "phc_test_dummy_key_0123456789"
+
+
+@pytest.fixture
+def capture_server() -> Iterator[CaptureServer]:
+    with CaptureServer() as server:
+        yield server
+
+
+class RecordCollector(logging.Handler):
+    """Keeps every record it sees (to check the library's own log output)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def messages(self, min_level: int = logging.DEBUG) -> list[str]:
+        return [r.getMessage() for r in self.records if r.levelno >= min_level]
+
+
+@pytest.fixture
+def library_logs() -> Iterator[RecordCollector]:
+    """Records of the library's own diagnostics logger and the posthog transport's."""
+    collector = RecordCollector()
+    loggers = [logging.getLogger(name) for name in ("posthog_logging", "posthog")]
+    saved = [(lg.level, lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(collector)
+        lg.setLevel(logging.DEBUG)
+    yield collector
+    for lg, (level, _propagate) in zip(loggers, saved):
+        lg.removeHandler(collector)
+        lg.setLevel(level)
+
+
+def span_logger(name: str, handler: logging.Handler) -> logging.Logger:
+    """A dedicated logger that sends everything to ``handler`` only."""
+    logger = logging.getLogger(name)
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    return logger

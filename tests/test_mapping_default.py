@@ -1,0 +1,244 @@
+"""Default mode (mapping-spec Part 2): one test per deliberate improvement.
+
+Each test builds the same span in compat mode too, so it shows both what the
+upstream exporter does and what the default mode does instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from posthog_logging.contract import SpanEvent
+from posthog_logging.mapping import Event, EventMapper, MappingOptions, SpanRejected
+
+TRACE = "a" * 32
+ROOT = "1" * 16
+NOW_MS = 1_735_689_660_000  # 2025-01-01T00:01:00Z
+
+
+def mapper(compat: bool = False, **options: Any) -> EventMapper:
+    rejected: list[SpanRejected] = []
+    return EventMapper(MappingOptions(mastra_compat=compat, **options), rejected.append)
+
+
+def span(span_id: str, **fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "id": span_id,
+        "traceId": TRACE,
+        "name": f"span {span_id}",
+        "type": "generic",
+        "startTime": "2025-01-01T00:00:00.000Z",
+        "endTime": "2025-01-01T00:00:02.500Z",
+        "isEvent": False,
+        "isRootSpan": False,
+    }
+    base.update(fields)
+    return base
+
+
+def root(**fields: Any) -> dict[str, Any]:
+    return span(ROOT, type="agent_run", isRootSpan=True, **fields)
+
+
+def run(m: EventMapper, *steps: tuple[str, dict[str, Any]]) -> list[Event]:
+    events: list[Event] = []
+    for span_event, payload in steps:
+        events.extend(m.map_span(payload, SpanEvent(span_event), NOW_MS))
+    return events
+
+
+def generation(**attributes: Any) -> dict[str, Any]:
+    return span("2" * 16, type="model_generation", parentSpanId=ROOT, attributes=attributes)
+
+
+def only(events: list[Event], name: str) -> dict[str, Any]:
+    matching = [event for event in events if event["event"] == name]
+    assert len(matching) == 1, [event["event"] for event in events]
+    properties: dict[str, Any] = matching[0]["properties"]
+    return properties
+
+
+def test_a_generations_carry_span_id_and_name() -> None:
+    for compat, expected in ((True, False), (False, True)):
+        props = only(run(mapper(compat), ("span_ended", generation())), "$ai_generation")
+        assert ("$ai_span_id" in props) is expected
+        assert props["$ai_generation_id"] == "2" * 16
+    props = only(run(mapper(), ("span_ended", generation())), "$ai_generation")
+    assert props["$ai_span_id"] == "2" * 16
+    assert props["$ai_span_name"] == "span " + "2" * 16
+
+
+def test_b_root_generation_keeps_model_and_tokens_and_trace_gets_latency() -> None:
+    root_generation = span(
+        ROOT,
+        type="model_generation",
+        isRootSpan=True,
+        input="hi",
+        output="hello",
+        attributes={"model": "gpt-4o", "provider": "openai", "usage": {"inputTokens": 9}},
+    )
+    compat_events = run(mapper(True), ("span_ended", root_generation))
+    assert [e["event"] for e in compat_events] == ["$ai_trace"]
+
+    events = run(mapper(), ("span_ended", root_generation))
+    assert [e["event"] for e in events] == ["$ai_generation", "$ai_trace"]
+    gen = events[0]["properties"]
+    assert gen["$ai_model"] == "gpt-4o"
+    assert gen["$ai_input_tokens"] == 9
+    assert gen["$ai_latency"] == 2.5
+    assert gen["$ai_input"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+    assert "$ai_parent_id" not in gen
+    assert events[1]["properties"]["$ai_latency"] == 2.5
+    assert events[0]["uuid"] != events[1]["uuid"]
+
+
+def test_b_trace_latency_omitted_without_start_time() -> None:
+    events = run(mapper(), ("span_ended", root(startTime=None)))
+    assert "$ai_latency" not in only(events, "$ai_trace")
+
+
+def test_c_passthrough_never_overwrites_library_keys() -> None:
+    tool = span(
+        "3" * 16,
+        type="tool_call",
+        parentSpanId=ROOT,
+        attributes={"$ai_span_id": "evil", "shared": "attribute", "only_attr": 1},
+        metadata={"$ai_latency": 999, "$ai_total_cost_usd": 5, "$groups": {"company": "c1"},
+                  "shared": "metadata", "error_message": "meta"},
+        errorInfo={"message": "real error"},
+    )
+    compat = only(run(mapper(True), ("span_ended", tool)), "$ai_span")
+    assert compat["$ai_span_id"] == "evil"
+    assert compat["$ai_latency"] == 999
+    assert compat["error_message"] == "meta"
+
+    props = only(run(mapper(), ("span_ended", tool)), "$ai_span")
+    assert props["$ai_span_id"] == "3" * 16
+    assert props["$ai_latency"] == 2.5
+    assert props["error_message"] == "real error"
+    assert "$ai_total_cost_usd" not in props
+    assert props["$groups"] == {"company": "c1"}
+    assert props["shared"] == "metadata"  # tags < attributes < metadata
+    assert props["only_attr"] == 1
+
+
+def test_c_tags_lose_to_metadata_and_library_on_the_trace() -> None:
+    trace = root(tags=["beta", "$ai_trace_id", "tier"], metadata={"tier": "pro"})
+    props = only(run(mapper(), ("span_ended", trace)), "$ai_trace")
+    assert props["beta"] is True
+    assert props["tier"] == "pro"
+    assert props["$ai_trace_id"] == TRACE
+
+
+def test_d_event_span_parent_follows_the_root_rule() -> None:
+    event_span = span("4" * 16, isEvent=True, parentSpanId=ROOT, endTime=None)
+    steps = (("span_started", root()), ("span_ended", event_span))
+    compat = only(run(mapper(True), *steps), "$ai_span")
+    assert compat["$ai_parent_id"] == ROOT
+    props = only(run(mapper(), *steps), "$ai_span")
+    assert props["$ai_parent_id"] == TRACE
+    assert props["$ai_latency"] == 0
+
+
+def test_e_time_to_first_token_in_seconds() -> None:
+    gen = generation(completionStartTime="2025-01-01T00:00:00.350Z")
+    assert "$ai_time_to_first_token" not in only(
+        run(mapper(True), ("span_ended", gen)), "$ai_generation"
+    )
+    props = only(run(mapper(), ("span_ended", gen)), "$ai_generation")
+    assert props["$ai_time_to_first_token"] == 0.35
+
+
+def test_f_reasoning_tokens_and_usd_costs() -> None:
+    attributes = {
+        "usage": {"inputTokens": 100.0, "outputTokens": 50, "outputDetails": {"reasoning": 20}},
+        "costContext": {"estimatedCost": 0.0125, "inputCost": 0.01, "outputCost": 0.0025,
+                        "costUnit": "USD"},
+    }
+    compat = only(run(mapper(True), ("span_ended", generation(**attributes))), "$ai_generation")
+    assert "$ai_reasoning_tokens" not in compat and "$ai_total_cost_usd" not in compat
+
+    props = only(run(mapper(), ("span_ended", generation(**attributes))), "$ai_generation")
+    assert props["$ai_reasoning_tokens"] == 20
+    assert props["$ai_input_tokens"] == 100 and isinstance(props["$ai_input_tokens"], int)
+    assert props["$ai_total_cost_usd"] == 0.0125
+    assert props["$ai_input_cost_usd"] == 0.01
+    assert props["$ai_output_cost_usd"] == 0.0025
+
+
+@pytest.mark.parametrize("cost_context", [
+    {"estimatedCost": 1.0, "costUnit": "EUR"},
+    {"estimatedCost": True},
+    {"estimatedCost": float("nan")},
+    {"estimatedCost": "1.0"},
+])
+def test_f_costs_not_mapped_unless_finite_usd_numbers(cost_context: dict[str, Any]) -> None:
+    props = only(run(mapper(), ("span_ended", generation(costContext=cost_context))),
+                 "$ai_generation")
+    assert "$ai_total_cost_usd" not in props
+
+
+def test_g_no_fake_person_for_spans_traces_and_feedback() -> None:
+    compat = run(mapper(True), ("span_ended", root()))
+    assert compat[0]["distinct_id"] == "anonymous"
+
+    events = run(mapper(), ("span_ended", generation()), ("span_ended", root()))
+    for event in events:
+        assert event["distinct_id"] == TRACE
+        assert event["properties"]["$process_person_profile"] is False
+    feedback = mapper().map_feedback({"traceId": TRACE, "value": 1}, NOW_MS)
+    assert feedback["distinct_id"] == TRACE
+    assert feedback["properties"]["$process_person_profile"] is False
+
+    with_default = run(mapper(default_distinct_id="svc"), ("span_ended", root()))
+    assert with_default[0]["distinct_id"] == "svc"
+    assert "$process_person_profile" not in with_default[0]["properties"]
+
+
+def test_h_stop_reason_from_finish_reason() -> None:
+    props = only(run(mapper(), ("span_ended", generation(finishReason="stop"))), "$ai_generation")
+    assert props["$ai_stop_reason"] == "stop"
+    for reason in ("", None, 3):
+        props = only(run(mapper(), ("span_ended", generation(finishReason=reason))),
+                     "$ai_generation")
+        assert "$ai_stop_reason" not in props
+
+
+def test_feedback_without_timestamp_uses_now() -> None:
+    compat = mapper(True).map_feedback({"traceId": TRACE, "value": 1}, NOW_MS)
+    assert compat["timestamp"] is None
+    event = mapper().map_feedback({"traceId": TRACE, "value": 1}, NOW_MS)
+    assert event["timestamp"] == "2025-01-01T00:01:00.000Z"
+
+
+def test_default_mode_omits_non_numeric_token_counts() -> None:
+    attributes = {"usage": {"inputTokens": None, "outputTokens": True}}
+    compat = only(run(mapper(True), ("span_ended", generation(**attributes))), "$ai_generation")
+    assert compat["$ai_input_tokens"] is None and compat["$ai_output_tokens"] is True
+    props = only(run(mapper(), ("span_ended", generation(**attributes))), "$ai_generation")
+    assert "$ai_input_tokens" not in props and "$ai_output_tokens" not in props
+
+
+@pytest.mark.parametrize("compat", [True, False])
+def test_privacy_mode_strips_content_whatever_set_it(compat: bool) -> None:
+    private = mapper(compat, privacy_mode=True)
+    tool = span("5" * 16, parentSpanId=ROOT, input="secret", output="secret",
+                metadata={"$ai_input": "secret via metadata"})
+    gen = generation(model="m")
+    gen.update(input="secret prompt", output="secret reply")
+    events = run(private, ("span_ended", tool), ("span_ended", gen), ("span_ended",
+                 root(input="q", output="a")))
+    for event in events:
+        for key in ("$ai_input", "$ai_output_choices", "$ai_input_state", "$ai_output_state"):
+            assert key not in event["properties"]
+    assert only(events, "$ai_generation")["$ai_model"] == "m"
+
+
+def test_event_uuid_is_deterministic_per_trace_span_and_event() -> None:
+    first = run(mapper(), ("span_ended", generation()))[0]
+    again = run(mapper(), ("span_ended", generation()))[0]
+    other = run(mapper(), ("span_ended", span("6" * 16, parentSpanId=ROOT)))[0]
+    assert first["uuid"] == again["uuid"]
+    assert first["uuid"] != other["uuid"]
