@@ -22,9 +22,7 @@ import queue
 import threading
 import time
 import weakref
-from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from logging.handlers import QueueListener
 from typing import Any
 
@@ -35,10 +33,19 @@ from .contract import (
     FEEDBACK_ATTR,
     SPAN_ATTR,
     SPAN_EVENT_ATTR,
-    SpanEvent,
     SupportsSpanDict,
 )
-from .mapping import Event, EventMapper, MappingOptions, SpanRejected
+from .mapping import EventMapper, MappingOptions
+from .pipeline import (
+    FEEDBACK_ITEM,
+    SPAN_ITEM,
+    CloseRequest,
+    EventBuffer,
+    EventPipeline,
+    FlushRequest,
+    RecordItem,
+    Stats,
+)
 from .transport import Transport
 from .values import time_ms
 
@@ -47,190 +54,18 @@ DISABLED_WARNING = (
     "posthog disabled: Missing required API key. "
     "Set POSTHOG_API_KEY environment variable or pass apiKey in config."
 )
-#: Records the listener may hold before the oldest are dropped (counted).
+#: Records waiting for the listener before the oldest are dropped (counted).
 DEFAULT_MAX_QUEUE_SIZE = 100_000
-#: A request never carries more events than this, nor fewer than ``flush_at``.
-MAX_REQUEST_EVENTS = 100
-#: How many errors of one kind are logged in full before they are only counted.
-LOGGED_ERRORS_PER_REASON = 5
+#: Encoded events the listener buffers (sending, or waiting out an outage).
+DEFAULT_MAX_BUFFER_EVENTS = 100_000
+DEFAULT_MAX_BUFFER_BYTES = 64 * 1024 * 1024
 
 _log = logging.getLogger(DIAGNOSTICS_LOGGER)
 #: Loggers whose records this handler never consumes (its own and its transport's).
 _OWN_LOGGERS = (DIAGNOSTICS_LOGGER, "posthog", "urllib3", "requests")
 
-_SPAN_ITEM = 0
-_FEEDBACK_ITEM = 1
 #: Nested span fields copied on the caller's thread, so later mutation can't leak in.
 _SNAPSHOT_FIELDS = ("attributes", "metadata", "input", "output")
-
-
-@dataclass
-class _FlushRequest:
-    """Asks the listener to send everything queued before it, by ``deadline``."""
-
-    deadline: float
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass
-class _CloseRequest(_FlushRequest):
-    """Asks the listener to abort open spans (§1.2) and then flush."""
-
-    now_ms: int = 0
-
-
-class HandlerStats:
-    """Thread-safe counters behind :meth:`PosthogLogHandler.stats`."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
-        self.dropped: Counter[str] = Counter()
-
-    def add(self, name: str, amount: int = 1) -> None:
-        with self._lock:
-            self._counts[name] += amount
-
-    def drop(self, reason: str, amount: int = 1) -> int:
-        """Count dropped events; returns how many were dropped for ``reason`` so far."""
-        with self._lock:
-            self.dropped[reason] += amount
-            return self.dropped[reason]
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            counts: dict[str, Any] = dict(self._counts)
-            counts["dropped"] = dict(self.dropped)
-            return counts
-
-
-class EventPipeline:
-    """Listener-side work: map records, batch events, send batches on time.
-
-    Runs on one thread at a time (the listener's, or the closing thread's when
-    there is no listener), so it holds its state without locks.
-    """
-
-    def __init__(
-        self,
-        mapper: EventMapper,
-        transport: Transport,
-        stats: HandlerStats,
-        *,
-        flush_at: int,
-        flush_interval: float,
-    ) -> None:
-        self.mapper = mapper
-        self.transport = transport
-        self.stats = stats
-        self.flush_at = flush_at
-        self.flush_interval = flush_interval
-        self.pending: list[Event] = []
-        self.next_flush = time.monotonic() + flush_interval
-
-    def seconds_until_due(self) -> float:
-        """How long the listener may block before :meth:`on_timer` is due."""
-        due = self.next_flush
-        expiry = self.mapper.traces.next_expiry()
-        if expiry is not None:
-            due = min(due, expiry)
-        return max(0.0, due - time.monotonic())
-
-    def on_timer(self) -> None:
-        """The flush interval elapsed (or a trace's clean-up is due)."""
-        now = time.monotonic()
-        if now >= self.next_flush:
-            self.send_pending(None)
-            self.next_flush = now + self.flush_interval
-        self.mapper.traces.expire()
-
-    def process(self, item: Any) -> None:
-        """Handle one queue item; never raises."""
-        try:
-            if isinstance(item, _FlushRequest):
-                self._finish(item)
-            else:
-                self._map(item)
-        except Exception as error:  # keep the listener alive whatever happens
-            self.stats.drop("internal_error")
-            _log.exception("posthog-logging: internal error while mapping: %s", error)
-        self.mapper.traces.expire()
-
-    def _map(self, item: tuple[int, Any, Any, float]) -> None:
-        kind, payload, span_event, created = item
-        now_ms = time_ms(created) or 0
-        try:
-            if kind == _FEEDBACK_ITEM:
-                events = [self.mapper.map_feedback(payload, now_ms)]
-            else:
-                events = self.mapper.map_span(payload, _span_event(span_event), now_ms)
-        except SpanRejected as rejected:
-            self.reject(rejected, feedback=kind == _FEEDBACK_ITEM)
-            return
-        self.add(events)
-
-    def reject(self, rejected: SpanRejected, *, feedback: bool = False) -> None:
-        """Count and report a record that could not become an event."""
-        reason = "invalid_feedback" if feedback else "invalid_span"
-        seen = self.stats.drop(reason)
-        if feedback and "traceId" in str(rejected):
-            _log.debug("posthog: feedback dropped: %s", rejected)
-        elif seen <= LOGGED_ERRORS_PER_REASON:
-            _log.error("posthog: exporter error: %s", rejected)
-        elif seen == LOGGED_ERRORS_PER_REASON + 1:
-            _log.error("posthog: exporter error: more records dropped as %s; counting only", reason)
-
-    def add(self, events: list[Event]) -> None:
-        """Queue built events; a full batch goes out at once."""
-        if not events:
-            return
-        self.stats.add("mapped", len(events))
-        self.pending.extend(events)
-        while len(self.pending) >= self.flush_at:
-            batch = self.pending[: self.flush_at]
-            del self.pending[: self.flush_at]
-            self._deliver(batch, None)
-
-    def send_pending(self, deadline: float | None) -> None:
-        """Send everything queued, in requests of at most max(flush_at, 100) events."""
-        size = max(self.flush_at, MAX_REQUEST_EVENTS)
-        while self.pending:
-            batch = self.pending[:size]
-            del self.pending[:size]
-            self._deliver(batch, deadline)
-
-    def _finish(self, request: _FlushRequest) -> None:
-        try:
-            if isinstance(request, _CloseRequest):
-                self.add(self.mapper.abort_open_spans(request.now_ms))
-            self.send_pending(request.deadline)
-        finally:
-            request.done.set()
-
-    def _deliver(self, batch: list[Event], deadline: float | None) -> None:
-        outcome = self.transport.send(batch, deadline)
-        self.stats.add("requests")
-        self.stats.add("sent", outcome.delivered)
-        self.stats.add("retried", outcome.retries)
-        if outcome.failed:
-            seen = self.stats.drop("undeliverable", len(outcome.failed))
-            _log.warning(
-                "posthog-logging: %d events could not be delivered (%d so far): %s",
-                len(outcome.failed),
-                seen,
-                "; ".join(outcome.reasons),
-            )
-
-
-def _span_event(value: Any) -> SpanEvent:
-    if value is None:
-        return SpanEvent.ENDED
-    if isinstance(value, SpanEvent):
-        return value
-    try:
-        return SpanEvent(str(value).lower())
-    except ValueError:
-        raise SpanRejected(f"unknown span_event {str(value)[:40]!r}") from None
 
 
 class EventListener(QueueListener):
@@ -302,6 +137,8 @@ class PosthogLogHandler(logging.Handler):
         level: int | str = logging.NOTSET,
         *,
         max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
+        max_buffer_events: int = DEFAULT_MAX_BUFFER_EVENTS,
+        max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
         flush_timeout: float = 5.0,
         shutdown_timeout: float = 10.0,
         request_timeout: float = 10.0,
@@ -320,6 +157,8 @@ class PosthogLogHandler(logging.Handler):
             "flush_interval", flush_interval, 2.0 if serverless else 10.0
         )
         self.max_queue_size = _positive_int("max_queue_size", max_queue_size, 0)
+        self.max_buffer_events = _positive_int("max_buffer_events", max_buffer_events, 0)
+        self.max_buffer_bytes = _positive_int("max_buffer_bytes", max_buffer_bytes, 0)
         self.flush_timeout = _positive_seconds("flush_timeout", flush_timeout, 0)
         self.shutdown_timeout = _positive_seconds("shutdown_timeout", shutdown_timeout, 0)
         request_timeout = _positive_seconds("request_timeout", request_timeout, 0)
@@ -336,20 +175,12 @@ class PosthogLogHandler(logging.Handler):
             privacy_mode=privacy_mode,
             default_distinct_id=default_distinct_id,
         )
-        self._stats = HandlerStats()
+        self._stats = Stats()
         self._ignored = 0
+        self._received = 0
         self._closed = False
         self._lifecycle_lock = threading.Lock()
-        self._closing = threading.Event()
-        self._close_deadline: float | None = None
-        self._transport = Transport(
-            api_key or "",
-            self.host,
-            gzip=gzip,
-            timeout=request_timeout,
-            wait=self._closing.wait,
-            shutdown_deadline=lambda: self._close_deadline,
-        )
+        self._transport = Transport(api_key or "", self.host, gzip=gzip, timeout=request_timeout)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._pipeline = self._new_pipeline()
         self._listener: EventListener | None = None
@@ -378,8 +209,8 @@ class PosthogLogHandler(logging.Handler):
             attributes = record.__dict__
             span = attributes.get(SPAN_ATTR)
             if span is not None:
-                item: tuple[int, Any, Any, float] = (
-                    _SPAN_ITEM,
+                item: RecordItem = (
+                    SPAN_ITEM,
                     _snapshot(span),
                     attributes.get(SPAN_EVENT_ATTR),
                     record.created,
@@ -389,18 +220,18 @@ class PosthogLogHandler(logging.Handler):
                 if feedback is None or record.name.startswith(_OWN_LOGGERS):
                     self._ignored += 1
                     return
-                item = (_FEEDBACK_ITEM, _snapshot(feedback), None, record.created)
+                item = (FEEDBACK_ITEM, _snapshot(feedback), None, record.created)
             self._enqueue(item)
         except Exception:  # never raise into the caller's thread
             self._stats.drop("emit_error")
 
-    def _enqueue(self, item: tuple[int, Any, Any, float]) -> None:
+    def _enqueue(self, item: RecordItem) -> None:
         if self._closed:
             self._count_drop("closed", "records logged after close() are dropped")
             return
         if self._listener is None:
             self._start_listener()
-        self._stats.add("received")
+        self._received += 1
         event_queue = self._queue
         if event_queue.qsize() >= self.max_queue_size:
             try:
@@ -432,7 +263,7 @@ class PosthogLogHandler(logging.Handler):
         """Block until everything logged before this call was sent (or timed out)."""
         if self.disabled or self._closed:
             return
-        self._finish(_FlushRequest(time.monotonic() + self.flush_timeout), self.flush_timeout)
+        self._finish(FlushRequest(time.monotonic() + self.flush_timeout), self.flush_timeout)
 
     def close(self) -> None:
         """Abort open spans, deliver everything within ``shutdown_timeout``, stop."""
@@ -441,9 +272,8 @@ class PosthogLogHandler(logging.Handler):
             self._closed = True
         if first_close and not self.disabled:
             timeout = self.shutdown_timeout
-            deadline = self._close_deadline = time.monotonic() + timeout
-            self._closing.set()  # cut any backoff sleep short
-            request = _CloseRequest(deadline, now_ms=time_ms(time.time()) or 0)
+            deadline = time.monotonic() + timeout
+            request = CloseRequest(deadline, now_ms=time_ms(time.time()) or 0)
             self._finish(request, timeout)
             listener = self._listener
             remaining = max(0.1, deadline - time.monotonic())
@@ -453,7 +283,7 @@ class PosthogLogHandler(logging.Handler):
         _live_handlers.discard(self)
         super().close()
 
-    def _finish(self, request: _FlushRequest, timeout: float) -> None:
+    def _finish(self, request: FlushRequest, timeout: float) -> None:
         listener = self._listener
         thread = listener.thread if listener is not None else None
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
@@ -462,7 +292,7 @@ class PosthogLogHandler(logging.Handler):
             return
         self._drain_inline(request)
 
-    def _drain_inline(self, request: _FlushRequest) -> None:
+    def _drain_inline(self, request: FlushRequest) -> None:
         """Do the listener's work on this thread (no listener could run)."""
         with self._lifecycle_lock:
             while True:
@@ -483,6 +313,7 @@ class PosthogLogHandler(logging.Handler):
         """Counters (received, ignored, mapped, sent, retried, dropped by reason)."""
         counts = self._stats.snapshot()
         counts["ignored"] = self._ignored
+        counts["received"] = self._received
         counts["queued"] = self._queue.qsize()
         listener = self._listener
         thread = listener.thread if listener is not None else None
@@ -496,6 +327,7 @@ class PosthogLogHandler(logging.Handler):
             mapper,
             self._transport,
             self._stats,
+            EventBuffer(self.max_buffer_events, self.max_buffer_bytes),
             flush_at=self.flush_at,
             flush_interval=self.flush_interval,
         )
@@ -507,8 +339,9 @@ class PosthogLogHandler(logging.Handler):
         """
         self._queue = queue.SimpleQueue()
         self._lifecycle_lock = threading.Lock()
-        self._stats = HandlerStats()
+        self._stats = Stats()
         self._ignored = 0
+        self._received = 0
         self._pipeline = self._new_pipeline()
         self._listener = None
         reset_sessions = getattr(posthog_request, "reset_sessions", None)

@@ -1,30 +1,31 @@
-"""Delivery of event batches with the ``posthog`` package's HTTP transport.
+"""The wire: event encoding and one HTTP post to PostHog's AI batch route.
 
 The handler never creates a ``posthog.Client``: a client registers its own
 ``atexit`` hook after ``logging.shutdown`` and stops its consumer threads
 before our handler is flushed, which lost every buffered event in a trial.
-Instead the listener thread calls :func:`posthog.request.post` itself, so the
-order of draining at exit is ours.  This module adds what a one-shot post
-lacks: retries with backoff, ``Retry-After``, splitting on 413, and deadlines.
+Instead the listener thread posts through the ``posthog`` package's pooled
+HTTP session itself, so the order of draining at exit is ours.
+
+Events are encoded to JSON once, on the listener thread, as soon as they are
+built: the encoded size is what the memory bound and PostHog's size limits
+are about, and a request body is then just the encoded events joined.  When
+to retry is the pipeline's business; this module makes single attempts.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
-import logging
 import random
-import time
 import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 from posthog import request as posthog_request
 
 from ._version import __version__
-from .contract import DIAGNOSTICS_LOGGER
 
 #: PostHog's AI capture route (what posthog-node and the Mastra exporter use).
 AI_BATCH_PATH = "/i/v0/ai/batch/"
@@ -34,46 +35,60 @@ PAYLOAD_TOO_LARGE = 413
 GZIP_LEVEL = 6
 USER_AGENT = f"posthog-logging/{__version__} {posthog_request.USER_AGENT}"
 
-_log = logging.getLogger(DIAGNOSTICS_LOGGER)
+#: An event as JSON text, ready to be joined into a request body.
+EncodedEvent = str
 
-Event = dict[str, Any]
+
+def encode_event(event: dict[str, Any]) -> EncodedEvent:
+    """JSON text of one event.
+
+    Events are JSON-safe already (the mapping made them so), which lets the C
+    encoder do all the work; the ``posthog`` client's own encoder walks every
+    value in Python first, which is slow on large prompts.  ASCII escapes keep
+    even lone surrogates from user strings valid JSON.
+    """
+    return json.dumps(event, separators=(",", ":"), default=str)
+
+
+def encode_body(api_key: str, batch: Sequence[EncodedEvent], *, gzip: bool) -> bytes:
+    """The request body PostHog's batch routes take, optionally gzip-compressed.
+
+    Level 6 gzip costs a fraction of level 9 for nearly the same size.
+    """
+    sent_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    head = f'{{"api_key":{json.dumps(api_key)},"sent_at":"{sent_at}","batch":['
+    raw = (head + ",".join(batch) + "]}").encode("ascii")
+    if not gzip:
+        return raw
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    return compressor.compress(raw) + compressor.flush()
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter, bounded in tries and in delay."""
+    """Exponential backoff with jitter, bounded in tries and in delay."""
 
-    max_attempts: int = 6
+    max_attempts: int = 8
     base_delay: float = 0.25
     max_delay: float = 8.0
     max_retry_after: float = 30.0
 
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before try ``attempt + 1`` (``attempt`` counts from 1)."""
+    def delay(self, failures: int, retry_after: float | None) -> float:
+        """Seconds to wait after ``failures`` consecutive failed tries (from 1)."""
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_retry_after)
-        ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        ceiling = min(self.max_delay, self.base_delay * (2 ** (failures - 1)))
         return random.uniform(ceiling / 2, ceiling)
 
 
-@dataclass
-class SendOutcome:
-    """What became of one batch: delivered and undeliverable events, retries made."""
+@dataclass(frozen=True)
+class PostResult:
+    """What one HTTP post came back with (``status`` None: no response at all)."""
 
-    delivered: int = 0
-    retries: int = 0
-    failed: list[Event] = field(default_factory=list)
-    #: Why the failed events failed, e.g. "HTTP 400: ..." or "deadline".
-    reasons: list[str] = field(default_factory=list)
-
-
-class _Attempt:
-    """The result of one HTTP post."""
-
-    def __init__(self, status: int | None, detail: str, retry_after: float | None) -> None:
-        self.status = status
-        self.detail = detail
-        self.retry_after = retry_after
+    status: int | None
+    detail: str = ""
+    retry_after: float | None = None
+    body_bytes: int = 0
 
     @property
     def ok(self) -> bool:
@@ -83,119 +98,49 @@ class _Attempt:
     def retryable(self) -> bool:
         return self.status is None or self.status in RETRYABLE_STATUSES
 
+    @property
+    def too_large(self) -> bool:
+        return self.status == PAYLOAD_TOO_LARGE
+
+    def describe(self) -> str:
+        status = "no response" if self.status is None else f"HTTP {self.status}"
+        return f"{status}: {self.detail}" if self.detail else status
+
 
 class Transport:
-    """Posts batches to ``{host}/i/v0/ai/batch/``; never raises, never logs the key.
+    """Posts encoded batches to ``{host}/i/v0/ai/batch/``; never raises, never shows the key."""
 
-    ``wait`` is how the transport sleeps between tries and ``shutdown_deadline``
-    tells it when the handler must be done: the handler passes a wait that
-    returns early once it is closing, so a backoff or a long ``Retry-After``
-    never holds up shutdown beyond its deadline.
-    """
-
-    def __init__(
-        self,
-        api_key: str,
-        host: str,
-        *,
-        gzip: bool = True,
-        timeout: float = 10.0,
-        retry: RetryPolicy | None = None,
-        wait: Callable[[float], object] = time.sleep,
-        shutdown_deadline: Callable[[], float | None] = lambda: None,
-    ) -> None:
+    def __init__(self, api_key: str, host: str, *, gzip: bool = True, timeout: float = 10.0) -> None:
         self._api_key = api_key
         self.host = host.rstrip("/")
         self.gzip = gzip
         self.timeout = timeout
-        self.retry = retry or RetryPolicy()
-        self._wait = wait
-        self._shutdown_deadline = shutdown_deadline
-        #: Bytes put on the wire so far (after gzip), for stats.
-        self.bytes_sent = 0
 
     def __repr__(self) -> str:
         return f"<Transport host={self.host!r}>"
 
-    def send(self, batch: Sequence[Event], deadline: float | None = None) -> SendOutcome:
-        """Deliver ``batch``, retrying transient faults until ``deadline`` (monotonic)."""
-        outcome = SendOutcome()
-        self._send(list(batch), deadline, outcome)
-        return outcome
-
-    def _send(self, batch: list[Event], deadline: float | None, outcome: SendOutcome) -> None:
-        attempt_number = 0
-        while True:
-            attempt_number += 1
-            deadline = _earliest(deadline, self._shutdown_deadline())
-            attempt = self._post(batch, self._timeout_until(deadline))
-            if attempt.ok:
-                outcome.delivered += len(batch)
-                return
-            if attempt.status == PAYLOAD_TOO_LARGE and len(batch) > 1:
-                middle = len(batch) // 2
-                self._send(batch[:middle], deadline, outcome)
-                self._send(batch[middle:], deadline, outcome)
-                return
-            reason = self._describe(attempt)
-            if not attempt.retryable or attempt_number >= self.retry.max_attempts:
-                self._fail(batch, reason, outcome)
-                return
-            delay = self.retry.delay(attempt_number, attempt.retry_after)
-            if deadline is not None and time.monotonic() + delay >= deadline:
-                self._fail(batch, f"deadline reached after {reason}", outcome)
-                return
-            outcome.retries += 1
-            self._wait(delay)
-
-    def _timeout_until(self, deadline: float | None) -> float:
-        if deadline is None:
-            return self.timeout
-        return max(0.05, min(self.timeout, deadline - time.monotonic()))
-
-    @staticmethod
-    def _fail(batch: list[Event], reason: str, outcome: SendOutcome) -> None:
-        outcome.failed.extend(batch)
-        outcome.reasons.append(reason)
-
-    def _describe(self, attempt: _Attempt) -> str:
-        status = "no response" if attempt.status is None else f"HTTP {attempt.status}"
-        detail = attempt.detail.replace(self._api_key, "[redacted]")[:200]
-        return f"{status}: {detail}" if detail else status
-
-    def _post(self, batch: list[Event], timeout: float) -> _Attempt:
+    def post(self, batch: Sequence[EncodedEvent], timeout: float | None = None) -> PostResult:
+        """One attempt to deliver ``batch``."""
         body = encode_body(self._api_key, batch, gzip=self.gzip)
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         if self.gzip:
             headers["Content-Encoding"] = "gzip"
         try:
             response = _session().post(
-                self.host + AI_BATCH_PATH, data=body, headers=headers, timeout=timeout
+                self.host + AI_BATCH_PATH,
+                data=body,
+                headers=headers,
+                timeout=self.timeout if timeout is None else timeout,
             )
         except requests.RequestException as error:
-            return _Attempt(None, type(error).__name__, None)
+            return PostResult(None, type(error).__name__, body_bytes=len(body))
         except Exception as error:  # a transport bug must not kill the listener
-            return _Attempt(None, f"{type(error).__name__}: {error}", None)
-        self.bytes_sent += len(body)
-        return _Attempt(response.status_code, response.text.strip(), _retry_after(response))
+            return PostResult(None, self._redact(f"{type(error).__name__}: {error}"))
+        detail = "" if response.ok else self._redact(response.text.strip())[:200]
+        return PostResult(response.status_code, detail, _retry_after(response), len(body))
 
-
-def encode_body(api_key: str, batch: list[Event], *, gzip: bool) -> bytes:
-    """The request body PostHog's batch routes take, JSON then optionally gzip.
-
-    Events are JSON-safe already (the mapping made them so), which lets the C
-    encoder do all the work; the ``posthog`` client's own encoder walks every
-    value in Python first, which is slow on large prompts.  Level 6 gzip costs
-    a fraction of level 9 for nearly the same size.
-    """
-    sent_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
-    document = {"api_key": api_key, "batch": batch, "sent_at": sent_at}
-    # ASCII escapes keep even lone surrogates from user strings valid JSON.
-    raw = json.dumps(document, separators=(",", ":"), default=str).encode("ascii")
-    if not gzip:
-        return raw
-    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-    return compressor.compress(raw) + compressor.flush()
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "[redacted]") if self._api_key else text
 
 
 def _session() -> requests.Session:
@@ -208,12 +153,6 @@ def _session() -> requests.Session:
 
 
 _fallback_session = requests.Session()
-
-
-def _earliest(first: float | None, second: float | None) -> float | None:
-    if first is None:
-        return second
-    return first if second is None else min(first, second)
 
 
 def _retry_after(response: requests.Response) -> float | None:
