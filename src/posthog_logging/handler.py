@@ -46,6 +46,7 @@ from .pipeline import (
     RecordItem,
     Stats,
 )
+from .spill import SpillWriter
 from .transport import Transport
 from .values import time_ms
 
@@ -59,6 +60,8 @@ DEFAULT_MAX_QUEUE_SIZE = 100_000
 #: Encoded events the listener buffers (sending, or waiting out an outage).
 DEFAULT_MAX_BUFFER_EVENTS = 100_000
 DEFAULT_MAX_BUFFER_BYTES = 64 * 1024 * 1024
+#: What happens to the oldest buffered events when the buffer is full.
+OVERFLOW_POLICIES = ("drop_oldest", "spill")
 
 _log = logging.getLogger(DIAGNOSTICS_LOGGER)
 #: Loggers whose records this handler never consumes (its own and its transport's).
@@ -139,6 +142,7 @@ class PosthogLogHandler(logging.Handler):
         max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
         max_buffer_events: int = DEFAULT_MAX_BUFFER_EVENTS,
         max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
+        overflow: str = "drop_oldest",
         flush_timeout: float = 5.0,
         shutdown_timeout: float = 10.0,
         request_timeout: float = 10.0,
@@ -167,6 +171,11 @@ class PosthogLogHandler(logging.Handler):
         self.privacy_mode = privacy_mode
         self.mastra_compat = mastra_compat
         self.spill_dir = None if spill_dir is None else os.fspath(spill_dir)
+        if overflow not in OVERFLOW_POLICIES:
+            raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, got {overflow!r}")
+        if overflow == "spill" and self.spill_dir is None:
+            raise ValueError("overflow='spill' needs spill_dir")
+        self.overflow = overflow
         self.host = _resolve_host(host)
         api_key = _resolve_api_key(api_key)
         self.disabled = api_key is None
@@ -330,6 +339,8 @@ class PosthogLogHandler(logging.Handler):
             EventBuffer(self.max_buffer_events, self.max_buffer_bytes),
             flush_at=self.flush_at,
             flush_interval=self.flush_interval,
+            spiller=None if self.spill_dir is None else SpillWriter(self.spill_dir),
+            spill_on_overflow=self.overflow == "spill",
         )
 
     def _reset_after_fork(self) -> None:

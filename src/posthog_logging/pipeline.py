@@ -20,11 +20,20 @@ from typing import Any, Protocol
 
 from .contract import DIAGNOSTICS_LOGGER, SpanEvent
 from .mapping import Event, EventMapper, SpanRejected
-from .transport import EncodedEvent, PostResult, RetryPolicy, Transport, encode_event
+from .transport import (
+    MAX_EVENT_BYTES,
+    EncodedEvent,
+    PostResult,
+    RetryPolicy,
+    Transport,
+    fit_event,
+)
 from .values import time_ms
 
 #: A request never carries more events than this, nor fewer than ``flush_at``.
 MAX_REQUEST_EVENTS = 100
+#: Nor more bytes (before gzip) than this, unless one event alone is larger.
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
 #: How many errors of one kind are logged in full before they are only counted.
 LOGGED_ERRORS_PER_REASON = 5
 
@@ -113,9 +122,16 @@ class EventBuffer:
             overflow.extend(self.pop(1))
         return overflow
 
-    def head(self, count: int) -> list[EncodedEvent]:
-        events = self._events
-        return [events[index] for index in range(min(count, len(events)))]
+    def head(self, count: int, max_bytes: int) -> list[EncodedEvent]:
+        """Up to ``count`` events from the head, within ``max_bytes`` (at least one)."""
+        taken: list[EncodedEvent] = []
+        size = 0
+        for event in self._events:
+            if len(taken) == count or (taken and size + len(event) > max_bytes):
+                break
+            taken.append(event)
+            size += len(event)
+        return taken
 
     def pop(self, count: int) -> list[EncodedEvent]:
         popped = [self._events.popleft() for _ in range(min(count, len(self._events)))]
@@ -139,6 +155,8 @@ class EventPipeline:
         retry: RetryPolicy | None = None,
         spiller: Spiller | None = None,
         spill_on_overflow: bool = False,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.mapper = mapper
@@ -150,6 +168,8 @@ class EventPipeline:
         self.retry = retry or RetryPolicy()
         self.spiller = spiller
         self.spill_on_overflow = spill_on_overflow
+        self.max_event_bytes = max_event_bytes
+        self.max_request_bytes = max_request_bytes
         self._clock = clock
         self.next_flush = clock() + flush_interval
         self._retry_at: float | None = None
@@ -223,12 +243,25 @@ class EventPipeline:
             _log.error("posthog: exporter error: more records dropped as %s; counting only", reason)
 
     def add(self, events: list[Event]) -> None:
-        """Encode and buffer built events."""
+        """Encode (shrinking what is too large) and buffer built events."""
         for event in events:
-            overflow = self.buffer.append(encode_event(event))
+            encoded, truncated = fit_event(event, self.max_event_bytes)
+            if truncated:
+                self._note_shrunk(truncated)
+            overflow = self.buffer.append(encoded)
             if overflow:
                 self._undeliverable(overflow, "buffer_full", "the buffer is full", self.spill_on_overflow)
         self.stats.add("mapped", len(events))
+
+    def _note_shrunk(self, truncated: int) -> None:
+        self.stats.add("shrunk_events")
+        self.stats.add("truncated_properties", truncated)
+        if self.stats.snapshot().get("shrunk_events") == 1:
+            _log.warning(
+                "posthog-logging: an event was over %d bytes; its largest properties were "
+                "truncated (counted in stats()['shrunk_events'])",
+                self.max_event_bytes,
+            )
 
     # -------------------------------------------------------------- sending
     def _pump(self, *, force: bool, deadline: float | None = None) -> None:
@@ -242,7 +275,7 @@ class EventPipeline:
 
     def _send_head(self, size: int, deadline: float | None) -> bool:
         """Try the batch at the head of the buffer; False when it must wait for a retry."""
-        batch = self.buffer.head(size)
+        batch = self.buffer.head(size, self.max_request_bytes)
         delivered, failed, result = self._post_halving(batch, deadline)
         self._sent(self.buffer.pop(delivered))
         if result is None:
