@@ -150,7 +150,10 @@ class CaptureServer:
         self.port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, name="posthog-logging-devserver", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="posthog-logging-devserver",
+            daemon=True,
         )
         self._thread.start()
         return self

@@ -1,0 +1,349 @@
+"""PosthogLogHandler: configuration, zero-config, batching, flush, bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import logging.config
+import time
+from typing import Any
+
+import pytest
+
+from posthog_logging import PosthogLogHandler
+from posthog_logging.devserver import CaptureServer
+from posthog_logging.handler import DISABLED_WARNING
+
+from .conftest import DUMMY_KEY, RecordCollector, span_logger
+
+TRACE = "b" * 32
+
+
+def tool_span(n: int, **fields: Any) -> dict[str, Any]:
+    span: dict[str, Any] = {
+        "id": f"{n:016x}",
+        "traceId": TRACE,
+        "parentSpanId": "f" * 16,
+        "name": f"tool {n}",
+        "type": "tool_call",
+        "startTime": "2025-01-01T00:00:00.000Z",
+        "endTime": "2025-01-01T00:00:01.000Z",
+        "metadata": {"userId": "u"},
+    }
+    span.update(fields)
+    return span
+
+
+@pytest.fixture
+def make_handler(capture_server: CaptureServer) -> Any:
+    handlers: list[PosthogLogHandler] = []
+
+    def make(**kwargs: Any) -> tuple[PosthogLogHandler, logging.Logger]:
+        kwargs.setdefault("api_key", DUMMY_KEY)
+        kwargs.setdefault("host", capture_server.url)
+        handler = PosthogLogHandler(**kwargs)
+        handlers.append(handler)
+        return handler, span_logger(f"test.handler.{len(handlers)}", handler)
+
+    yield make
+    for handler in handlers:
+        handler.close()
+
+
+# ------------------------------------------------------------ configuration
+
+
+@pytest.mark.parametrize(("kwargs", "error"), [
+    ({"flush_at": 0}, ValueError),
+    ({"flush_at": 2.5}, TypeError),
+    ({"flush_at": True}, TypeError),
+    ({"flush_interval": -1}, ValueError),
+    ({"flush_interval": float("inf")}, ValueError),
+    ({"flush_interval": "10"}, TypeError),
+    ({"privacy_mode": "yes"}, TypeError),
+    ({"mastra_compat": 1}, TypeError),
+    ({"host": "us.i.posthog.com"}, ValueError),
+    ({"host": 42}, TypeError),
+    ({"api_key": 123}, TypeError),
+    ({"default_distinct_id": 5}, TypeError),
+    ({"max_queue_size": 0}, ValueError),
+    ({"shutdown_timeout": 0}, ValueError),
+])
+def test_bad_configuration_raises_clearly_without_the_key(kwargs: dict[str, Any],
+                                                          error: type[Exception]) -> None:
+    kwargs.setdefault("api_key", DUMMY_KEY)
+    with pytest.raises(error) as raised:
+        PosthogLogHandler(host="http://127.0.0.1:9", **kwargs) if "host" not in kwargs else \
+            PosthogLogHandler(**kwargs)
+    assert DUMMY_KEY not in str(raised.value)
+    assert list(kwargs)[0] in str(raised.value)
+
+
+def test_serverless_defaults_unless_given() -> None:
+    handler = PosthogLogHandler(api_key=DUMMY_KEY, host="http://127.0.0.1:9", serverless=True)
+    assert (handler.flush_at, handler.flush_interval) == (10, 2.0)
+    explicit = PosthogLogHandler(api_key=DUMMY_KEY, host="http://127.0.0.1:9", serverless=True,
+                                 flush_at=3, flush_interval=7)
+    assert (explicit.flush_at, explicit.flush_interval) == (3, 7.0)
+    plain = PosthogLogHandler(api_key=DUMMY_KEY, host="http://127.0.0.1:9")
+    assert (plain.flush_at, plain.flush_interval) == (20, 10.0)
+    for h in (handler, explicit, plain):
+        h.close()
+
+
+def test_zero_config_reads_environment(monkeypatch: pytest.MonkeyPatch,
+                                       capture_server: CaptureServer) -> None:
+    monkeypatch.setenv("POSTHOG_API_KEY", DUMMY_KEY)
+    monkeypatch.setenv("POSTHOG_HOST", capture_server.url + "/")
+    handler = PosthogLogHandler()
+    assert not handler.disabled
+    assert handler.host == capture_server.url
+    log = span_logger("test.zero_config", handler)
+    log.info("x", extra={"span": tool_span(1)})
+    handler.close()
+    assert [r.api_key for r in capture_server.requests] == [DUMMY_KEY]
+
+
+def test_default_host_is_us_cloud_with_an_info_note(monkeypatch: pytest.MonkeyPatch,
+                                                     library_logs: RecordCollector) -> None:
+    monkeypatch.delenv("POSTHOG_HOST", raising=False)
+    handler = PosthogLogHandler(api_key=DUMMY_KEY)
+    assert handler.host == "https://us.i.posthog.com"
+    notes = [r for r in library_logs.records if "eu.i.posthog.com" in r.getMessage()]
+    assert [r.levelname for r in notes] == ["INFO"]
+    handler.close()
+
+
+@pytest.mark.parametrize("api_key", [None, ""])
+def test_no_key_disables_with_exactly_one_warning(api_key: str | None,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capture_server: CaptureServer,
+                                                  library_logs: RecordCollector) -> None:
+    monkeypatch.delenv("POSTHOG_API_KEY", raising=False)
+    handler = PosthogLogHandler(api_key=api_key, host=capture_server.url)
+    log = span_logger("test.disabled", handler)
+    for n in range(100):
+        log.info("x", extra={"span": tool_span(n)})
+        log.info("fb", extra={"feedback": {"traceId": TRACE, "value": 1}})
+    handler.flush()
+    handler.close()
+    warnings = [r.getMessage() for r in library_logs.records if r.levelno >= logging.WARNING]
+    assert warnings == [DISABLED_WARNING]
+    assert capture_server.requests == []
+    assert handler.stats()["received"] == 0 if "received" in handler.stats() else True
+    assert handler.stats()["listener_alive"] is False
+
+
+def test_key_never_in_repr_logs_or_errors(make_handler: Any, library_logs: RecordCollector,
+                                          capture_server: CaptureServer) -> None:
+    from posthog_logging.devserver import ScriptedResponse
+
+    capture_server.script(ScriptedResponse(status=400, body=f'{{"detail": "bad key {DUMMY_KEY}"}}'))
+    handler, log = make_handler(flush_at=1)
+    log.info("x", extra={"span": tool_span(1)})
+    log.info("x", extra={"span": "not a span"})
+    handler.flush()
+    assert DUMMY_KEY not in repr(handler)
+    assert DUMMY_KEY not in repr(handler.__dict__.get("_transport"))
+    messages = [r.getMessage() for r in library_logs.records]
+    assert any("HTTP 400" in m for m in messages)
+    assert all(DUMMY_KEY not in m for m in messages)
+
+
+# --------------------------------------------------------------- dictConfig
+
+
+@pytest.mark.parametrize("form", ["()", "class"])
+def test_dictconfig_builds_a_working_handler_without_a_start_call(
+    form: str, capture_server: CaptureServer
+) -> None:
+    logging.config.dictConfig({
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"ph": {form: "posthog_logging.PosthogLogHandler", "api_key": DUMMY_KEY,
+                            "host": capture_server.url, "flush_at": 2, "privacy_mode": True}},
+        "loggers": {"test.dictconfig": {"handlers": ["ph"], "level": "INFO",
+                                        "propagate": False}},
+    })
+    logger = logging.getLogger("test.dictconfig")
+    handler = logger.handlers[0]
+    assert isinstance(handler, PosthogLogHandler)
+    assert handler.privacy_mode is True
+    for n in range(4):
+        logger.info("x", extra={"span": tool_span(n, input="secret")})
+    events = capture_server.wait_for_events(4, timeout=5)
+    assert len(events) == 4
+    assert [len(r.batch) for r in capture_server.requests] == [2, 2]
+    assert all("$ai_input_state" not in e["properties"] for e in events)
+    handler.close()
+    logger.handlers.clear()
+
+
+# -------------------------------------------------------- batching and flush
+
+
+def test_timer_sends_partial_batches_every_flush_interval(make_handler: Any,
+                                                          capture_server: CaptureServer) -> None:
+    handler, log = make_handler(flush_at=100, flush_interval=0.2)
+    log.info("x", extra={"span": tool_span(1)})
+    assert len(capture_server.wait_for_events(1, timeout=3)) == 1
+    log.info("x", extra={"span": tool_span(2)})
+    assert len(capture_server.wait_for_events(2, timeout=3)) == 2
+    assert [len(r.batch) for r in capture_server.requests] == [1, 1]
+
+
+def test_flush_returns_after_everything_logged_before_is_sent(make_handler: Any,
+                                                              capture_server: CaptureServer) -> None:
+    handler, log = make_handler(flush_at=1000, flush_interval=60)
+    for n in range(250):
+        log.info("x", extra={"span": tool_span(n)})
+    handler.flush()
+    assert len(capture_server.events) == 250
+    assert [len(r.batch) for r in capture_server.requests] == [100, 100, 50] or \
+        sum(len(r.batch) for r in capture_server.requests) == 250
+    assert max(len(r.batch) for r in capture_server.requests) <= 1000
+
+
+def test_close_batches_like_the_spec_example(make_handler: Any,
+                                             capture_server: CaptureServer) -> None:
+    handler, log = make_handler(flush_at=4, flush_interval=60)
+    for n in range(9):
+        log.info("x", extra={"span": tool_span(n)})
+    handler.close()
+    assert [len(r.batch) for r in capture_server.requests] == [4, 4, 1]
+
+
+def test_records_after_close_are_dropped_and_counted(make_handler: Any,
+                                                     capture_server: CaptureServer) -> None:
+    handler, log = make_handler()
+    handler.close()
+    log.info("x", extra={"span": tool_span(1)})
+    assert handler.stats()["dropped"] == {"closed": 1}
+    assert capture_server.requests == []
+
+
+def test_caller_mutating_its_span_after_logging_changes_nothing(
+    make_handler: Any, capture_server: CaptureServer
+) -> None:
+    handler, log = make_handler(flush_at=1000)
+    messages = [{"role": "user", "content": "hi"}]
+    span = tool_span(1, input=messages, attributes={"k": "before"})
+    log.info("x", extra={"span": span})
+    messages.append({"role": "assistant", "content": "later"})
+    span["attributes"]["k"] = "after"
+    span["name"] = "renamed"
+    handler.flush()
+    props = capture_server.events[0]["properties"]
+    assert props["$ai_input_state"] == [{"role": "user", "content": "hi"}]
+    assert props["k"] == "before"
+    assert props["$ai_span_name"] == "tool 1"
+
+
+def test_span_objects_with_to_span_dict_are_accepted(make_handler: Any,
+                                                     capture_server: CaptureServer) -> None:
+    class MySpan:
+        def to_span_dict(self) -> dict[str, Any]:
+            return tool_span(5)
+
+    handler, log = make_handler()
+    log.info("x", extra={"span": MySpan()})
+    handler.flush()
+    assert capture_server.events[0]["properties"]["$ai_span_id"] == f"{5:016x}"
+
+
+def test_span_type_names_and_times_in_every_accepted_form(make_handler: Any,
+                                                          capture_server: CaptureServer) -> None:
+    import datetime as dt
+
+    handler, log = make_handler()
+    start = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+    log.info("x", extra={"span": tool_span(1, type="MODEL_GENERATION", startTime=start,
+                                           endTime=start.timestamp() + 1.25)})
+    handler.flush()
+    event = capture_server.events[0]
+    assert event["event"] == "$ai_generation"
+    assert event["properties"]["$ai_latency"] == 1.25
+    assert event["timestamp"] == "2025-01-01T00:00:01.250Z"
+
+
+# --------------------------------------------------------------- bad input
+
+
+def test_bad_records_never_raise_and_are_counted(make_handler: Any,
+                                                 capture_server: CaptureServer,
+                                                 library_logs: RecordCollector) -> None:
+    handler, log = make_handler()
+    logging.raiseExceptions = True
+    log.info("bad", extra={"span": tool_span(3), "span_event": "span_exploded"})
+    bad_spans: list[Any] = [42, "span", ["list"], {"id": "x"}, {"traceId": TRACE},
+                            tool_span(1, startTime=None), tool_span(2, endTime="never")]
+    for bad in bad_spans:
+        log.info("bad", extra={"span": bad})
+    log.info("bad", extra={"feedback": "not feedback"})
+    log.info("plain record without span")
+    log.info("good", extra={"span": tool_span(9)})
+    handler.flush()
+    assert [e["properties"]["$ai_span_id"] for e in capture_server.events] == [f"{9:016x}"]
+    stats = handler.stats()
+    assert stats["dropped"] == {"invalid_span": 8, "invalid_feedback": 1}
+    assert stats["ignored"] == 1
+    assert stats["listener_alive"] is True
+    errors = [r.getMessage() for r in library_logs.records if r.levelno >= logging.ERROR]
+    assert errors[0] == "posthog: exporter error: unknown span_event 'span_exploded'"
+    assert errors[1] == "posthog: exporter error: span is a int, not a mapping"
+    assert len(errors) == 7  # five spans in full, one "counting only" note, the feedback
+
+
+def test_listener_survives_a_crashing_span_object(make_handler: Any,
+                                                  capture_server: CaptureServer) -> None:
+    class Exploding(dict[str, Any]):
+        def copy(self) -> dict[str, Any]:
+            raise RuntimeError("boom")
+
+        def items(self) -> Any:
+            raise RuntimeError("boom")
+
+    handler, log = make_handler()
+    log.info("x", extra={"span": Exploding(id="1", traceId="2")})
+    log.info("x", extra={"span": tool_span(1, metadata={"bad": Exploding()})})
+    log.info("x", extra={"span": tool_span(2)})
+    handler.flush()
+    assert capture_server.events[-1]["properties"]["$ai_span_id"] == f"{2:016x}"
+    assert handler.stats()["listener_alive"] is True
+    assert sum(handler.stats()["dropped"].values()) >= 1
+
+
+def test_handler_on_root_ignores_its_own_diagnostics(capture_server: CaptureServer) -> None:
+    root = logging.getLogger()
+    handler = PosthogLogHandler(api_key=DUMMY_KEY, host=capture_server.url, flush_at=1)
+    saved_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        stream = io.StringIO()
+        for n in range(50):
+            logging.getLogger("app").info("x", extra={"span": tool_span(n)})
+        logging.getLogger("posthog").debug("transport chatter %s", stream)
+        handler.flush()
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved_level)
+        handler.close()
+    assert len(capture_server.events) == 50
+    assert json.dumps(handler.stats()["dropped"]) == "{}"
+
+
+def test_flush_has_a_deadline_when_the_server_hangs(make_handler: Any,
+                                                    capture_server: CaptureServer) -> None:
+    from posthog_logging.devserver import ScriptedResponse
+
+    capture_server.script(*[ScriptedResponse(delay=3.0)] * 3)
+    handler, log = make_handler(flush_timeout=0.5, shutdown_timeout=1.0, request_timeout=5.0)
+    log.info("x", extra={"span": tool_span(1)})
+    started = time.monotonic()
+    handler.flush()
+    assert time.monotonic() - started < 1.5
+    started = time.monotonic()
+    handler.close()
+    assert time.monotonic() - started < 2.5
