@@ -45,7 +45,7 @@ def library_logs() -> Iterator[RecordCollector]:
         lg.addHandler(collector)
         lg.setLevel(logging.DEBUG)
     yield collector
-    for lg, (level, _propagate) in zip(loggers, saved):
+    for lg, (level, _propagate) in zip(loggers, saved, strict=True):
         lg.removeHandler(collector)
         lg.setLevel(level)
 

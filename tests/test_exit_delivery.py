@@ -48,13 +48,19 @@ APP_LOGGER = '"loggers": {"app": {"handlers": ["posthog"], "level": "INFO"}}'
 ROOT_DEBUG = '"root": {"handlers": ["posthog"], "level": "DEBUG"}'
 
 
-def run_program(server: CaptureServer, body: str, *, form: str = '"()"',
-                loggers: str = APP_LOGGER) -> subprocess.CompletedProcess[str]:
+def run_program(
+    server: CaptureServer, body: str, *, form: str = '"()"', loggers: str = APP_LOGGER
+) -> subprocess.CompletedProcess[str]:
     source = PROGRAM_HEAD.replace("FORM", form).replace("LOGGER_SECTION", loggers)
     source += textwrap.dedent(body)
     env = dict(os.environ, POSTHOG_API_KEY=DUMMY_KEY, TEST_HOST=server.url)
     return subprocess.run(
-        [sys.executable, "-c", source], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", source],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -65,23 +71,31 @@ def assert_all_delivered(server: CaptureServer, count: int) -> None:
 
 
 @pytest.mark.parametrize("form", ['"()"', '"class"'])
-def test_program_that_just_returns_delivers_everything(capture_server: CaptureServer,
-                                                       form: str) -> None:
-    result = run_program(capture_server, f"""
+def test_program_that_just_returns_delivers_everything(
+    capture_server: CaptureServer, form: str
+) -> None:
+    result = run_program(
+        capture_server,
+        f"""
         for i in range({SPANS}):
             log.info("tool", extra={{"span": span(i)}})
-    """, form=form)
+    """,
+        form=form,
+    )
     assert result.returncode == 0, result.stderr
     assert_all_delivered(capture_server, SPANS)
     assert result.stderr == ""
 
 
 def test_explicit_logging_shutdown_delivers_everything(capture_server: CaptureServer) -> None:
-    result = run_program(capture_server, f"""
+    result = run_program(
+        capture_server,
+        f"""
         for i in range({SPANS}):
             log.info("tool", extra={{"span": span(i)}})
         logging.shutdown()
-    """)
+    """,
+    )
     assert result.returncode == 0, result.stderr
     assert_all_delivered(capture_server, SPANS)
 
@@ -90,12 +104,15 @@ def test_posthog_client_created_by_the_app_does_not_steal_the_exit(
     capture_server: CaptureServer,
 ) -> None:
     # The app also uses a posthog.Client: its atexit hook runs before logging.shutdown.
-    result = run_program(capture_server, f"""
+    result = run_program(
+        capture_server,
+        f"""
         import posthog
         client = posthog.Client("{DUMMY_KEY}", host=os.environ["TEST_HOST"])
         for i in range({SPANS}):
             log.info("tool", extra={{"span": span(i)}})
-    """)
+    """,
+    )
     assert result.returncode == 0, result.stderr
     assert_all_delivered(capture_server, SPANS)
 
@@ -103,7 +120,9 @@ def test_posthog_client_created_by_the_app_does_not_steal_the_exit(
 def test_root_logger_at_debug_does_not_feed_on_its_transport(
     capture_server: CaptureServer,
 ) -> None:
-    result = run_program(capture_server, f"""
+    result = run_program(
+        capture_server,
+        f"""
         logging.getLogger("posthog").setLevel(logging.DEBUG)
         for i in range({SPANS}):
             log.info("tool", extra={{"span": span(i)}})
@@ -113,7 +132,9 @@ def test_root_logger_at_debug_does_not_feed_on_its_transport(
         handler.flush()
         stats = handler.stats()
         print(stats["sent"], stats["dropped"], stats["ignored"] > 0)
-    """, loggers=ROOT_DEBUG)
+    """,
+        loggers=ROOT_DEBUG,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(SPANS), "{}", "True"]
     assert_all_delivered(capture_server, SPANS)
@@ -124,7 +145,9 @@ def test_root_logger_at_debug_does_not_feed_on_its_transport(
 def test_forked_child_delivers_its_own_spans_and_parent_sends_its_own_once(
     capture_server: CaptureServer,
 ) -> None:
-    result = run_program(capture_server, f"""
+    result = run_program(
+        capture_server,
+        f"""
         half = {SPANS} // 2
         for i in range(half):
             log.info("tool", extra={{"span": span(i)}})
@@ -135,7 +158,8 @@ def test_forked_child_delivers_its_own_spans_and_parent_sends_its_own_once(
             sys.exit(0)   # the child returns normally too: atexit runs logging.shutdown
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
-    """)
+    """,
+    )
     assert result.returncode == 0, result.stderr
     assert_all_delivered(capture_server, SPANS)
     assert len(capture_server.events) == SPANS  # nothing sent twice
@@ -145,12 +169,15 @@ def test_spans_logged_while_interpreter_exits_are_still_delivered(
     capture_server: CaptureServer,
 ) -> None:
     # The first span arrives from an atexit hook, when no new thread may start.
-    result = run_program(capture_server, """
+    result = run_program(
+        capture_server,
+        """
         import atexit
         def late():
             for i in range(10):
                 log.info("tool", extra={"span": span(i)})
         atexit.register(late)
-    """)
+    """,
+    )
     assert result.returncode == 0, result.stderr
     assert_all_delivered(capture_server, 10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import logging
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from posthog_logging import PosthogLogHandler
-from posthog_logging.devserver import CaptureServer
+from posthog_logging.devserver import CaptureServer, ScriptedResponse
 from posthog_logging.handler import DISABLED_WARNING
 
 from .conftest import DUMMY_KEY, RecordCollector, span_logger
@@ -54,37 +55,43 @@ def make_handler(capture_server: CaptureServer) -> Any:
 # ------------------------------------------------------------ configuration
 
 
-@pytest.mark.parametrize(("kwargs", "error"), [
-    ({"flush_at": 0}, ValueError),
-    ({"flush_at": 2.5}, TypeError),
-    ({"flush_at": True}, TypeError),
-    ({"flush_interval": -1}, ValueError),
-    ({"flush_interval": float("inf")}, ValueError),
-    ({"flush_interval": "10"}, TypeError),
-    ({"privacy_mode": "yes"}, TypeError),
-    ({"mastra_compat": 1}, TypeError),
-    ({"host": "us.i.posthog.com"}, ValueError),
-    ({"host": 42}, TypeError),
-    ({"api_key": 123}, TypeError),
-    ({"default_distinct_id": 5}, TypeError),
-    ({"max_queue_size": 0}, ValueError),
-    ({"shutdown_timeout": 0}, ValueError),
-])
-def test_bad_configuration_raises_clearly_without_the_key(kwargs: dict[str, Any],
-                                                          error: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"flush_at": 0}, ValueError),
+        ({"flush_at": 2.5}, TypeError),
+        ({"flush_at": True}, TypeError),
+        ({"flush_interval": -1}, ValueError),
+        ({"flush_interval": float("inf")}, ValueError),
+        ({"flush_interval": "10"}, TypeError),
+        ({"privacy_mode": "yes"}, TypeError),
+        ({"mastra_compat": 1}, TypeError),
+        ({"host": "us.i.posthog.com"}, ValueError),
+        ({"host": 42}, TypeError),
+        ({"api_key": 123}, TypeError),
+        ({"default_distinct_id": 5}, TypeError),
+        ({"max_queue_size": 0}, ValueError),
+        ({"shutdown_timeout": 0}, ValueError),
+    ],
+)
+def test_bad_configuration_raises_clearly_without_the_key(
+    kwargs: dict[str, Any], error: type[Exception]
+) -> None:
     kwargs.setdefault("api_key", DUMMY_KEY)
     with pytest.raises(error) as raised:
-        PosthogLogHandler(host="http://127.0.0.1:9", **kwargs) if "host" not in kwargs else \
-            PosthogLogHandler(**kwargs)
+        PosthogLogHandler(
+            host="http://127.0.0.1:9", **kwargs
+        ) if "host" not in kwargs else PosthogLogHandler(**kwargs)
     assert DUMMY_KEY not in str(raised.value)
-    assert list(kwargs)[0] in str(raised.value)
+    assert next(iter(kwargs)) in str(raised.value)
 
 
 def test_serverless_defaults_unless_given() -> None:
     handler = PosthogLogHandler(api_key=DUMMY_KEY, host="http://127.0.0.1:9", serverless=True)
     assert (handler.flush_at, handler.flush_interval) == (10, 2.0)
-    explicit = PosthogLogHandler(api_key=DUMMY_KEY, host="http://127.0.0.1:9", serverless=True,
-                                 flush_at=3, flush_interval=7)
+    explicit = PosthogLogHandler(
+        api_key=DUMMY_KEY, host="http://127.0.0.1:9", serverless=True, flush_at=3, flush_interval=7
+    )
     assert (explicit.flush_at, explicit.flush_interval) == (3, 7.0)
     plain = PosthogLogHandler(api_key=DUMMY_KEY, host="http://127.0.0.1:9")
     assert (plain.flush_at, plain.flush_interval) == (20, 10.0)
@@ -92,8 +99,9 @@ def test_serverless_defaults_unless_given() -> None:
         h.close()
 
 
-def test_zero_config_reads_environment(monkeypatch: pytest.MonkeyPatch,
-                                       capture_server: CaptureServer) -> None:
+def test_zero_config_reads_environment(
+    monkeypatch: pytest.MonkeyPatch, capture_server: CaptureServer
+) -> None:
     monkeypatch.setenv("POSTHOG_API_KEY", DUMMY_KEY)
     monkeypatch.setenv("POSTHOG_HOST", capture_server.url + "/")
     handler = PosthogLogHandler()
@@ -105,8 +113,9 @@ def test_zero_config_reads_environment(monkeypatch: pytest.MonkeyPatch,
     assert [r.api_key for r in capture_server.requests] == [DUMMY_KEY]
 
 
-def test_default_host_is_us_cloud_with_an_info_note(monkeypatch: pytest.MonkeyPatch,
-                                                     library_logs: RecordCollector) -> None:
+def test_default_host_is_us_cloud_with_an_info_note(
+    monkeypatch: pytest.MonkeyPatch, library_logs: RecordCollector
+) -> None:
     monkeypatch.delenv("POSTHOG_HOST", raising=False)
     handler = PosthogLogHandler(api_key=DUMMY_KEY)
     assert handler.host == "https://us.i.posthog.com"
@@ -116,10 +125,12 @@ def test_default_host_is_us_cloud_with_an_info_note(monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize("api_key", [None, ""])
-def test_no_key_disables_with_exactly_one_warning(api_key: str | None,
-                                                  monkeypatch: pytest.MonkeyPatch,
-                                                  capture_server: CaptureServer,
-                                                  library_logs: RecordCollector) -> None:
+def test_no_key_disables_with_exactly_one_warning(
+    api_key: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+    capture_server: CaptureServer,
+    library_logs: RecordCollector,
+) -> None:
     monkeypatch.delenv("POSTHOG_API_KEY", raising=False)
     handler = PosthogLogHandler(api_key=api_key, host=capture_server.url)
     log = span_logger("test.disabled", handler)
@@ -135,10 +146,9 @@ def test_no_key_disables_with_exactly_one_warning(api_key: str | None,
     assert handler.stats()["listener_alive"] is False
 
 
-def test_key_never_in_repr_logs_or_errors(make_handler: Any, library_logs: RecordCollector,
-                                          capture_server: CaptureServer) -> None:
-    from posthog_logging.devserver import ScriptedResponse
-
+def test_key_never_in_repr_logs_or_errors(
+    make_handler: Any, library_logs: RecordCollector, capture_server: CaptureServer
+) -> None:
     capture_server.script(ScriptedResponse(status=400, body=f'{{"detail": "bad key {DUMMY_KEY}"}}'))
     handler, log = make_handler(flush_at=1)
     log.info("x", extra={"span": tool_span(1)})
@@ -158,14 +168,24 @@ def test_key_never_in_repr_logs_or_errors(make_handler: Any, library_logs: Recor
 def test_dictconfig_builds_a_working_handler_without_a_start_call(
     form: str, capture_server: CaptureServer
 ) -> None:
-    logging.config.dictConfig({
-        "version": 1,
-        "disable_existing_loggers": False,
-        "handlers": {"ph": {form: "posthog_logging.PosthogLogHandler", "api_key": DUMMY_KEY,
-                            "host": capture_server.url, "flush_at": 2, "privacy_mode": True}},
-        "loggers": {"test.dictconfig": {"handlers": ["ph"], "level": "INFO",
-                                        "propagate": False}},
-    })
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": {
+                "ph": {
+                    form: "posthog_logging.PosthogLogHandler",
+                    "api_key": DUMMY_KEY,
+                    "host": capture_server.url,
+                    "flush_at": 2,
+                    "privacy_mode": True,
+                }
+            },
+            "loggers": {
+                "test.dictconfig": {"handlers": ["ph"], "level": "INFO", "propagate": False}
+            },
+        }
+    )
     logger = logging.getLogger("test.dictconfig")
     handler = logger.handlers[0]
     assert isinstance(handler, PosthogLogHandler)
@@ -183,9 +203,10 @@ def test_dictconfig_builds_a_working_handler_without_a_start_call(
 # -------------------------------------------------------- batching and flush
 
 
-def test_timer_sends_partial_batches_every_flush_interval(make_handler: Any,
-                                                          capture_server: CaptureServer) -> None:
-    handler, log = make_handler(flush_at=100, flush_interval=0.2)
+def test_timer_sends_partial_batches_every_flush_interval(
+    make_handler: Any, capture_server: CaptureServer
+) -> None:
+    _handler, log = make_handler(flush_at=100, flush_interval=0.2)
     log.info("x", extra={"span": tool_span(1)})
     assert len(capture_server.wait_for_events(1, timeout=3)) == 1
     log.info("x", extra={"span": tool_span(2)})
@@ -193,20 +214,23 @@ def test_timer_sends_partial_batches_every_flush_interval(make_handler: Any,
     assert [len(r.batch) for r in capture_server.requests] == [1, 1]
 
 
-def test_flush_returns_after_everything_logged_before_is_sent(make_handler: Any,
-                                                              capture_server: CaptureServer) -> None:
+def test_flush_returns_after_everything_logged_before_is_sent(
+    make_handler: Any, capture_server: CaptureServer
+) -> None:
     handler, log = make_handler(flush_at=1000, flush_interval=60)
     for n in range(250):
         log.info("x", extra={"span": tool_span(n)})
     handler.flush()
     assert len(capture_server.events) == 250
-    assert [len(r.batch) for r in capture_server.requests] == [100, 100, 50] or \
-        sum(len(r.batch) for r in capture_server.requests) == 250
+    assert [len(r.batch) for r in capture_server.requests] == [100, 100, 50] or sum(
+        len(r.batch) for r in capture_server.requests
+    ) == 250
     assert max(len(r.batch) for r in capture_server.requests) <= 1000
 
 
-def test_close_batches_like_the_spec_example(make_handler: Any,
-                                             capture_server: CaptureServer) -> None:
+def test_close_batches_like_the_spec_example(
+    make_handler: Any, capture_server: CaptureServer
+) -> None:
     handler, log = make_handler(flush_at=4, flush_interval=60)
     for n in range(9):
         log.info("x", extra={"span": tool_span(n)})
@@ -214,8 +238,9 @@ def test_close_batches_like_the_spec_example(make_handler: Any,
     assert [len(r.batch) for r in capture_server.requests] == [4, 4, 1]
 
 
-def test_records_after_close_are_dropped_and_counted(make_handler: Any,
-                                                     capture_server: CaptureServer) -> None:
+def test_records_after_close_are_dropped_and_counted(
+    make_handler: Any, capture_server: CaptureServer
+) -> None:
     handler, log = make_handler()
     handler.close()
     log.info("x", extra={"span": tool_span(1)})
@@ -240,8 +265,9 @@ def test_caller_mutating_its_span_after_logging_changes_nothing(
     assert props["$ai_span_name"] == "tool 1"
 
 
-def test_span_objects_with_to_span_dict_are_accepted(make_handler: Any,
-                                                     capture_server: CaptureServer) -> None:
+def test_span_objects_with_to_span_dict_are_accepted(
+    make_handler: Any, capture_server: CaptureServer
+) -> None:
     class MySpan:
         def to_span_dict(self) -> dict[str, Any]:
             return tool_span(5)
@@ -252,14 +278,19 @@ def test_span_objects_with_to_span_dict_are_accepted(make_handler: Any,
     assert capture_server.events[0]["properties"]["$ai_span_id"] == f"{5:016x}"
 
 
-def test_span_type_names_and_times_in_every_accepted_form(make_handler: Any,
-                                                          capture_server: CaptureServer) -> None:
-    import datetime as dt
-
+def test_span_type_names_and_times_in_every_accepted_form(
+    make_handler: Any, capture_server: CaptureServer
+) -> None:
     handler, log = make_handler()
     start = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
-    log.info("x", extra={"span": tool_span(1, type="MODEL_GENERATION", startTime=start,
-                                           endTime=start.timestamp() + 1.25)})
+    log.info(
+        "x",
+        extra={
+            "span": tool_span(
+                1, type="MODEL_GENERATION", startTime=start, endTime=start.timestamp() + 1.25
+            )
+        },
+    )
     handler.flush()
     event = capture_server.events[0]
     assert event["event"] == "$ai_generation"
@@ -270,14 +301,21 @@ def test_span_type_names_and_times_in_every_accepted_form(make_handler: Any,
 # --------------------------------------------------------------- bad input
 
 
-def test_bad_records_never_raise_and_are_counted(make_handler: Any,
-                                                 capture_server: CaptureServer,
-                                                 library_logs: RecordCollector) -> None:
+def test_bad_records_never_raise_and_are_counted(
+    make_handler: Any, capture_server: CaptureServer, library_logs: RecordCollector
+) -> None:
     handler, log = make_handler()
     logging.raiseExceptions = True
     log.info("bad", extra={"span": tool_span(3), "span_event": "span_exploded"})
-    bad_spans: list[Any] = [42, "span", ["list"], {"id": "x"}, {"traceId": TRACE},
-                            tool_span(1, startTime=None), tool_span(2, endTime="never")]
+    bad_spans: list[Any] = [
+        42,
+        "span",
+        ["list"],
+        {"id": "x"},
+        {"traceId": TRACE},
+        tool_span(1, startTime=None),
+        tool_span(2, endTime="never"),
+    ]
     for bad in bad_spans:
         log.info("bad", extra={"span": bad})
     log.info("bad", extra={"feedback": "not feedback"})
@@ -295,8 +333,9 @@ def test_bad_records_never_raise_and_are_counted(make_handler: Any,
     assert len(errors) == 7  # five spans in full, one "counting only" note, the feedback
 
 
-def test_listener_survives_a_crashing_span_object(make_handler: Any,
-                                                  capture_server: CaptureServer) -> None:
+def test_listener_survives_a_crashing_span_object(
+    make_handler: Any, capture_server: CaptureServer
+) -> None:
     class Exploding(dict[str, Any]):
         def copy(self) -> dict[str, Any]:
             raise RuntimeError("boom")
@@ -334,10 +373,9 @@ def test_handler_on_root_ignores_its_own_diagnostics(capture_server: CaptureServ
     assert json.dumps(handler.stats()["dropped"]) == "{}"
 
 
-def test_flush_has_a_deadline_when_the_server_hangs(make_handler: Any,
-                                                    capture_server: CaptureServer) -> None:
-    from posthog_logging.devserver import ScriptedResponse
-
+def test_flush_has_a_deadline_when_the_server_hangs(
+    make_handler: Any, capture_server: CaptureServer
+) -> None:
     capture_server.script(*[ScriptedResponse(delay=3.0)] * 3)
     handler, log = make_handler(flush_timeout=0.5, shutdown_timeout=1.0, request_timeout=5.0)
     log.info("x", extra={"span": tool_span(1)})

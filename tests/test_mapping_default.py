@@ -105,8 +105,13 @@ def test_c_passthrough_never_overwrites_library_keys() -> None:
         type="tool_call",
         parentSpanId=ROOT,
         attributes={"$ai_span_id": "evil", "shared": "attribute", "only_attr": 1},
-        metadata={"$ai_latency": 999, "$ai_total_cost_usd": 5, "$groups": {"company": "c1"},
-                  "shared": "metadata", "error_message": "meta"},
+        metadata={
+            "$ai_latency": 999,
+            "$ai_total_cost_usd": 5,
+            "$groups": {"company": "c1"},
+            "shared": "metadata",
+            "error_message": "meta",
+        },
         errorInfo={"message": "real error"},
     )
     compat = only(run(mapper(True), ("span_ended", tool)), "$ai_span")
@@ -154,8 +159,12 @@ def test_e_time_to_first_token_in_seconds() -> None:
 def test_f_reasoning_tokens_and_usd_costs() -> None:
     attributes = {
         "usage": {"inputTokens": 100.0, "outputTokens": 50, "outputDetails": {"reasoning": 20}},
-        "costContext": {"estimatedCost": 0.0125, "inputCost": 0.01, "outputCost": 0.0025,
-                        "costUnit": "USD"},
+        "costContext": {
+            "estimatedCost": 0.0125,
+            "inputCost": 0.01,
+            "outputCost": 0.0025,
+            "costUnit": "USD",
+        },
     }
     compat = only(run(mapper(True), ("span_ended", generation(**attributes))), "$ai_generation")
     assert "$ai_reasoning_tokens" not in compat and "$ai_total_cost_usd" not in compat
@@ -168,15 +177,19 @@ def test_f_reasoning_tokens_and_usd_costs() -> None:
     assert props["$ai_output_cost_usd"] == 0.0025
 
 
-@pytest.mark.parametrize("cost_context", [
-    {"estimatedCost": 1.0, "costUnit": "EUR"},
-    {"estimatedCost": True},
-    {"estimatedCost": float("nan")},
-    {"estimatedCost": "1.0"},
-])
+@pytest.mark.parametrize(
+    "cost_context",
+    [
+        {"estimatedCost": 1.0, "costUnit": "EUR"},
+        {"estimatedCost": True},
+        {"estimatedCost": float("nan")},
+        {"estimatedCost": "1.0"},
+    ],
+)
 def test_f_costs_not_mapped_unless_finite_usd_numbers(cost_context: dict[str, Any]) -> None:
-    props = only(run(mapper(), ("span_ended", generation(costContext=cost_context))),
-                 "$ai_generation")
+    props = only(
+        run(mapper(), ("span_ended", generation(costContext=cost_context))), "$ai_generation"
+    )
     assert "$ai_total_cost_usd" not in props
 
 
@@ -201,8 +214,9 @@ def test_h_stop_reason_from_finish_reason() -> None:
     props = only(run(mapper(), ("span_ended", generation(finishReason="stop"))), "$ai_generation")
     assert props["$ai_stop_reason"] == "stop"
     for reason in ("", None, 3):
-        props = only(run(mapper(), ("span_ended", generation(finishReason=reason))),
-                     "$ai_generation")
+        props = only(
+            run(mapper(), ("span_ended", generation(finishReason=reason))), "$ai_generation"
+        )
         assert "$ai_stop_reason" not in props
 
 
@@ -224,12 +238,21 @@ def test_default_mode_omits_non_numeric_token_counts() -> None:
 @pytest.mark.parametrize("compat", [True, False])
 def test_privacy_mode_strips_content_whatever_set_it(compat: bool) -> None:
     private = mapper(compat, privacy_mode=True)
-    tool = span("5" * 16, parentSpanId=ROOT, input="secret", output="secret",
-                metadata={"$ai_input": "secret via metadata"})
+    tool = span(
+        "5" * 16,
+        parentSpanId=ROOT,
+        input="secret",
+        output="secret",
+        metadata={"$ai_input": "secret via metadata"},
+    )
     gen = generation(model="m")
     gen.update(input="secret prompt", output="secret reply")
-    events = run(private, ("span_ended", tool), ("span_ended", gen), ("span_ended",
-                 root(input="q", output="a")))
+    events = run(
+        private,
+        ("span_ended", tool),
+        ("span_ended", gen),
+        ("span_ended", root(input="q", output="a")),
+    )
     for event in events:
         for key in ("$ai_input", "$ai_output_choices", "$ai_input_state", "$ai_output_state"):
             assert key not in event["properties"]

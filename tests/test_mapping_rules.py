@@ -33,8 +33,13 @@ def child(span_id: str = "3" * 16, **fields: Any) -> dict[str, Any]:
 
 def test_span_updated_is_ignored_and_end_twice_sends_twice() -> None:
     m, _ = compat_mapper()
-    events = run(m, ("span_started", child()), ("span_updated", child(input="x")),
-                 ("span_ended", child()), ("span_ended", child()))
+    events = run(
+        m,
+        ("span_started", child()),
+        ("span_updated", child(input="x")),
+        ("span_ended", child()),
+        ("span_ended", child()),
+    )
     assert len(events) == 2 and events[0] == events[1]
     assert "$ai_input_state" not in events[0]["properties"]
 
@@ -50,10 +55,13 @@ def test_end_borrows_only_input_from_start_snapshot() -> None:
 
 def test_trace_user_comes_from_first_start_and_beats_default() -> None:
     m = EventMapper(MappingOptions(mastra_compat=True, default_distinct_id="svc"), print)
-    events = run(m, ("span_started", root()),
-                 ("span_started", child(metadata={"userId": 7})),
-                 ("span_started", child("4" * 16, metadata={"userId": "later"})),
-                 ("span_ended", root()))
+    events = run(
+        m,
+        ("span_started", root()),
+        ("span_started", child(metadata={"userId": 7})),
+        ("span_started", child("4" * 16, metadata={"userId": "later"})),
+        ("span_ended", root()),
+    )
     assert events[0]["distinct_id"] == "7"
 
 
@@ -112,8 +120,12 @@ def test_trace_cap_aborts_the_oldest_open_trace() -> None:
 
 def test_abort_on_close_in_order_of_first_start() -> None:
     m, _ = compat_mapper()
-    run(m, ("span_started", root(endTime=None)), ("span_started", child(endTime=None)),
-        ("span_started", root(endTime=None)))
+    run(
+        m,
+        ("span_started", root(endTime=None)),
+        ("span_started", child(endTime=None)),
+        ("span_started", root(endTime=None)),
+    )
     events = m.abort_open_spans(NOW_MS)
     assert [e["event"] for e in events] == ["$ai_trace", "$ai_span"]
     assert events[1]["properties"]["error_id"] == "SHUTDOWN"
@@ -121,13 +133,16 @@ def test_abort_on_close_in_order_of_first_start() -> None:
     assert m.abort_open_spans(NOW_MS) == []
 
 
-@pytest.mark.parametrize(("payload", "reason"), [
-    ("not a span", "not a mapping"),
-    ({"traceId": TRACE}, "no id"),
-    ({"id": "x"}, "no traceId"),
-    (span("7" * 16, parentSpanId=ROOT, startTime=None), "no usable startTime"),
-    (span("7" * 16, parentSpanId=ROOT, endTime="soon"), "unparseable endTime"),
-])
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ("not a span", "not a mapping"),
+        ({"traceId": TRACE}, "no id"),
+        ({"id": "x"}, "no traceId"),
+        (span("7" * 16, parentSpanId=ROOT, startTime=None), "no usable startTime"),
+        (span("7" * 16, parentSpanId=ROOT, endTime="soon"), "unparseable endTime"),
+    ],
+)
 def test_unbuildable_spans_are_rejected_with_a_reason(payload: Any, reason: str) -> None:
     m, _ = compat_mapper()
     with pytest.raises(SpanRejected, match=reason):
@@ -145,8 +160,12 @@ def test_rejected_span_still_counts_as_ended() -> None:
 
 def test_generation_defaults_and_tools() -> None:
     m, _ = compat_mapper()
-    gen = generation(model="", tools=[{"type": "function", "name": "f", "extra": 1}, "x"],
-                     parameters={"temperature": 0}, streaming=False)
+    gen = generation(
+        model="",
+        tools=[{"type": "function", "name": "f", "extra": 1}, "x"],
+        parameters={"temperature": 0},
+        streaming=False,
+    )
     props = run(m, ("span_ended", gen))[0]["properties"]
     assert props["$ai_model"] == "unknown-model"
     assert props["$ai_provider"] == "unknown-provider"
@@ -155,18 +174,42 @@ def test_generation_defaults_and_tools() -> None:
     assert props["$ai_stream"] is False
 
 
-@pytest.mark.parametrize(("data", "expected"), [
-    ({"messages": "x"}, [{"role": "user", "content": [{"type": "text", "text": '{"messages":"x"}'}]}]),
-    ({"text": "", "toolCalls": []}, [{"role": "user", "content": [{"type": "text", "text": ""}]}]),
-    ([1, {"role": "u"}], [{"role": "user", "content": [{"type": "text", "text": '[1,{"role":"u"}]'}]}]),
-    ([], []),
-    ([{"role": "tool", "content": None, "name": "x"}], [{"role": "tool", "content": None}]),
-    ({"text": "t", "toolCalls": [{"toolCallId": "c", "toolName": "f", "args": {"a": 1}}]},
-     [{"role": "assistant", "content": [
-         {"type": "text", "text": "t"},
-         {"type": "tool-call", "id": "c", "function": {"name": "f", "arguments": {"a": 1}}}]}]),
-    (5, [{"role": "user", "content": [{"type": "text", "text": "5"}]}]),
-])
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            {"messages": "x"},
+            [{"role": "user", "content": [{"type": "text", "text": '{"messages":"x"}'}]}],
+        ),
+        (
+            {"text": "", "toolCalls": []},
+            [{"role": "user", "content": [{"type": "text", "text": ""}]}],
+        ),
+        (
+            [1, {"role": "u"}],
+            [{"role": "user", "content": [{"type": "text", "text": '[1,{"role":"u"}]'}]}],
+        ),
+        ([], []),
+        ([{"role": "tool", "content": None, "name": "x"}], [{"role": "tool", "content": None}]),
+        (
+            {"text": "t", "toolCalls": [{"toolCallId": "c", "toolName": "f", "args": {"a": 1}}]},
+            [
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "text", "text": "t"},
+                        {
+                            "type": "tool-call",
+                            "id": "c",
+                            "function": {"name": "f", "arguments": {"a": 1}},
+                        },
+                    ],
+                }
+            ],
+        ),
+        (5, [{"role": "user", "content": [{"type": "text", "text": "5"}]}]),
+    ],
+)
 def test_message_formatting(data: Any, expected: Any) -> None:
     assert format_messages(data, "user") == expected
 
@@ -174,8 +217,7 @@ def test_message_formatting(data: Any, expected: Any) -> None:
 def test_metadata_overwrites_everything_in_compat() -> None:
     m, _ = compat_mapper()
     gen = generation(model="m", usage={"inputTokens": 3})
-    gen["metadata"] = {"$ai_model": "meta", "$ai_input_tokens": "x", "posthog": 1,
-                       "$groups": [1]}
+    gen["metadata"] = {"$ai_model": "meta", "$ai_input_tokens": "x", "posthog": 1, "$groups": [1]}
     props = run(m, ("span_ended", gen))[0]["properties"]
     assert props["$ai_model"] == "meta"
     assert props["$ai_input_tokens"] == "x"

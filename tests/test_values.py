@@ -20,19 +20,43 @@ from posthog_logging.values import (
 EPOCH_2025 = 1_735_689_600_000
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (None, False), (False, False), (0, False), (0.0, False), (math.nan, False), ("", False),
-    (True, True), ([], True), ({}, True), ("0", True), (-1, True), (object(), True),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, False),
+        (False, False),
+        (0, False),
+        (0.0, False),
+        (math.nan, False),
+        ("", False),
+        (True, True),
+        ([], True),
+        ({}, True),
+        ("0", True),
+        (-1, True),
+        (object(), True),
+    ],
+)
 def test_js_truthiness(value: Any, expected: bool) -> None:
     assert is_truthy(value) is expected
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("x", "x"), (True, "true"), (False, "false"), (7, "7"), (4.0, "4"), (1.5, "1.5"),
-    (None, "null"), ([1, None, "a"], "1,,a"), ({"a": 1}, "[object Object]"),
-    (math.inf, "Infinity"), (math.nan, "NaN"),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("x", "x"),
+        (True, "true"),
+        (False, "false"),
+        (7, "7"),
+        (4.0, "4"),
+        (1.5, "1.5"),
+        (None, "null"),
+        ([1, None, "a"], "1,,a"),
+        ({"a": 1}, "[object Object]"),
+        (math.inf, "Infinity"),
+        (math.nan, "NaN"),
+    ],
+)
 def test_js_string(value: Any, expected: str) -> None:
     assert js_string(value) == expected
 
@@ -68,20 +92,27 @@ def test_json_safe_never_raises() -> None:
     assert "[Too deep]" in repr(safe["deep"])
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("2025-01-01T00:00:07.250999Z", EPOCH_2025 + 7250),
-    ("2025-01-01T05:30:00.125+05:30", EPOCH_2025 + 125),
-    ("2025-01-01T00:00:00Z", EPOCH_2025),
-    ("2025-01-01T00:00:00", EPOCH_2025),
-    ("2025-01-01", EPOCH_2025),
-    ("2024-12-31T19:00:00-05:00", EPOCH_2025),
-    (dt.datetime(2025, 1, 1, 0, 0, 0, 999), EPOCH_2025),
-    (dt.datetime(2025, 1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1))), EPOCH_2025),
-    (1735689600, EPOCH_2025),
-    (1735689601.005, EPOCH_2025 + 1005),
-    ("not a date", None), ("2025-13-01T00:00:00Z", None), (True, None), (math.inf, None),
-    (None, None), ([], None),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2025-01-01T00:00:07.250999Z", EPOCH_2025 + 7250),
+        ("2025-01-01T05:30:00.125+05:30", EPOCH_2025 + 125),
+        ("2025-01-01T00:00:00Z", EPOCH_2025),
+        ("2025-01-01T00:00:00", EPOCH_2025),
+        ("2025-01-01", EPOCH_2025),
+        ("2024-12-31T19:00:00-05:00", EPOCH_2025),
+        (dt.datetime(2025, 1, 1, 0, 0, 0, 999), EPOCH_2025),
+        (dt.datetime(2025, 1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1))), EPOCH_2025),
+        (1735689600, EPOCH_2025),
+        (1735689601.005, EPOCH_2025 + 1005),
+        ("not a date", None),
+        ("2025-13-01T00:00:00Z", None),
+        (True, None),
+        (math.inf, None),
+        (None, None),
+        ([], None),
+    ],
+)
 def test_time_ms(value: Any, expected: int | None) -> None:
     assert time_ms(value) == expected
 

@@ -59,10 +59,10 @@ class _CaptureRequestHandler(BaseHTTPRequestHandler):
     server: _CaptureHTTPServer
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self._answer(200, "posthog-logging dev server: POST batches to /i/v0/ai/batch/\n", {})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         capture = self.server.capture
@@ -95,7 +95,7 @@ class _CaptureRequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         if self.server.capture.verbose:
             super().log_message(format, *args)
 
@@ -269,8 +269,10 @@ def _describe(event: Mapping[str, Any]) -> str:
         parts.append(f"{latency:.3f}s")
     tokens_in, tokens_out = props.get("$ai_input_tokens"), props.get("$ai_output_tokens")
     if tokens_in is not None or tokens_out is not None:
-        parts.append(f"tokens {tokens_in if tokens_in is not None else '-'}/"
-                     f"{tokens_out if tokens_out is not None else '-'}")
+        parts.append(
+            f"tokens {tokens_in if tokens_in is not None else '-'}/"
+            f"{tokens_out if tokens_out is not None else '-'}"
+        )
     if props.get("$ai_is_error"):
         error = props.get("error_message")
         if error is None and isinstance(props.get("$ai_error"), Mapping):
@@ -353,9 +355,7 @@ def serve_forever(host: str, port: int, out: TextIO, *, verbose: bool = False) -
     printer = TracePrinter(out)
     server = CaptureServer(host, port, on_request=printer.on_request, verbose=verbose)
     server.start()
-    out.write(
-        f"posthog-logging dev server listening on {server.url}  (set POSTHOG_HOST to this)\n"
-    )
+    out.write(f"posthog-logging dev server listening on {server.url}  (set POSTHOG_HOST to this)\n")
     out.flush()
     try:
         while True:

@@ -35,7 +35,7 @@ from .contract import (
     SPAN_EVENT_ATTR,
     SupportsSpanDict,
 )
-from .mapping import EventMapper, MappingOptions
+from .mapping import EventMapper, MappingOptions, SpanRejected
 from .pipeline import (
     FEEDBACK_ITEM,
     SPAN_ITEM,
@@ -75,13 +75,14 @@ class EventListener(QueueListener):
     """A ``QueueListener`` whose waits double as the pipeline's timers."""
 
     def __init__(self, event_queue: queue.SimpleQueue[Any], pipeline: EventPipeline) -> None:
-        super().__init__(event_queue)  # type: ignore[arg-type]
+        super().__init__(event_queue)
+        self.event_queue = event_queue
         self.pipeline = pipeline
 
     def dequeue(self, block: bool) -> Any:
         while True:
             try:
-                return self.queue.get(block, self.pipeline.seconds_until_due())
+                return self.event_queue.get(block, self.pipeline.seconds_until_due())
             except queue.Empty:
                 self.pipeline.on_timer()
 
@@ -331,7 +332,7 @@ class PosthogLogHandler(logging.Handler):
         return counts
 
     def _new_pipeline(self) -> EventPipeline:
-        mapper = EventMapper(self.options, on_reject=lambda rejected: self._pipeline.reject(rejected))
+        mapper = EventMapper(self.options, on_reject=self._reject_while_aborting)
         return EventPipeline(
             mapper,
             self._transport,
@@ -342,6 +343,9 @@ class PosthogLogHandler(logging.Handler):
             spiller=None if self.spill_dir is None else SpillWriter(self.spill_dir),
             spill_on_overflow=self.overflow == "spill",
         )
+
+    def _reject_while_aborting(self, rejected: SpanRejected) -> None:
+        self._pipeline.reject(rejected)
 
     def _reset_after_fork(self) -> None:
         """In a forked child: empty buffer, fresh state, a listener of its own later.

@@ -250,7 +250,9 @@ class EventPipeline:
                 self._note_shrunk(truncated)
             overflow = self.buffer.append(encoded)
             if overflow:
-                self._undeliverable(overflow, "buffer_full", "the buffer is full", self.spill_on_overflow)
+                self._undeliverable(
+                    overflow, "buffer_full", "the buffer is full", self.spill_on_overflow
+                )
         self.stats.add("mapped", len(events))
 
     def _note_shrunk(self, truncated: int) -> None:

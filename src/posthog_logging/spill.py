@@ -50,8 +50,9 @@ class SpillWriter:
     on :meth:`close` or when it grows past ``max_file_bytes``.
     """
 
-    def __init__(self, directory: str | os.PathLike[str],
-                 max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    ) -> None:
         self.directory = Path(directory)
         self.max_file_bytes = max_file_bytes
         self._file: IO[str] | None = None
@@ -90,7 +91,7 @@ class SpillWriter:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"spill-{os.getpid()}-{int(time.time() * 1000)}-{secrets.token_hex(4)}"
         self._path = self.directory / (name + PARTIAL_SUFFIX)
-        self._file = open(self._path, "x", encoding="ascii")
+        self._file = open(self._path, "x", encoding="ascii")  # noqa: SIM115 - kept open across writes
         return self._file
 
 

@@ -75,7 +75,9 @@ def fit_event(event: dict[str, Any], max_bytes: int) -> tuple[EncodedEvent, int]
     for size, key in sizes:
         if excess <= 0:
             break
-        text = properties[key] if isinstance(properties[key], str) else encode_event(properties[key])
+        text = (
+            properties[key] if isinstance(properties[key], str) else encode_event(properties[key])
+        )
         keep = max(0, len(text) - excess - len(TRUNCATION_MARKER) - 32)
         properties[key] = text[:keep] + TRUNCATION_MARKER.format(cut=len(text) - keep)
         excess -= size - len(encode_event(properties[key]))
@@ -143,7 +145,9 @@ class PostResult:
 class Transport:
     """Posts encoded batches to ``{host}/i/v0/ai/batch/``; never raises, never shows the key."""
 
-    def __init__(self, api_key: str, host: str, *, gzip: bool = True, timeout: float = 10.0) -> None:
+    def __init__(
+        self, api_key: str, host: str, *, gzip: bool = True, timeout: float = 10.0
+    ) -> None:
         self._api_key = api_key
         self.host = host.rstrip("/")
         self.gzip = gzip

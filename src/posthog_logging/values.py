@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 #: JSON-representable values (what ``json_safe`` returns).
 JsonValue = Any
@@ -38,14 +38,16 @@ def is_truthy(value: Any) -> bool:
     """JavaScript truthiness: empty containers are truthy, ``0``/NaN/``""`` are not."""
     if value is None or value is False or value is True:
         return value is True
-    if isinstance(value, (int, float)):
-        return value == value and value != 0
+    if isinstance(value, float):
+        return not math.isnan(value) and value != 0
+    if isinstance(value, int):
+        return value != 0
     if isinstance(value, str):
         return value != ""
     return True
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[int | float]:
     """True for ints and floats, but not for bools (which Python counts as ints)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -108,7 +110,7 @@ def time_ms(value: Any) -> int | None:
         if not math.isfinite(value):
             return None
         # Round to microseconds first so 1.005 s is 1005 ms, not 1004.999...
-        return int(round(value * 1_000_000)) // 1000
+        return round(value * 1_000_000) // 1000
     return None
 
 

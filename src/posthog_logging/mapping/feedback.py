@@ -70,7 +70,11 @@ class FeedbackEventBuilder:
     def _distinct_id(self, feedback: Mapping[str, Any], metadata: Mapping[str, Any]) -> str | None:
         """§1.13 distinct id; None means "personless, use the trace id" (Part 2 (g))."""
         chosen: Any = None
-        for source in (feedback.get("feedbackUserId"), feedback.get("userId"), metadata.get("userId")):
+        for source in (
+            feedback.get("feedbackUserId"),
+            feedback.get("userId"),
+            metadata.get("userId"),
+        ):
             if source is not None:
                 chosen = source
                 break

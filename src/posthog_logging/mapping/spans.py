@@ -1,4 +1,4 @@
-"""§1.3–§1.10 (and Part 2): one span becomes its PostHog event(s).
+"""§1.3-§1.10 (and Part 2): one span becomes its PostHog event(s).
 
 Properties are assembled from *layers* in the order the spec lists them.  A
 layer is either the library's own keys or a passthrough of user data (tags,
@@ -63,7 +63,9 @@ class SpanFacts:
         self.type = span_type.lower() if isinstance(span_type, str) else ""
         self.is_event = is_truthy(span.get("isEvent"))
         self.is_root = is_truthy(span.get("isRootSpan"))
-        self.parent_id = js_string(span["parentSpanId"]) if is_truthy(span.get("parentSpanId")) else None
+        self.parent_id = (
+            js_string(span["parentSpanId"]) if is_truthy(span.get("parentSpanId")) else None
+        )
         self.attributes = as_mapping(span.get("attributes"))
         self.metadata = as_mapping(span.get("metadata"))
         self.error_info = span.get("errorInfo")
