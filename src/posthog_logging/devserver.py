@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 
+from .values import time_ms
+
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -281,6 +283,13 @@ def _describe(event: Mapping[str, Any]) -> str:
     return "  ".join(part for part in parts if part)
 
 
+def _start_ms(event: Mapping[str, Any]) -> float:
+    """When the span started: its timestamp (the end) minus its latency."""
+    end = time_ms(event.get("timestamp")) or 0
+    latency = _properties(event).get("$ai_latency")
+    return end - (latency * 1000 if isinstance(latency, (int, float)) else 0)
+
+
 def render_trace_tree(events: Sequence[Mapping[str, Any]]) -> str:
     """One trace's events as an indented tree (parents from ``$ai_parent_id``)."""
     if not events:
@@ -298,7 +307,7 @@ def render_trace_tree(events: Sequence[Mapping[str, Any]]) -> str:
             parent_key = trace_id if root is not None else None
         children.setdefault(parent_key, []).append(event)
     for siblings in children.values():
-        siblings.sort(key=lambda event: str(event.get("timestamp") or ""))
+        siblings.sort(key=_start_ms)
 
     lines = [f"trace {trace_id}"]
 

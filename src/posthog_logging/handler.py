@@ -177,8 +177,8 @@ class PosthogLogHandler(logging.Handler):
         if overflow == "spill" and self.spill_dir is None:
             raise ValueError("overflow='spill' needs spill_dir")
         self.overflow = overflow
-        self.host = _resolve_host(host)
-        api_key = _resolve_api_key(api_key)
+        self.host = resolve_host(host)
+        api_key = resolve_api_key(api_key)
         self.disabled = api_key is None
         self.options = MappingOptions(
             mastra_compat=mastra_compat,
@@ -380,7 +380,8 @@ def _snapshot(payload: Any) -> Any:
     return payload  # not a mapping: the listener rejects it, counted
 
 
-def _resolve_api_key(api_key: Any) -> str | None:
+def resolve_api_key(api_key: Any) -> str | None:
+    """The API key from the argument, else ``$POSTHOG_API_KEY``; None when neither."""
     if api_key is None:
         api_key = os.environ.get("POSTHOG_API_KEY")
     if api_key is not None and not isinstance(api_key, str):
@@ -388,7 +389,8 @@ def _resolve_api_key(api_key: Any) -> str | None:
     return (api_key.strip() or None) if api_key else None
 
 
-def _resolve_host(host: Any) -> str:
+def resolve_host(host: Any) -> str:
+    """The host from the argument, else ``$POSTHOG_HOST``, else the US cloud."""
     if host is None:
         host = os.environ.get("POSTHOG_HOST") or None
     if host is None:
