@@ -47,7 +47,7 @@ from .pipeline import (
     Stats,
 )
 from .spill import SpillWriter
-from .transport import Transport
+from .transport import MAX_EVENT_BYTES, RetryPolicy, Transport
 from .values import time_ms
 
 DEFAULT_HOST = "https://us.i.posthog.com"
@@ -60,8 +60,10 @@ DEFAULT_MAX_QUEUE_SIZE = 100_000
 #: Encoded events the listener buffers (sending, or waiting out an outage).
 DEFAULT_MAX_BUFFER_EVENTS = 100_000
 DEFAULT_MAX_BUFFER_BYTES = 64 * 1024 * 1024
-#: What happens to the oldest buffered events when the buffer is full.
-OVERFLOW_POLICIES = ("drop_oldest", "spill")
+#: What happens when the caller's queue or the listener's buffer is full:
+#: drop the oldest (counted), spill the oldest buffered events, or make the
+#: caller wait up to ``block_timeout`` for room (then drop the oldest).
+OVERFLOW_POLICIES = ("drop_oldest", "spill", "block")
 
 _log = logging.getLogger(DIAGNOSTICS_LOGGER)
 #: Loggers whose records this handler never consumes (its own and its transport's).
@@ -80,6 +82,7 @@ class EventListener(QueueListener):
         self.pipeline = pipeline
 
     def dequeue(self, block: bool) -> Any:
+        _pipeline_thread.active = True  # this thread's own log records are never consumed
         while True:
             try:
                 return self.event_queue.get(block, self.pipeline.seconds_until_due())
@@ -105,6 +108,15 @@ class EventListener(QueueListener):
             return False
         self._thread = None
         return True
+
+
+class _PipelineThread(threading.local):
+    """Set while a thread does pipeline work (the listener, or an inline drain)."""
+
+    active = False
+
+
+_pipeline_thread = _PipelineThread()
 
 
 _live_handlers: weakref.WeakSet[PosthogLogHandler] = weakref.WeakSet()
@@ -144,6 +156,11 @@ class PosthogLogHandler(logging.Handler):
         max_buffer_events: int = DEFAULT_MAX_BUFFER_EVENTS,
         max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
         overflow: str = "drop_oldest",
+        block_timeout: float = 1.0,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        max_attempts: int = 8,
+        retry_base_delay: float = 0.25,
+        retry_max_delay: float = 8.0,
         flush_timeout: float = 5.0,
         shutdown_timeout: float = 10.0,
         request_timeout: float = 10.0,
@@ -177,6 +194,13 @@ class PosthogLogHandler(logging.Handler):
         if overflow == "spill" and self.spill_dir is None:
             raise ValueError("overflow='spill' needs spill_dir")
         self.overflow = overflow
+        self.block_timeout = _positive_seconds("block_timeout", block_timeout, 0)
+        self.max_event_bytes = _positive_int("max_event_bytes", max_event_bytes, 0)
+        self.retry = RetryPolicy(
+            max_attempts=_positive_int("max_attempts", max_attempts, 0),
+            base_delay=_positive_seconds("retry_base_delay", retry_base_delay, 0),
+            max_delay=_positive_seconds("retry_max_delay", retry_max_delay, 0),
+        )
         self.host = resolve_host(host)
         api_key = resolve_api_key(api_key)
         self.disabled = api_key is None
@@ -213,8 +237,8 @@ class PosthogLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Queue a snapshot of the record's span or feedback; everything else is ignored."""
-        if self.disabled:
-            return
+        if self.disabled or _pipeline_thread.active:
+            return  # never feed on records made while handling records
         try:
             attributes = record.__dict__
             span = attributes.get(SPAN_ATTR)
@@ -244,6 +268,9 @@ class PosthogLogHandler(logging.Handler):
         self._received += 1
         event_queue = self._queue
         if event_queue.qsize() >= self.max_queue_size:
+            if self.overflow == "block" and self._wait_for_room():
+                event_queue.put(item)
+                return
             try:
                 event_queue.get_nowait()
             except queue.Empty:
@@ -251,6 +278,15 @@ class PosthogLogHandler(logging.Handler):
             else:
                 self._count_drop("queue_full", "the queue is full; dropping the oldest records")
         event_queue.put(item)
+
+    def _wait_for_room(self) -> bool:
+        """overflow='block': wait up to ``block_timeout`` for the listener to catch up."""
+        deadline = time.monotonic() + self.block_timeout
+        while self._queue.qsize() >= self.max_queue_size:
+            if time.monotonic() >= deadline or _pipeline_thread.active:
+                return False
+            time.sleep(0.001)
+        return True
 
     def _count_drop(self, reason: str, message: str) -> None:
         if self._stats.drop(reason) == 1:
@@ -305,14 +341,18 @@ class PosthogLogHandler(logging.Handler):
     def _drain_inline(self, request: FlushRequest) -> None:
         """Do the listener's work on this thread (no listener could run)."""
         with self._lifecycle_lock:
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is not None:
-                    self._pipeline.process(item)
-            self._pipeline.process(request)
+            _pipeline_thread.active = True
+            try:
+                while True:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not None:
+                        self._pipeline.process(item)
+                self._pipeline.process(request)
+            finally:
+                _pipeline_thread.active = False
 
     def _report_losses(self) -> None:
         dropped = self._stats.snapshot()["dropped"]
@@ -342,6 +382,8 @@ class PosthogLogHandler(logging.Handler):
             flush_interval=self.flush_interval,
             spiller=None if self.spill_dir is None else SpillWriter(self.spill_dir),
             spill_on_overflow=self.overflow == "spill",
+            max_event_bytes=self.max_event_bytes,
+            retry=self.retry,
         )
 
     def _reject_while_aborting(self, rejected: SpanRejected) -> None:

@@ -1,0 +1,215 @@
+"""Faults, for real: a capture server that fails on cue, a dead port, oversize events,
+spill files and replay.  Every event must arrive exactly once or be accounted for."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from posthog_logging import PosthogLogHandler
+from posthog_logging.cli import main as cli_main
+from posthog_logging.devserver import CaptureServer, ScriptedResponse
+
+from .conftest import DUMMY_KEY, RecordCollector, span_logger
+from .test_handler import tool_span
+
+
+def dead_url() -> str:
+    """An address where nothing listens (connection refused at once)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def handler_for(url: str, name: str, **kwargs: Any) -> tuple[PosthogLogHandler, logging.Logger]:
+    kwargs.setdefault("api_key", DUMMY_KEY)
+    handler = PosthogLogHandler(host=url, **kwargs)
+    return handler, span_logger(f"test.reliability.{name}", handler)
+
+
+def span_ids(events: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(event["properties"]["$ai_span_id"] for event in events)
+
+
+def test_transient_faults_are_retried_and_everything_arrives_once(
+    capture_server: CaptureServer,
+) -> None:
+    capture_server.script(
+        ScriptedResponse(status=503),
+        ScriptedResponse(status=429, headers={"Retry-After": "0.2"}),
+        ScriptedResponse(drop_connection=True),
+        ScriptedResponse(status=500),
+        ScriptedResponse(status=408),
+    )
+    handler, log = handler_for(
+        capture_server.url, "transient", flush_at=10, retry_base_delay=0.05, retry_max_delay=0.2
+    )
+    for n in range(50):
+        log.info("x", extra={"span": tool_span(n)})
+    handler.close()
+    assert span_ids(capture_server.events) == Counter(f"{n:016x}" for n in range(50))
+    stats = handler.stats()
+    assert stats["retried"] == 5
+    assert stats["sent"] == 50
+    assert stats["dropped"] == {}
+
+
+def test_retry_after_is_honoured(capture_server: CaptureServer) -> None:
+    capture_server.script(ScriptedResponse(status=429, headers={"Retry-After": "1"}))
+    handler, log = handler_for(capture_server.url, "retry_after", flush_at=1)
+    log.info("x", extra={"span": tool_span(1)})
+    started = time.monotonic()
+    events = capture_server.wait_for_events(1, timeout=5)
+    assert len(events) == 1
+    assert time.monotonic() - started >= 0.9
+    handler.close()
+
+
+def test_client_errors_are_not_retried_and_are_reported_once(
+    capture_server: CaptureServer, library_logs: RecordCollector
+) -> None:
+    capture_server.script(ScriptedResponse(status=400, body='{"detail": "invalid batch"}'))
+    handler, log = handler_for(capture_server.url, "client_error", flush_at=5)
+    for n in range(10):
+        log.info("x", extra={"span": tool_span(n)})
+    handler.close()
+    assert len(capture_server.requests) == 2
+    assert handler.stats()["dropped"] == {"undeliverable": 5}
+    warnings = [r.getMessage() for r in library_logs.records if r.levelno == logging.WARNING]
+    assert any("HTTP 400" in w and "invalid batch" in w for w in warnings)
+
+
+def test_413_splits_the_batch_and_loses_nothing(capture_server: CaptureServer) -> None:
+    big = "x" * 3000
+    capture_server.max_body_bytes = 9000  # about two events per request, gzip off
+    handler, log = handler_for(capture_server.url, "too_large", flush_at=16, gzip=False)
+    for n in range(16):
+        log.info("x", extra={"span": tool_span(n, input=big)})
+    handler.close()
+    assert span_ids(capture_server.events) == Counter(f"{n:016x}" for n in range(16))
+    assert any(r.status == 413 for r in capture_server.requests)
+    assert handler.stats()["dropped"] == {}
+
+
+def test_an_oversize_event_is_shrunk_to_fit(capture_server: CaptureServer) -> None:
+    handler, log = handler_for(capture_server.url, "shrink", max_event_bytes=20_000)
+    log.info("x", extra={"span": tool_span(1, input="y" * 100_000, output={"text": "ok"})})
+    handler.close()
+    (event,) = capture_server.events
+    assert len(json.dumps(event, separators=(",", ":"))) <= 20_000
+    assert "truncated" in event["properties"]["$ai_input_state"]
+    assert event["properties"]["$ai_output_state"] == {"text": "ok"}
+    assert handler.stats()["shrunk_events"] == 1
+
+
+def test_dead_server_with_spill_dir_then_replay_delivers_each_once(
+    tmp_path: Path, capture_server: CaptureServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler, log = handler_for(
+        dead_url(), "spill", spill_dir=tmp_path, shutdown_timeout=1.5, flush_at=10
+    )
+    for n in range(120):
+        log.info("x", extra={"span": tool_span(n)})
+    started = time.monotonic()
+    handler.close()
+    assert time.monotonic() - started < 3.0
+    assert handler.stats()["spilled"] == 120
+    files = list(tmp_path.glob("*.jsonl"))
+    assert len(files) == 1 and not list(tmp_path.glob("*.part"))
+    assert sum(1 for _ in files[0].open()) == 120
+
+    monkeypatch.setenv("POSTHOG_API_KEY", DUMMY_KEY)
+    assert cli_main(["replay", "--host", capture_server.url, str(tmp_path)]) == 0
+    assert cli_main(["replay", "--host", capture_server.url, str(tmp_path)]) == 0
+    assert span_ids(capture_server.events) == Counter(f"{n:016x}" for n in range(120))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_replay_resumes_without_sending_twice(
+    tmp_path: Path, capture_server: CaptureServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler, log = handler_for(dead_url(), "interrupt", spill_dir=tmp_path, shutdown_timeout=1.0)
+    for n in range(250):
+        log.info("x", extra={"span": tool_span(n)})
+    handler.close()
+    monkeypatch.setenv("POSTHOG_API_KEY", DUMMY_KEY)
+    # The first request goes through, then the server refuses for good.
+    capture_server.script(ScriptedResponse(), ScriptedResponse(status=400))
+    assert cli_main(["replay", "--host", capture_server.url, str(tmp_path)]) == 1
+    assert len(capture_server.events) == 100
+    assert cli_main(["replay", "--host", capture_server.url, str(tmp_path)]) == 0
+    assert span_ids(capture_server.events) == Counter(f"{n:016x}" for n in range(250))
+
+
+def test_replay_maps_span_json_lines(
+    tmp_path: Path, capture_server: CaptureServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = [
+        {"time": "2025-01-01T00:00:01.000Z", "span_event": "span_ended", "span": tool_span(n)}
+        for n in range(3)
+    ] + [
+        {"time": "2025-01-01T00:00:02.000Z", "feedback": {"traceId": "t", "value": 1}},
+        {"message": "not a span"},
+    ]
+    path = tmp_path / "app.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\nnot json\n")
+    monkeypatch.setenv("POSTHOG_API_KEY", DUMMY_KEY)
+    assert cli_main(["replay", "--host", capture_server.url, str(path)]) == 0
+    assert [e["event"] for e in capture_server.events] == ["$ai_span"] * 3 + ["$ai_feedback"]
+    assert not path.exists()
+
+
+def test_buffer_bound_holds_during_an_outage(tmp_path: Path) -> None:
+    bound = 2_000_000
+    handler, log = handler_for(dead_url(), "outage", max_buffer_bytes=bound, shutdown_timeout=0.5)
+    payload = "z" * 1000
+    for n in range(20_000):
+        log.info("x", extra={"span": tool_span(n, input=payload)})
+    deadline = time.monotonic() + 10
+    while handler.stats()["queued"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    buffer = handler._pipeline.buffer
+    assert buffer.bytes <= bound
+    stats = handler.stats()
+    handler.close()
+    assert stats["dropped"]["buffer_full"] > 0
+    dropped = handler.stats()["dropped"]
+    accounted = sum(dropped.values())
+    assert accounted == 20_000
+
+
+def test_default_bounds_absorb_a_burst_of_20000_spans(capture_server: CaptureServer) -> None:
+    handler, log = handler_for(capture_server.url, "burst")
+    payload = "q" * 1000
+    for n in range(20_000):
+        log.info("x", extra={"span": tool_span(n, input=payload)})
+    handler.close()
+    assert handler.stats()["dropped"] == {}
+    assert len(capture_server.events) == 20_000
+
+
+def test_block_policy_waits_for_room_instead_of_dropping(capture_server: CaptureServer) -> None:
+    handler, log = handler_for(
+        capture_server.url, "block", max_queue_size=10, overflow="block", block_timeout=5.0
+    )
+    for n in range(300):
+        log.info("x", extra={"span": tool_span(n)})
+    handler.close()
+    assert handler.stats()["dropped"] == {}
+    assert len(capture_server.events) == 300
+
+
+def test_shutdown_summary_warns_about_losses(library_logs: RecordCollector) -> None:
+    handler, log = handler_for(dead_url(), "summary", shutdown_timeout=0.3)
+    log.info("x", extra={"span": tool_span(1)})
+    handler.close()
+    summary = [r.getMessage() for r in library_logs.records if "closed with" in r.getMessage()]
+    assert len(summary) == 1 and "shutdown_deadline" in summary[0]
