@@ -122,9 +122,13 @@ def test_dev_server_command_prints_the_tree_of_a_trace() -> None:
         banner = process.stdout.readline()
         assert f"http://127.0.0.1:{port}" in banner
         lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(
-            target=lambda: [lines.put(line) for line in process.stdout or []], daemon=True
-        ).start()
+        stdout = process.stdout
+
+        def pump() -> None:
+            for line in stdout:
+                lines.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
         batch_post(
             DUMMY_KEY,
             host=f"http://127.0.0.1:{port}",
