@@ -5,5 +5,18 @@ from __future__ import annotations
 from ._version import __version__
 from .contract import SpanEvent, SpanType
 from .handler import PosthogLogHandler
+from .tracing import Generation, Span, current_span, feedback, generation, span, traced
 
-__all__ = ["PosthogLogHandler", "SpanEvent", "SpanType", "__version__"]
+__all__ = [
+    "Generation",
+    "PosthogLogHandler",
+    "Span",
+    "SpanEvent",
+    "SpanType",
+    "__version__",
+    "current_span",
+    "feedback",
+    "generation",
+    "span",
+    "traced",
+]

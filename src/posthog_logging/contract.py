@@ -8,6 +8,7 @@ This module names those attributes and the values they may take, so emitters
 
 from __future__ import annotations
 
+import contextvars
 import enum
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
@@ -64,3 +65,21 @@ class SupportsSpanDict(Protocol):
     """
 
     def to_span_dict(self) -> Mapping[str, Any]: ...
+
+
+class ActiveSpan(Protocol):
+    """What the handler needs of the span code is running in (``capture_logs``)."""
+
+    trace_id: str
+    span_id: str
+
+    def event_span_dict(
+        self, name: str, output: Any, attributes: Mapping[str, Any]
+    ) -> Mapping[str, Any]: ...
+
+
+#: The span the running code is inside, set by the tracing API.  It lives here,
+#: not in the tracing module, so the handler can read it without importing the API.
+CURRENT_SPAN: contextvars.ContextVar[ActiveSpan | None] = contextvars.ContextVar(
+    "posthog_logging_current_span", default=None
+)

@@ -29,6 +29,7 @@ from typing import Any
 from posthog import request as posthog_request
 
 from .contract import (
+    CURRENT_SPAN,
     DIAGNOSTICS_LOGGER,
     FEEDBACK_ATTR,
     SPAN_ATTR,
@@ -165,6 +166,7 @@ class PosthogLogHandler(logging.Handler):
         shutdown_timeout: float = 10.0,
         request_timeout: float = 10.0,
         gzip: bool = True,
+        capture_logs: bool = False,
     ) -> None:
         super().__init__(level)
         for name, flag in (
@@ -172,6 +174,7 @@ class PosthogLogHandler(logging.Handler):
             ("privacy_mode", privacy_mode),
             ("mastra_compat", mastra_compat),
             ("gzip", gzip),
+            ("capture_logs", capture_logs),
         ):
             _require_bool(name, flag)
         self.flush_at = _positive_int("flush_at", flush_at, 10 if serverless else 20)
@@ -186,6 +189,7 @@ class PosthogLogHandler(logging.Handler):
         request_timeout = _positive_seconds("request_timeout", request_timeout, 0)
         _optional_str("default_distinct_id", default_distinct_id)
         self.serverless = serverless
+        self.capture_logs = capture_logs
         self.privacy_mode = privacy_mode
         self.mastra_compat = mastra_compat
         self.spill_dir = None if spill_dir is None else os.fspath(spill_dir)
@@ -251,10 +255,17 @@ class PosthogLogHandler(logging.Handler):
                 )
             else:
                 feedback = attributes.get(FEEDBACK_ATTR)
-                if feedback is None or record.name.startswith(_OWN_LOGGERS):
+                if feedback is not None and not record.name.startswith(_OWN_LOGGERS):
+                    item = (FEEDBACK_ITEM, _snapshot(feedback), None, record.created)
+                elif self.capture_logs and record.levelno >= logging.WARNING:
+                    log_span = _log_event_span(record)
+                    if log_span is None:
+                        self._ignored += 1
+                        return
+                    item = (SPAN_ITEM, log_span, None, record.created)
+                else:
                     self._ignored += 1
                     return
-                item = (FEEDBACK_ITEM, _snapshot(feedback), None, record.created)
             self._enqueue(item)
         except Exception:  # never raise into the caller's thread
             self._stats.drop("emit_error")
@@ -404,6 +415,24 @@ class PosthogLogHandler(logging.Handler):
         reset_sessions = getattr(posthog_request, "reset_sessions", None)
         if reset_sessions is not None:
             reset_sessions()  # the parent's pooled connections are not ours to use
+
+
+def _log_event_span(record: logging.LogRecord) -> Mapping[str, Any] | None:
+    """capture_logs: a warning logged inside an active span, as an event span under it."""
+    active = CURRENT_SPAN.get()
+    if active is None or record.name.startswith(_OWN_LOGGERS):
+        return None
+    message = record.getMessage()
+    attributes: dict[str, Any] = {"level": record.levelname, "logger": record.name}
+    if record.exc_info and record.exc_info[1] is not None:
+        error = record.exc_info[1]
+        attributes["exception"] = f"{type(error).__name__}: {error}"
+    event = dict(
+        active.event_span_dict(f"log {record.levelname}: {message[:80]}", message, attributes)
+    )
+    if record.levelno >= logging.ERROR:
+        event["errorInfo"] = {"message": message, "category": "USER"}
+    return event
 
 
 def _snapshot(payload: Any) -> Any:

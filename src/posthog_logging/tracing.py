@@ -1,0 +1,594 @@
+"""A small tracing API that emits Mastra-shaped span records through ``logging``.
+
+Plain Python code has no Mastra to build span mappings, so this module does
+it: ``span()`` / ``generation()`` context managers (sync and async),
+``traced`` for functions and generators, and ``current_span()``.  Parent and
+trace ids flow through a ``ContextVar``, so nesting, ``asyncio`` tasks and
+threads started with a copied context all link up.
+
+Each span logs one record when it ends (``span_ended``), and one more when
+it starts if ``emit_start=True``; the record's ``span`` is a fresh dict
+built for that record, so nothing the caller does later can change it.
+Serialising is the handler's job, on its own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import inspect
+import logging
+import secrets
+import traceback
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from typing import Any, TypeVar, overload
+
+from .contract import (
+    CURRENT_SPAN,
+    DEFAULT_SPAN_LOGGER,
+    FEEDBACK_ATTR,
+    SPAN_ATTR,
+    SPAN_EVENT_ATTR,
+    SpanEvent,
+    SpanType,
+)
+from .usage import normalize_usage
+
+#: Yielded items kept as a generator span's output before it only counts them.
+MAX_RECORDED_ITEMS = 100
+
+
+class _Unset:
+    """Marks an argument not given (``None`` is a legitimate input or output)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def resolve_span_type(span_type: SpanType | str) -> SpanType:
+    """A ``SpanType`` from a member, Mastra's value (``agent_run``) or name (``AGENT_RUN``)."""
+    if isinstance(span_type, SpanType):
+        return span_type
+    if isinstance(span_type, str):
+        try:
+            return SpanType(span_type.lower())
+        except ValueError:
+            pass
+    known = ", ".join(member.value for member in SpanType)
+    raise ValueError(f"unknown span type {span_type!r}; use one of: {known}")
+
+
+def _optional_mapping(name: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a mapping, not {type(value).__name__}")
+    return dict(value)
+
+
+def _resolve_logger(logger: logging.Logger | str | None) -> logging.Logger:
+    if logger is None:
+        return logging.getLogger(DEFAULT_SPAN_LOGGER)
+    if isinstance(logger, logging.Logger):
+        return logger
+    if isinstance(logger, str):
+        return logging.getLogger(logger)
+    raise TypeError(f"logger must be a Logger or a logger name, not {type(logger).__name__}")
+
+
+def error_info(error: BaseException | str, *, with_stack: bool = False) -> dict[str, Any]:
+    """Mastra's ``errorInfo`` for an exception (or a message)."""
+    if isinstance(error, str):
+        return {"message": error, "category": "USER"}
+    message = str(error) or ("cancelled" if isinstance(error, asyncio.CancelledError) else "")
+    info: dict[str, Any] = {
+        "message": message,
+        "name": type(error).__name__,
+        "category": "USER",
+    }
+    if with_stack:
+        info["stack"] = "".join(traceback.format_exception(error))
+    return info
+
+
+class Span:
+    """One span being recorded.  Use it as a context manager (``with``/``async with``)
+    or call :meth:`start` and :meth:`end` yourself; ending twice logs once."""
+
+    span_type: SpanType
+
+    def __init__(
+        self,
+        name: str,
+        span_type: SpanType | str = SpanType.GENERIC,
+        *,
+        input: Any = UNSET,
+        metadata: Mapping[str, Any] | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        tags: list[str] | None = None,
+        logger: logging.Logger | str | None = None,
+        emit_start: bool = False,
+        capture_traceback: bool = False,
+        parent: Span | _Unset | None = UNSET,
+        is_event: bool = False,
+    ) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"span name must be a str, not {type(name).__name__}")
+        self.name = name
+        self.span_type = resolve_span_type(span_type)
+        self.parent: Span | None = current_span() if isinstance(parent, _Unset) else parent
+        self.span_id = secrets.token_hex(8)
+        self.trace_id: str = (
+            self.parent.trace_id if self.parent is not None else secrets.token_hex(16)
+        )
+        inherited = self.parent.metadata if self.parent is not None else {}
+        self.metadata: dict[str, Any] = {**inherited, **_optional_mapping("metadata", metadata)}
+        self.attributes = _optional_mapping("attributes", attributes)
+        if tags is not None and not isinstance(tags, (list, tuple)):
+            raise TypeError(f"tags must be a list of str, not {type(tags).__name__}")
+        self.tags = list(tags or ()) if self.parent is None else []
+        self.input = input
+        self.output: Any = UNSET
+        self.error: dict[str, Any] | None = None
+        self.is_event = is_event
+        self.emit_start = emit_start
+        self.capture_traceback = capture_traceback
+        self.logger = _resolve_logger(logger)
+        self.start_time: dt.datetime | None = None
+        self.end_time: dt.datetime | None = None
+        self._tokens: list[Any] = []
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self.span_type.value} {self.span_id}>"
+
+    @property
+    def is_root(self) -> bool:
+        return self.parent is None
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> Span:
+        """Start the clock (and log ``span_started`` when ``emit_start``)."""
+        if self.start_time is None:
+            self.start_time = _now()
+            if self.emit_start:
+                self._emit(SpanEvent.STARTED)
+        return self
+
+    def end(self) -> None:
+        """Stop the clock and log the span; later calls do nothing."""
+        if self.end_time is not None:
+            return
+        self.start()
+        self._before_end()
+        self.end_time = _now()
+        self._emit(SpanEvent.ENDED)
+
+    def _before_end(self) -> None:
+        """Hook for subclasses to settle defaults (e.g. streamed output)."""
+
+    def __enter__(self) -> Span:
+        self.start()
+        self._tokens.append(CURRENT_SPAN.set(self))
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        CURRENT_SPAN.reset(self._tokens.pop())
+        if exc is not None:
+            self.record_exception(exc)
+        self.end()
+
+    async def __aenter__(self) -> Span:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    # -------------------------------------------------------------- content
+    def update(
+        self,
+        *,
+        output: Any = UNSET,
+        input: Any = UNSET,
+        usage: Any = None,
+        attributes: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Span:
+        """Merge new content into the span (before it ends)."""
+        if not isinstance(output, _Unset):
+            self.output = output
+        if not isinstance(input, _Unset):
+            self.input = input
+        self.attributes.update(_optional_mapping("attributes", attributes))
+        self.metadata.update(_optional_mapping("metadata", metadata))
+        if usage is not None:
+            self.attributes["usage"] = normalize_usage(usage)
+        return self
+
+    def set_error(self, error: BaseException | str) -> Span:
+        """Mark the span as failed (``errorInfo``)."""
+        self.error = error_info(error, with_stack=self.capture_traceback)
+        return self
+
+    def record_exception(self, error: BaseException) -> None:
+        """Record an exception leaving the span; a generator's close is not an error."""
+        if isinstance(error, GeneratorExit):
+            return
+        if isinstance(error, SystemExit) and error.code in (None, 0):
+            return
+        self.set_error(error)
+
+    def event(
+        self,
+        name: str,
+        *,
+        type: SpanType | str | None = None,
+        output: Any = UNSET,
+        attributes: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Span:
+        """Log a zero-duration event span under this span, at once."""
+        event = Span(
+            name,
+            type or SpanType.GENERIC,
+            attributes=attributes,
+            metadata=metadata,
+            logger=self.logger,
+            parent=self,
+            is_event=True,
+        )
+        event.output = output
+        event.start_time = event.end_time = _now()
+        event._emit(SpanEvent.ENDED)
+        return event
+
+    # ------------------------------------------------------------- records
+    def to_span_dict(self) -> dict[str, Any]:
+        """This span as a Mastra exported-span mapping (a fresh dict each call)."""
+        span: dict[str, Any] = {
+            "id": self.span_id,
+            "traceId": self.trace_id,
+            "name": self.name,
+            "type": self.span_type.value,
+            "startTime": self.start_time,
+            "attributes": dict(self.attributes),
+            "metadata": dict(self.metadata),
+            "isEvent": self.is_event,
+            "isRootSpan": self.is_root,
+        }
+        if self.parent is not None:
+            span["parentSpanId"] = self.parent.span_id
+        if self.end_time is not None:
+            span["endTime"] = self.end_time
+        if not isinstance(self.input, _Unset):
+            span["input"] = self.input
+        if not isinstance(self.output, _Unset):
+            span["output"] = self.output
+        if self.error is not None:
+            span["errorInfo"] = dict(self.error)
+        if self.tags:
+            span["tags"] = list(self.tags)
+        return span
+
+    def event_span_dict(
+        self, name: str, output: Any, attributes: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """An event span under this one, as a mapping (for records made by the handler)."""
+        event = Span(name, SpanType.GENERIC, attributes=attributes, parent=self, is_event=True)
+        event.output = output
+        event.start_time = event.end_time = _now()
+        return event.to_span_dict()
+
+    def _emit(self, span_event: SpanEvent) -> None:
+        logger = self.logger
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        logger.info(
+            "%s %s",
+            span_event.value,
+            self.name,
+            extra={SPAN_ATTR: self.to_span_dict(), SPAN_EVENT_ATTR: span_event.value},
+        )
+
+
+class Generation(Span):
+    """A ``model_generation`` span, with streaming support through :meth:`chunk`."""
+
+    def __init__(self, name: str, *, emit_chunks: bool = False, **options: Any) -> None:
+        super().__init__(name, SpanType.MODEL_GENERATION, **options)
+        self.emit_chunks = emit_chunks
+        self.chunk_count = 0
+        self._text: list[str] = []
+
+    def chunk(self, chunk: Any = None, *, chunk_type: str = "text-delta") -> None:
+        """Record one streamed chunk; the first sets the time to first token."""
+        self.start()
+        if self.chunk_count == 0:
+            self.attributes["completionStartTime"] = _now()
+        if isinstance(chunk, str):
+            self._text.append(chunk)
+        if self.emit_chunks:
+            self.event(
+                f"chunk: '{chunk_type}'",
+                type=SpanType.MODEL_CHUNK,
+                output=chunk,
+                attributes={"chunkType": chunk_type, "sequenceNumber": self.chunk_count},
+            )
+        self.chunk_count += 1
+
+    def _before_end(self) -> None:
+        if isinstance(self.output, _Unset) and self._text:
+            self.output = {"text": "".join(self._text)}
+        if self.chunk_count:
+            self.attributes.setdefault("streaming", True)
+
+
+def span(
+    name: str,
+    type: SpanType | str = SpanType.GENERIC,
+    *,
+    input: Any = UNSET,
+    metadata: Mapping[str, Any] | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    tags: list[str] | None = None,
+    logger: logging.Logger | str | None = None,
+    emit_start: bool = False,
+    capture_traceback: bool = False,
+) -> Span:
+    """A span under the current one (or a new trace's root), for ``with``/``async with``."""
+    return Span(
+        name,
+        type,
+        input=input,
+        metadata=metadata,
+        attributes=attributes,
+        tags=tags,
+        logger=logger,
+        emit_start=emit_start,
+        capture_traceback=capture_traceback,
+    )
+
+
+def generation(
+    name: str,
+    *,
+    model: str | None = None,
+    provider: str | None = None,
+    input: Any = UNSET,
+    parameters: Mapping[str, Any] | None = None,
+    streaming: bool | None = None,
+    tools: list[Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    logger: logging.Logger | str | None = None,
+    emit_start: bool = False,
+    emit_chunks: bool = False,
+    capture_traceback: bool = False,
+) -> Generation:
+    """A model generation span: ``model``, ``provider``, ``parameters`` (Mastra's keys:
+    ``temperature``, ``maxOutputTokens``...), ``streaming`` and ``tools`` go to attributes."""
+    merged = _optional_mapping("attributes", attributes)
+    for key, value in (
+        ("model", model),
+        ("provider", provider),
+        ("parameters", None if parameters is None else dict(parameters)),
+        ("streaming", streaming),
+        ("tools", None if tools is None else list(tools)),
+    ):
+        if value is not None:
+            merged[key] = value
+    return Generation(
+        name,
+        input=input,
+        metadata=metadata,
+        attributes=merged,
+        logger=logger,
+        emit_start=emit_start,
+        emit_chunks=emit_chunks,
+        capture_traceback=capture_traceback,
+    )
+
+
+def current_span() -> Span | None:
+    """The span the calling code runs in, if any."""
+    current = CURRENT_SPAN.get()
+    return current if isinstance(current, Span) else None
+
+
+def feedback(
+    trace_id: str, value: Any, *, logger: logging.Logger | str | None = None, **fields: Any
+) -> None:
+    """Log Mastra feedback for a trace (``feedbackType``, ``comment``, ``spanId``... as
+    keyword arguments with Mastra's names)."""
+    record = {"traceId": trace_id, "value": value, "timestamp": _now(), **fields}
+    _resolve_logger(logger).info("feedback %s", trace_id, extra={FEEDBACK_ATTR: record})
+
+
+# ------------------------------------------------------------------ traced
+
+
+class _Yielded:
+    """What a traced generator yielded: the items (up to a limit) and a count."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.count = 0
+
+    def add(self, item: Any) -> None:
+        if self.count < MAX_RECORDED_ITEMS:
+            self.items.append(item)
+        self.count += 1
+
+    def settle(self, span: Span, capture_output: bool) -> None:
+        span.attributes["yieldedCount"] = self.count
+        if capture_output:
+            complete = self.count <= MAX_RECORDED_ITEMS
+            span.output = self.items if complete else {"items": self.items, "count": self.count}
+
+
+@overload
+def traced(func: F, /) -> F: ...
+
+
+@overload
+def traced(
+    func: None = None,
+    /,
+    *,
+    type: SpanType | str = ...,
+    name: str | None = ...,
+    capture_input: bool = ...,
+    capture_output: bool = ...,
+    logger: logging.Logger | str | None = ...,
+) -> Callable[[F], F]: ...
+
+
+def traced(
+    func: F | None = None,
+    /,
+    *,
+    type: SpanType | str = SpanType.GENERIC,
+    name: str | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+    logger: logging.Logger | str | None = None,
+) -> F | Callable[[F], F]:
+    """Trace every call of a function, coroutine function, generator or async generator."""
+    span_type = resolve_span_type(type)
+
+    def decorate(function: F) -> F:
+        if not callable(function):
+            raise TypeError(f"traced() decorates callables, not {function!r}")
+        span_name = name or str(getattr(function, "__qualname__", repr(function)))
+        signature = inspect.signature(function)
+
+        def open_span(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Span:
+            call_input = _bound_arguments(signature, args, kwargs) if capture_input else UNSET
+            return Span(span_name, span_type, input=call_input, logger=logger)
+
+        def async_generator_call(*args: Any, **kwargs: Any) -> Any:
+            span = open_span(args, kwargs)
+            return _trace_async_generator(span, function(*args, **kwargs), capture_output)
+
+        def generator_call(*args: Any, **kwargs: Any) -> Any:
+            span = open_span(args, kwargs)
+            return _trace_generator(span, function(*args, **kwargs), capture_output)
+
+        async def coroutine_call(*args: Any, **kwargs: Any) -> Any:
+            with open_span(args, kwargs) as current:
+                result = await function(*args, **kwargs)
+                if capture_output:
+                    current.output = result
+                return result
+
+        def plain_call(*args: Any, **kwargs: Any) -> Any:
+            with open_span(args, kwargs) as current:
+                result = function(*args, **kwargs)
+                if capture_output:
+                    current.output = result
+                return result
+
+        wrapper: Callable[..., Any]
+        if inspect.isasyncgenfunction(function):
+            wrapper = async_generator_call
+        elif inspect.isgeneratorfunction(function):
+            wrapper = generator_call
+        elif inspect.iscoroutinefunction(function):
+            wrapper = coroutine_call
+        else:
+            wrapper = plain_call
+        return functools.wraps(function)(wrapper)  # type: ignore[return-value]
+
+    return decorate(func) if func is not None else decorate
+
+
+def _bound_arguments(
+    signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError:
+        return {"args": list(args), "kwargs": dict(kwargs)}
+    arguments = dict(bound.arguments)
+    first = next(iter(signature.parameters), None)
+    if first in ("self", "cls"):
+        arguments.pop(first, None)
+    return arguments
+
+
+def _trace_generator(span: Span, generator: Generator[Any, Any, Any], capture_output: bool) -> Any:
+    """Run ``generator`` inside ``span``; the span is current only while it runs."""
+    yielded = _Yielded()
+    span.start()
+    to_send: Any = None
+    thrown: BaseException | None = None
+    try:
+        while True:
+            token = CURRENT_SPAN.set(span)
+            try:
+                item = generator.throw(thrown) if thrown is not None else generator.send(to_send)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                CURRENT_SPAN.reset(token)
+            yielded.add(item)
+            thrown = None
+            try:
+                to_send = yield item
+            except GeneratorExit:
+                generator.close()
+                raise
+            except BaseException as error:  # delivered into the generator next turn
+                thrown = error
+    except BaseException as error:
+        span.record_exception(error)
+        raise
+    finally:
+        yielded.settle(span, capture_output)
+        span.end()
+
+
+async def _trace_async_generator(
+    span: Span, generator: AsyncGenerator[Any, Any], capture_output: bool
+) -> Any:
+    """The async twin of :func:`_trace_generator`."""
+    yielded = _Yielded()
+    span.start()
+    to_send: Any = None
+    thrown: BaseException | None = None
+    try:
+        while True:
+            token = CURRENT_SPAN.set(span)
+            try:
+                if thrown is not None:
+                    item = await generator.athrow(thrown)
+                else:
+                    item = await generator.asend(to_send)
+            except StopAsyncIteration:
+                return
+            finally:
+                CURRENT_SPAN.reset(token)
+            yielded.add(item)
+            thrown = None
+            try:
+                to_send = yield item
+            except GeneratorExit:
+                await generator.aclose()
+                raise
+            except BaseException as error:
+                thrown = error
+    except BaseException as error:
+        span.record_exception(error)
+        raise
+    finally:
+        yielded.settle(span, capture_output)
+        span.end()
