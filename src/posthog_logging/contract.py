@@ -23,7 +23,7 @@ FEEDBACK_ATTR = "feedback"
 #: Logger the tracing API writes to unless told otherwise.
 DEFAULT_SPAN_LOGGER = "posthog_logging.spans"
 #: Logger for the library's own diagnostics; the handler never consumes it.
-DIAGNOSTICS_LOGGER = "posthog_logging"
+DIAGNOSTICS_LOGGER = "posthog_logging.diagnostics"
 
 
 class SpanEvent(str, enum.Enum):

@@ -68,7 +68,13 @@ OVERFLOW_POLICIES = ("drop_oldest", "spill", "block")
 
 _log = logging.getLogger(DIAGNOSTICS_LOGGER)
 #: Loggers whose records this handler never consumes (its own and its transport's).
-_OWN_LOGGERS = (DIAGNOSTICS_LOGGER, "posthog", "urllib3", "requests")
+_OWN_LOGGERS = frozenset({DIAGNOSTICS_LOGGER, "posthog", "urllib3", "requests"})
+
+
+def _is_own_logger(name: str) -> bool:
+    """True for the library's diagnostics and its transport's loggers (and their children)."""
+    return any(name == own or name.startswith(own + ".") for own in _OWN_LOGGERS)
+
 
 #: Nested span fields copied on the caller's thread, so later mutation can't leak in.
 _SNAPSHOT_FIELDS = ("attributes", "metadata", "input", "output")
@@ -255,7 +261,7 @@ class PosthogLogHandler(logging.Handler):
                 )
             else:
                 feedback = attributes.get(FEEDBACK_ATTR)
-                if feedback is not None and not record.name.startswith(_OWN_LOGGERS):
+                if feedback is not None and not _is_own_logger(record.name):
                     item = (FEEDBACK_ITEM, _snapshot(feedback), None, record.created)
                 elif self.capture_logs and record.levelno >= logging.WARNING:
                     log_span = _log_event_span(record)
@@ -420,7 +426,7 @@ class PosthogLogHandler(logging.Handler):
 def _log_event_span(record: logging.LogRecord) -> Mapping[str, Any] | None:
     """capture_logs: a warning logged inside an active span, as an event span under it."""
     active = CURRENT_SPAN.get()
-    if active is None or record.name.startswith(_OWN_LOGGERS):
+    if active is None or _is_own_logger(record.name):
         return None
     message = record.getMessage()
     attributes: dict[str, Any] = {"level": record.levelname, "logger": record.name}

@@ -49,6 +49,7 @@ class _Unset:
 UNSET: Any = _Unset()
 
 F = TypeVar("F", bound=Callable[..., Any])
+SpanT = TypeVar("SpanT", bound="Span")
 
 
 def _now() -> dt.datetime:
@@ -156,11 +157,16 @@ class Span:
         return self.parent is None
 
     # ------------------------------------------------------------ lifecycle
-    def start(self) -> Span:
-        """Start the clock (and log ``span_started`` when ``emit_start``)."""
+    def start(self: SpanT) -> SpanT:
+        """Start the clock, and log ``span_started`` for a root span or with ``emit_start``.
+
+        A root always announces its start, as Mastra's spans do: the handler then
+        knows the root when its children end first, so their ``$ai_parent_id`` is
+        the trace (PostHog's tree) and the root's ``userId`` covers the trace.
+        """
         if self.start_time is None:
             self.start_time = _now()
-            if self.emit_start:
+            if (self.emit_start or self.is_root) and not self.is_event:
                 self._emit(SpanEvent.STARTED)
         return self
 
@@ -176,7 +182,7 @@ class Span:
     def _before_end(self) -> None:
         """Hook for subclasses to settle defaults (e.g. streamed output)."""
 
-    def __enter__(self) -> Span:
+    def __enter__(self: SpanT) -> SpanT:
         self.start()
         self._tokens.append(CURRENT_SPAN.set(self))
         return self
@@ -187,7 +193,7 @@ class Span:
             self.record_exception(exc)
         self.end()
 
-    async def __aenter__(self) -> Span:
+    async def __aenter__(self: SpanT) -> SpanT:
         return self.__enter__()
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
