@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._version import __version__
 from .contract import SpanEvent, SpanType
+from .formatter import SpanJsonFormatter
 from .handler import PosthogLogHandler
 from .tracing import Generation, Span, current_span, feedback, generation, span, traced
 
@@ -12,6 +13,7 @@ __all__ = [
     "PosthogLogHandler",
     "Span",
     "SpanEvent",
+    "SpanJsonFormatter",
     "SpanType",
     "__version__",
     "current_span",

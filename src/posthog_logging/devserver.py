@@ -276,6 +276,9 @@ def _describe(event: Mapping[str, Any]) -> str:
     latency = props.get("$ai_latency")
     if isinstance(latency, (int, float)):
         parts.append(f"{latency:.3f}s")
+    first_token = props.get("$ai_time_to_first_token")
+    if isinstance(first_token, (int, float)):
+        parts.append(f"ttft {first_token:.3f}s")
     tokens_in, tokens_out = props.get("$ai_input_tokens"), props.get("$ai_output_tokens")
     if tokens_in is not None or tokens_out is not None:
         parts.append(
