@@ -105,6 +105,8 @@ def test_json_safe_never_raises() -> None:
         (dt.datetime(2025, 1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1))), EPOCH_2025),
         (1735689600, EPOCH_2025),
         (1735689601.005, EPOCH_2025 + 1005),
+        (1e20, None),
+        (-1e15, None),
         ("not a date", None),
         ("2025-13-01T00:00:00Z", None),
         (True, None),

@@ -391,7 +391,9 @@ def _span_event(value: Any) -> SpanEvent:
         return SpanEvent.ENDED
     if isinstance(value, SpanEvent):
         return value
+    if not isinstance(value, str):
+        raise SpanRejected(f"span_event must be a string, not {type(value).__name__}")
     try:
-        return SpanEvent(str(value).lower())
+        return SpanEvent(value.lower())
     except ValueError:
-        raise SpanRejected(f"unknown span_event {str(value)[:40]!r}") from None
+        raise SpanRejected(f"unknown span_event {value[:40]!r}") from None

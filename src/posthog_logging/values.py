@@ -20,6 +20,9 @@ JsonValue = Any
 
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _MS_PER_DAY = 86_400_000
+#: The times a timestamp can show (years 1 to 9999, as ``datetime`` can).
+_MIN_MS = (1 - _EPOCH_ORDINAL) * _MS_PER_DAY
+_MAX_MS = (dt.date(9999, 12, 31).toordinal() + 1 - _EPOCH_ORDINAL) * _MS_PER_DAY - 1
 _MAX_DEPTH = 64
 #: Largest integer a JavaScript number (and a JSON reader) holds exactly.
 _MAX_SAFE_INT = 2**53
@@ -110,7 +113,8 @@ def time_ms(value: Any) -> int | None:
         if not math.isfinite(value):
             return None
         # Round to microseconds first so 1.005 s is 1005 ms, not 1004.999...
-        return round(value * 1_000_000) // 1000
+        millis = round(value * 1_000_000) // 1000
+        return millis if _MIN_MS <= millis <= _MAX_MS else None
     return None
 
 
