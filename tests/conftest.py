@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from posthog_logging.devserver import CaptureServer
+from posthog_logging.values import time_ms
 
-#: The shared reference material beside the repository (conformance fixtures, spec).
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+#: The conformance scenarios: $POSTHOG_LOGGING_FIXTURES, else the team's shared copy
+#: beside the repository (it may hold newer scenarios), else the copy kept in tests/.
+_SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "fixtures.json"
+_LOCAL_FIXTURES = Path(__file__).resolve().parent / "conformance" / "fixtures.json"
+CONFORMANCE_FIXTURES = Path(
+    os.environ.get("POSTHOG_LOGGING_FIXTURES")
+    or (_SHARED_FIXTURES if _SHARED_FIXTURES.exists() else _LOCAL_FIXTURES)
+)
 DUMMY_KEY = "phc_test_dummy_key_0123456789"
 
 
@@ -48,6 +57,13 @@ def library_logs() -> Iterator[RecordCollector]:
     for lg, (level, _propagate) in zip(loggers, saved, strict=True):
         lg.removeHandler(collector)
         lg.setLevel(level)
+
+
+def at(iso: str) -> dt.datetime:
+    """An aware datetime from an ISO-8601 string with ``Z`` (3.10's fromisoformat can't)."""
+    millis = time_ms(iso)
+    assert millis is not None, iso
+    return dt.datetime.fromtimestamp(millis / 1000, tz=dt.timezone.utc)
 
 
 def span_logger(name: str, handler: logging.Handler) -> logging.Logger:

@@ -6,7 +6,6 @@ over HTTP (gzip on), with the clock frozen as the fixtures' README says.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from typing import Any
@@ -17,16 +16,16 @@ import time_machine
 from posthog_logging import PosthogLogHandler
 from posthog_logging.devserver import CaptureServer
 
-from .conftest import DUMMY_KEY, SHARED, RecordCollector, span_logger
+from .conftest import CONFORMANCE_FIXTURES, DUMMY_KEY, RecordCollector, at, span_logger
 
-FIXTURES = json.loads((SHARED / "conformance" / "fixtures.json").read_text())
+FIXTURES = json.loads(CONFORMANCE_FIXTURES.read_text())
 IGNORED = set(FIXTURES["_meta"]["ignored_properties"])
 
 
 def _with_datetimes(value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) == {"$date"}:
-            return dt.datetime.fromisoformat(value["$date"].replace("Z", "+00:00"))
+            return at(value["$date"])
         return {key: _with_datetimes(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_with_datetimes(item) for item in value]
@@ -58,7 +57,7 @@ def replay(
     config.update(overrides)
     started = time.monotonic()
     now = scenario.get("now") or FIXTURES["default_now"]
-    with time_machine.travel(now, tick=False) as traveller:
+    with time_machine.travel(at(now), tick=False) as traveller:
         handler = PosthogLogHandler(host=server.url, **config)
         log = span_logger(f"conformance.{scenario['name']}", handler)
         for step in scenario["steps"]:
@@ -66,7 +65,7 @@ def replay(
             if action == "flush":
                 handler.flush()
             elif action == "set_now":
-                traveller.move_to(step["now"])
+                traveller.move_to(at(step["now"]))
             elif step["type"] == "feedback":
                 log.info("feedback", extra={"feedback": _with_datetimes(step["feedback"])})
             else:

@@ -181,3 +181,21 @@ def test_spans_logged_while_interpreter_exits_are_still_delivered(
     )
     assert result.returncode == 0, result.stderr
     assert_all_delivered(capture_server, 10)
+
+
+def test_a_handler_that_failed_to_configure_leaves_exit_clean() -> None:
+    source = textwrap.dedent("""
+        import logging
+        from posthog_logging import PosthogLogHandler
+        try:
+            PosthogLogHandler(api_key="phc_x", host="http://127.0.0.1:9", flush_at=0)
+        except ValueError as error:
+            print("refused:", error)
+        logging.shutdown()
+    """)
+    result = subprocess.run(
+        [sys.executable, "-c", source], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("refused: flush_at must be at least 1")
+    assert result.stderr == ""

@@ -20,7 +20,7 @@ from posthog_logging import PosthogLogHandler
 from posthog_logging.devserver import CaptureServer
 from posthog_logging.usage import normalize_usage
 
-from .conftest import DUMMY_KEY, RecordCollector
+from .conftest import DUMMY_KEY, RecordCollector, at
 
 LOGGER = "test.tracing"
 
@@ -253,7 +253,7 @@ def test_traced_async_generator(records: RecordCollector) -> None:
 
 def test_streaming_generation_records_first_token_and_text(records: RecordCollector) -> None:
     with (
-        time_machine.travel("2025-01-01T00:00:00Z", tick=False) as clock,
+        time_machine.travel(at("2025-01-01T00:00:00Z"), tick=False) as clock,
         pl.generation(
             "llm",
             model="gpt-4o-mini",
@@ -287,7 +287,7 @@ def test_end_to_end_time_to_first_token(capture_server: CaptureServer) -> None:
     logger.handlers[:] = [handler]
     logger.propagate = False
     logger.setLevel(logging.INFO)
-    with time_machine.travel("2025-01-01T00:00:00Z", tick=False) as clock:
+    with time_machine.travel(at("2025-01-01T00:00:00Z"), tick=False) as clock:
         agent = pl.span("agent", type="agent_run", logger=logger, metadata={"userId": "u"})
         with agent, pl.generation("llm", model="m", provider="p", logger=logger) as gen:
             clock.shift(0.25)

@@ -174,7 +174,6 @@ class PosthogLogHandler(logging.Handler):
         gzip: bool = True,
         capture_logs: bool = False,
     ) -> None:
-        super().__init__(level)
         for name, flag in (
             ("serverless", serverless),
             ("privacy_mode", privacy_mode),
@@ -219,6 +218,9 @@ class PosthogLogHandler(logging.Handler):
             privacy_mode=privacy_mode,
             default_distinct_id=default_distinct_id,
         )
+        # Only now, with every argument valid: Handler.__init__ registers the handler
+        # for logging.shutdown(), which must never meet a half-built one.
+        super().__init__(level)
         self._stats = Stats()
         self._ignored = 0
         self._received = 0

@@ -181,15 +181,18 @@ class Transport:
 
 
 def _session() -> requests.Session:
-    """The ``posthog`` package's pooled HTTP session (keep-alive, its socket options)."""
+    """The ``posthog`` package's pooled HTTP session (keep-alive, its socket options).
+
+    posthog 7.x builds it lazily behind ``_get_session()`` (and renews it after a
+    fork); older releases keep one module-level ``_session``.
+    """
     get_session = getattr(posthog_request, "_get_session", None)
-    if get_session is not None:
-        session: requests.Session = get_session()
-        return session
-    return _fallback_session
-
-
-_fallback_session = requests.Session()
+    session = (
+        get_session() if get_session is not None else getattr(posthog_request, "_session", None)
+    )
+    if not isinstance(session, requests.Session):
+        raise TypeError("posthog.request has no HTTP session")  # caught: a failed attempt
+    return session
 
 
 def _retry_after(response: requests.Response) -> float | None:
