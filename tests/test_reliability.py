@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -213,3 +215,59 @@ def test_shutdown_summary_warns_about_losses(library_logs: RecordCollector) -> N
     handler.close()
     summary = [r.getMessage() for r in library_logs.records if "closed with" in r.getMessage()]
     assert len(summary) == 1 and "shutdown_deadline" in summary[0]
+
+
+OUTAGE_PROGRAM = """
+import json, logging, sys, time
+from posthog_logging import PosthogLogHandler
+
+def rss_kb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+
+bound, count, rate, url = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+handler = PosthogLogHandler(api_key="phc_outage", host=url, max_buffer_bytes=bound,
+                            shutdown_timeout=0.5)
+log = logging.getLogger("outage")
+log.addHandler(handler)
+log.setLevel(logging.INFO)
+payload = "m" * 1000
+warm = {"id": "0" * 16, "traceId": "1" * 32, "parentSpanId": "2" * 16, "name": "w",
+        "type": "tool_call", "startTime": 1.0, "endTime": 2.0}
+log.info("warm-up", extra={"span": warm})
+time.sleep(0.3)
+baseline = peak = rss_kb()
+started = time.monotonic()
+for n in range(count):
+    log.info("x", extra={"span": {**warm, "id": f"{n:016x}", "input": payload}})
+    if n % 100 == 0:
+        peak = max(peak, rss_kb())
+        lag = n / rate - (time.monotonic() - started)
+        if lag > 0:
+            time.sleep(lag)
+peak = max(peak, rss_kb())
+buffered = handler._pipeline.buffer.bytes
+handler.close()
+print(json.dumps({"growth_kb": peak - baseline, "buffered": buffered,
+                  "dropped": handler.stats()["dropped"]}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("bound_mb", [4, 16])
+def test_memory_follows_the_bound_during_an_outage(bound_mb: int) -> None:
+    bound = bound_mb * 1024 * 1024
+    # 30,000 spans of 1 KB at 10,000/s against a dead server: 40 MB of events.
+    result = subprocess.run(
+        [sys.executable, "-c", OUTAGE_PROGRAM, str(bound), "30000", "10000", dead_url()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["buffered"] <= bound
+    assert sum(report["dropped"].values()) > 0  # the bound, not the span count, decided
+    assert report["growth_kb"] * 1024 < bound + 24 * 1024 * 1024

@@ -36,6 +36,8 @@ MAX_REQUEST_EVENTS = 100
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 #: How many errors of one kind are logged in full before they are only counted.
 LOGGED_ERRORS_PER_REASON = 5
+#: Dropped events are reported at once, then at most this often per reason (seconds).
+DROP_REPORT_INTERVAL = 30.0
 
 _log = logging.getLogger(DIAGNOSTICS_LOGGER)
 
@@ -175,7 +177,9 @@ class EventPipeline:
         self._retry_at: float | None = None
         self._failures = 0
         self._waiting: list[tuple[int, FlushRequest]] = []
-        self._dropped_until_log: Counter[str] = Counter()
+        #: Drops not yet reported, and when each reason may be reported again.
+        self._unreported: Counter[str] = Counter()
+        self._next_drop_report: dict[str, float] = {}
 
     # ------------------------------------------------------------ scheduling
     def seconds_until_due(self) -> float:
@@ -336,16 +340,17 @@ class EventPipeline:
             except OSError as error:
                 why = f"{why}; spilling failed too ({error})"
         total = self.stats.drop(reason, len(events))
-        if total == len(events) or self._dropped_until_log[reason] <= 0:
+        self._unreported[reason] += len(events)
+        now = self._clock()
+        if now >= self._next_drop_report.get(reason, now):
             _log.warning(
-                "posthog-logging: dropped %d events (%s; %d %s so far)",
-                len(events),
+                "posthog-logging: dropped %d events (%s; %d %s in all)",
+                self._unreported.pop(reason),
                 why,
                 total,
                 reason,
             )
-            self._dropped_until_log[reason] = 1000
-        self._dropped_until_log[reason] -= len(events)
+            self._next_drop_report[reason] = now + DROP_REPORT_INTERVAL
 
     # --------------------------------------------------------- flush/close
     def _release_flushes(self) -> None:
