@@ -217,6 +217,21 @@ def test_shutdown_summary_warns_about_losses(library_logs: RecordCollector) -> N
     assert len(summary) == 1 and "shutdown_deadline" in summary[0]
 
 
+def test_shutdown_summary_counts_spilled_events(
+    tmp_path: Path, library_logs: RecordCollector
+) -> None:
+    handler, log = handler_for(
+        dead_url(), "spill_summary", spill_dir=tmp_path, shutdown_timeout=0.3
+    )
+    for n in range(3):
+        log.info("x", extra={"span": tool_span(n)})
+    handler.close()
+    summary = [r.getMessage() for r in library_logs.records if "closed with" in r.getMessage()]
+    assert summary == [
+        f"posthog-logging: closed with dropped events {{}} and 3 events spilled to {tmp_path}"
+    ]
+
+
 OUTAGE_PROGRAM = """
 import json, logging, sys, time
 from posthog_logging import PosthogLogHandler

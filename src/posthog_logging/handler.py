@@ -374,9 +374,16 @@ class PosthogLogHandler(logging.Handler):
                 _pipeline_thread.active = False
 
     def _report_losses(self) -> None:
-        dropped = self._stats.snapshot()["dropped"]
-        if dropped:
-            _log.warning("posthog-logging: closed with dropped events: %s", dropped)
+        """One WARNING at close when events were dropped or spilled."""
+        counts = self._stats.snapshot()
+        dropped, spilled = counts["dropped"], counts.get("spilled", 0)
+        if dropped or spilled:
+            _log.warning(
+                "posthog-logging: closed with dropped events %s and %d events spilled to %s",
+                dropped,
+                spilled,
+                self.spill_dir,
+            )
 
     def stats(self) -> dict[str, Any]:
         """Counters (received, ignored, mapped, sent, retried, dropped by reason)."""
