@@ -111,7 +111,7 @@ class Span:
     def __init__(
         self,
         name: str,
-        span_type: SpanType | str = SpanType.GENERIC,
+        type: SpanType | str = SpanType.GENERIC,
         *,
         input: Any = UNSET,
         metadata: Mapping[str, Any] | None = None,
@@ -124,9 +124,9 @@ class Span:
         is_event: bool = False,
     ) -> None:
         if not isinstance(name, str):
-            raise TypeError(f"span name must be a str, not {type(name).__name__}")
+            raise TypeError(f"span name must be a str, not {name.__class__.__name__}")
         self.name = name
-        self.span_type = resolve_span_type(span_type)
+        self.span_type = resolve_span_type(type)
         self.parent: Span | None = current_span() if isinstance(parent, _Unset) else parent
         self.span_id = secrets.token_hex(8)
         self.trace_id: str = (
@@ -136,7 +136,7 @@ class Span:
         self.metadata: dict[str, Any] = {**inherited, **_optional_mapping("metadata", metadata)}
         self.attributes = _optional_mapping("attributes", attributes)
         if tags is not None and not isinstance(tags, (list, tuple)):
-            raise TypeError(f"tags must be a list of str, not {type(tags).__name__}")
+            raise TypeError(f"tags must be a list of str, not {tags.__class__.__name__}")
         self.tags = list(tags or ()) if self.parent is None else []
         self.input = input
         self.output: Any = UNSET
@@ -307,10 +307,36 @@ class Span:
 
 
 class Generation(Span):
-    """A ``model_generation`` span, with streaming support through :meth:`chunk`."""
+    """A ``model_generation`` span, with streaming support through :meth:`chunk`.
 
-    def __init__(self, name: str, *, emit_chunks: bool = False, **options: Any) -> None:
-        super().__init__(name, SpanType.MODEL_GENERATION, **options)
+    ``model``, ``provider``, ``parameters`` (Mastra's keys: ``temperature``,
+    ``maxOutputTokens``...), ``streaming`` and ``tools`` go to its attributes.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        streaming: bool | None = None,
+        tools: list[Any] | None = None,
+        emit_chunks: bool = False,
+        attributes: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        merged = _optional_mapping("attributes", attributes)
+        for key, value in (
+            ("model", model),
+            ("provider", provider),
+            ("parameters", None if parameters is None else dict(parameters)),
+            ("streaming", streaming),
+            ("tools", None if tools is None else list(tools)),
+        ):
+            if value is not None:
+                merged[key] = value
+        super().__init__(name, SpanType.MODEL_GENERATION, attributes=merged, **options)
         self.emit_chunks = emit_chunks
         self.chunk_count = 0
         self._text: list[str] = []
@@ -338,70 +364,11 @@ class Generation(Span):
             self.attributes.setdefault("streaming", True)
 
 
-def span(
-    name: str,
-    type: SpanType | str = SpanType.GENERIC,
-    *,
-    input: Any = UNSET,
-    metadata: Mapping[str, Any] | None = None,
-    attributes: Mapping[str, Any] | None = None,
-    tags: list[str] | None = None,
-    logger: logging.Logger | str | None = None,
-    emit_start: bool = False,
-    capture_traceback: bool = False,
-) -> Span:
-    """A span under the current one (or a new trace's root), for ``with``/``async with``."""
-    return Span(
-        name,
-        type,
-        input=input,
-        metadata=metadata,
-        attributes=attributes,
-        tags=tags,
-        logger=logger,
-        emit_start=emit_start,
-        capture_traceback=capture_traceback,
-    )
-
-
-def generation(
-    name: str,
-    *,
-    model: str | None = None,
-    provider: str | None = None,
-    input: Any = UNSET,
-    parameters: Mapping[str, Any] | None = None,
-    streaming: bool | None = None,
-    tools: list[Any] | None = None,
-    metadata: Mapping[str, Any] | None = None,
-    attributes: Mapping[str, Any] | None = None,
-    logger: logging.Logger | str | None = None,
-    emit_start: bool = False,
-    emit_chunks: bool = False,
-    capture_traceback: bool = False,
-) -> Generation:
-    """A model generation span: ``model``, ``provider``, ``parameters`` (Mastra's keys:
-    ``temperature``, ``maxOutputTokens``...), ``streaming`` and ``tools`` go to attributes."""
-    merged = _optional_mapping("attributes", attributes)
-    for key, value in (
-        ("model", model),
-        ("provider", provider),
-        ("parameters", None if parameters is None else dict(parameters)),
-        ("streaming", streaming),
-        ("tools", None if tools is None else list(tools)),
-    ):
-        if value is not None:
-            merged[key] = value
-    return Generation(
-        name,
-        input=input,
-        metadata=metadata,
-        attributes=merged,
-        logger=logger,
-        emit_start=emit_start,
-        emit_chunks=emit_chunks,
-        capture_traceback=capture_traceback,
-    )
+#: ``span(name, type=..., input=..., metadata=..., attributes=..., tags=...)``: a span under
+#: the current one (or a new trace's root), for ``with`` / ``async with``.
+span = Span
+#: ``generation(name, model=..., provider=..., input=..., parameters=...)``: a model generation.
+generation = Generation
 
 
 def current_span() -> Span | None:
