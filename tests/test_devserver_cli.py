@@ -10,10 +10,11 @@ import sys
 import threading
 from typing import Any
 
-from posthog.request import AI_EVENTS_ENDPOINT, batch_post
+from posthog.request import post
 
 from posthog_logging.cli import main
 from posthog_logging.devserver import CaptureServer, render_trace_tree
+from posthog_logging.transport import AI_BATCH_PATH
 
 from .conftest import DUMMY_KEY
 
@@ -81,10 +82,9 @@ def test_render_trace_tree_nests_by_parent_and_shows_errors() -> None:
 
 def test_server_records_gzip_and_plain_batches_in_order(capture_server: CaptureServer) -> None:
     events = trace_events()
-    batch_post(
-        DUMMY_KEY, host=capture_server.url, gzip=True, path=AI_EVENTS_ENDPOINT, batch=events[:2]
-    )
-    batch_post(DUMMY_KEY, host=capture_server.url, gzip=False, batch=events[2:])
+    # The posthog package's own client function, on both routes, gzip on and off.
+    post(DUMMY_KEY, capture_server.url, AI_BATCH_PATH, True, batch=events[:2])
+    post(DUMMY_KEY, capture_server.url, "/batch/", False, batch=events[2:])
     requests = capture_server.requests
     assert [(r.path, r.gzipped, r.api_key) for r in requests] == [
         ("/i/v0/ai/batch/", True, DUMMY_KEY),
@@ -129,11 +129,11 @@ def test_dev_server_command_prints_the_tree_of_a_trace() -> None:
                 lines.put(line)
 
         threading.Thread(target=pump, daemon=True).start()
-        batch_post(
+        post(
             DUMMY_KEY,
-            host=f"http://127.0.0.1:{port}",
-            gzip=True,
-            path=AI_EVENTS_ENDPOINT,
+            f"http://127.0.0.1:{port}",
+            AI_BATCH_PATH,
+            True,
             batch=trace_events(),
         )
         output = ""
