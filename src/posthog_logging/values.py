@@ -24,6 +24,8 @@ _MS_PER_DAY = 86_400_000
 _MIN_MS = (1 - _EPOCH_ORDINAL) * _MS_PER_DAY
 _MAX_MS = (dt.date(9999, 12, 31).toordinal() + 1 - _EPOCH_ORDINAL) * _MS_PER_DAY - 1
 _MAX_DEPTH = 64
+#: Types whose values are JSON as they are.
+_PLAIN_TYPES = frozenset({str, int, bool, type(None)})
 #: Largest integer a JavaScript number (and a JSON reader) holds exactly.
 _MAX_SAFE_INT = 2**53
 
@@ -196,8 +198,13 @@ def json_text(value: Any) -> str:
 
 
 def _convert(value: Any, active: set[int], depth: int, *, strict: bool) -> JsonValue:
-    if value is None or type(value) in (str, bool, int):
+    # Exact-type checks first: spans are mostly plain dicts, lists and strings, and
+    # isinstance() against the abstract Mapping is the slowest test here.
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
         return value
+    if kind is dict or kind is list:
+        return _convert_container(value, active, depth, strict=strict)
     if isinstance(value, str):
         return str.__str__(value)  # str subclasses and str enums: the plain text
     if isinstance(value, int):
@@ -220,13 +227,21 @@ def _convert_container(value: Any, active: set[int], depth: int, *, strict: bool
             raise _Unserialisable
         return "[Circular]" if marker in active else "[Too deep]"
     active.add(marker)
+    depth += 1
     try:
         if isinstance(value, Mapping):
             return {
-                _key_text(key): _convert(item, active, depth + 1, strict=strict)
+                key if type(key) is str else _key_text(key): (
+                    item
+                    if type(item) in _PLAIN_TYPES
+                    else _convert(item, active, depth, strict=strict)
+                )
                 for key, item in value.items()
             }
-        return [_convert(item, active, depth + 1, strict=strict) for item in value]
+        return [
+            item if type(item) in _PLAIN_TYPES else _convert(item, active, depth, strict=strict)
+            for item in value
+        ]
     finally:
         active.discard(marker)
 
