@@ -194,14 +194,21 @@ class EventPipeline:
         return max(0.0, min(due) - self._clock())
 
     def on_timer(self) -> None:
-        """Time passed: interval flush, a retry that is due, clean-ups, flush deadlines."""
-        now = self._clock()
-        if now >= self.next_flush:
-            self.next_flush = now + self.flush_interval
-            self._pump(force=True)
-        elif self._retry_at is not None and now >= self._retry_at:
-            self._pump(force=bool(self._waiting))
-        self.mapper.traces.expire()
+        """Time passed: interval flush, a retry that is due, clean-ups, flush deadlines.
+
+        Never raises: it runs inside the listener's ``dequeue``, where an exception
+        would end the listener thread.
+        """
+        try:
+            now = self._clock()
+            if now >= self.next_flush:
+                self.next_flush = now + self.flush_interval
+                self._pump(force=True)
+            elif self._retry_at is not None and now >= self._retry_at:
+                self._pump(force=bool(self._waiting))
+            self.mapper.traces.expire()
+        except Exception as error:
+            self._internal_error(error)
         self._release_flushes()
 
     # ------------------------------------------------------------- records
@@ -217,12 +224,15 @@ class EventPipeline:
                 self._map(item)
                 self._pump(force=bool(self._waiting))
         except Exception as error:  # keep the listener alive whatever happens
-            self.stats.drop("internal_error")
-            _log.exception("posthog-logging: internal error: %s", error)
-        self.mapper.traces.expire()
+            self._internal_error(error)
         self._release_flushes()
 
+    def _internal_error(self, error: Exception) -> None:
+        self.stats.drop("internal_error")
+        _log.exception("posthog-logging: internal error: %s", error)
+
     def _map(self, item: RecordItem) -> None:
+        self.mapper.traces.expire()
         kind, payload, span_event, created = item
         now_ms = time_ms(created) or 0
         try:
