@@ -223,3 +223,33 @@ def test_metadata_overwrites_everything_in_compat() -> None:
     assert props["$ai_input_tokens"] == "x"
     assert props["posthog"] == 1
     assert props["$groups"] == [1]
+
+
+def test_feedback_values_go_out_as_given_where_the_spec_says_so() -> None:
+    m, _ = compat_mapper()
+    event = m.map_feedback(
+        {
+            "traceId": 42,
+            "comment": 5,
+            "spanId": 7,
+            "sourceId": ["s"],
+            "value": None,
+            "feedbackUserId": 0,
+            "userId": "hidden",
+            "feedbackSource": None,
+            "source": "qa",
+        },
+        NOW_MS,
+    )
+    props = event["properties"]
+    assert props["$ai_trace_id"] == "42"  # an id the library sets: a string
+    assert props["$ai_feedback_text"] == 5  # comment ?? String(value): the comment as given
+    assert props["span_id"] == 7 and props["source_id"] == ["s"]
+    assert props["feedback_value"] is None and props["feedback_source"] == "qa"
+    assert event["distinct_id"] == "anonymous"  # feedbackUserId 0 hides userId (bug kept)
+    assert event["timestamp"] is None
+    value_only = m.map_feedback({"traceId": "t", "value": 4.0}, NOW_MS)
+    assert value_only["properties"]["$ai_feedback_text"] == "4"
+    no_value = m.map_feedback({"traceId": "t"}, NOW_MS)
+    assert no_value["properties"]["$ai_feedback_text"] == "undefined"
+    assert "feedback_value" not in no_value["properties"]

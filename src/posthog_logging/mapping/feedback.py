@@ -15,7 +15,8 @@ _FIELDS = (
     ("feedbackType", "feedback_type"),
     ("value", "feedback_value"),
 )
-_IDS = (("spanId", "span_id"), ("sourceId", "source_id"))
+#: Plain properties, not among the ids Part 3 makes strings: sent as given.
+_SOURCE_IDS = (("spanId", "span_id"), ("sourceId", "source_id"))
 
 
 class FeedbackEventBuilder:
@@ -42,9 +43,9 @@ class FeedbackEventBuilder:
             source = feedback.get("source")
         if is_truthy(source):
             properties["feedback_source"] = json_safe(source)
-        for key, prop in _IDS:
+        for key, prop in _SOURCE_IDS:
             if is_truthy(feedback.get(key)):
-                properties[prop] = js_string(feedback[key])
+                properties[prop] = json_safe(feedback[key])
         if is_truthy(metadata.get("sessionId")):
             properties["$ai_session_id"] = js_string(metadata["sessionId"])
         layers = [passthrough(metadata, CONSUMED_METADATA), library(properties)]
@@ -61,10 +62,11 @@ class FeedbackEventBuilder:
         return make_event("$ai_feedback", distinct_id, properties, timestamp_ms, identity)
 
     @staticmethod
-    def _text(feedback: Mapping[str, Any]) -> str:
+    def _text(feedback: Mapping[str, Any]) -> JsonValue:
+        """``comment ?? String(value)``: a comment goes out as given, a value as text."""
         comment = feedback.get("comment")
         if comment is not None:
-            return js_string(comment)
+            return json_safe(comment)
         return js_string(feedback["value"]) if "value" in feedback else "undefined"
 
     def _distinct_id(self, feedback: Mapping[str, Any], metadata: Mapping[str, Any]) -> str | None:
