@@ -409,6 +409,6 @@ def _span_event(value: Any) -> SpanEvent:
     if not isinstance(value, str):
         raise SpanRejected(f"span_event must be a string, not {type(value).__name__}")
     try:
-        return SpanEvent(value.lower())
+        return SpanEvent(value)  # exactly Mastra's values; anything else is dropped (§1.1)
     except ValueError:
         raise SpanRejected(f"unknown span_event {value[:40]!r}") from None
