@@ -286,3 +286,26 @@ def test_memory_follows_the_bound_during_an_outage(bound_mb: int) -> None:
     assert report["buffered"] <= bound
     assert sum(report["dropped"].values()) > 0  # the bound, not the span count, decided
     assert report["growth_kb"] * 1024 < bound + 24 * 1024 * 1024
+
+
+def test_hanging_server_at_shutdown_still_spills_everything(
+    tmp_path: Path, capture_server: CaptureServer
+) -> None:
+    capture_server.script(ScriptedResponse(delay=3.0))
+    handler, log = handler_for(
+        capture_server.url,
+        "hang",
+        spill_dir=tmp_path,
+        flush_at=5,
+        shutdown_timeout=0.5,
+        request_timeout=5.0,
+    )
+    for n in range(12):
+        log.info("x", extra={"span": tool_span(n)})
+    time.sleep(0.2)  # the first batch of 5 is now stuck in flight
+    started = time.monotonic()
+    handler.close()
+    assert time.monotonic() - started < 1.5
+    spilled = [json.loads(line) for file in tmp_path.glob("*.jsonl") for line in file.open()]
+    assert span_ids(spilled) == Counter(f"{n:016x}" for n in range(12))
+    assert handler.stats()["spilled"] == 12

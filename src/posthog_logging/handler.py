@@ -343,6 +343,9 @@ class PosthogLogHandler(logging.Handler):
             listener = self._listener
             remaining = max(0.1, deadline - time.monotonic())
             if listener is not None and not listener.stop_within(remaining):
+                # Stuck in a request to a hanging server: keep what it holds.
+                self._pipeline.rescue(self._drain_queue(), request.now_ms)
+                listener.enqueue_sentinel()  # drained with the rest: the thread may stop later
                 _log.warning("posthog-logging: listener still busy at the shutdown deadline")
             self._report_losses()
         _live_handlers.discard(self)
@@ -362,16 +365,21 @@ class PosthogLogHandler(logging.Handler):
         with self._lifecycle_lock:
             _pipeline_thread.active = True
             try:
-                while True:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
+                for item in self._drain_queue():
                     if item is not None:
                         self._pipeline.process(item)
                 self._pipeline.process(request)
             finally:
                 _pipeline_thread.active = False
+
+    def _drain_queue(self) -> list[Any]:
+        """Everything still queued (records, requests, the sentinel), oldest first."""
+        items: list[Any] = []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
 
     def _report_losses(self) -> None:
         """One WARNING at close when events were dropped or spilled."""

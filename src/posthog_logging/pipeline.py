@@ -177,6 +177,10 @@ class EventPipeline:
         self._retry_at: float | None = None
         self._failures = 0
         self._waiting: list[tuple[int, FlushRequest]] = []
+        #: Guards the mapper, the buffer and the spiller (everything but HTTP): the
+        #: closing thread may take over when the listener hangs in a request.
+        self._buffer_lock = threading.RLock()
+        self.abandoned = False
         #: Drops not yet reported, and when each reason may be reported again.
         self._unreported: Counter[str] = Counter()
         self._next_drop_report: dict[str, float] = {}
@@ -206,7 +210,8 @@ class EventPipeline:
                 self._pump(force=True)
             elif self._retry_at is not None and now >= self._retry_at:
                 self._pump(force=bool(self._waiting))
-            self.mapper.traces.expire()
+            with self._buffer_lock:
+                self.mapper.traces.expire()
         except Exception as error:
             self._internal_error(error)
         self._release_flushes()
@@ -221,7 +226,8 @@ class EventPipeline:
                 self._waiting.append((self.buffer.appended, item))
                 self._pump(force=True)
             else:
-                self._map(item)
+                with self._buffer_lock:
+                    self._map(item)
                 self._pump(force=bool(self._waiting))
         except Exception as error:  # keep the listener alive whatever happens
             self._internal_error(error)
@@ -262,11 +268,15 @@ class EventPipeline:
             encoded, truncated = fit_event(event, self.max_event_bytes)
             if truncated:
                 self._note_shrunk(truncated)
-            overflow = self.buffer.append(encoded)
-            if overflow:
-                self._undeliverable(
-                    overflow, "buffer_full", "the buffer is full", self.spill_on_overflow
-                )
+            with self._buffer_lock:
+                if self.abandoned:
+                    self.stats.drop("shutdown_deadline")
+                    continue
+                overflow = self.buffer.append(encoded)
+                if overflow:
+                    self._undeliverable(
+                        overflow, "buffer_full", "the buffer is full", self.spill_on_overflow
+                    )
         self.stats.add("mapped", len(events))
 
     def _note_shrunk(self, truncated: int) -> None:
@@ -282,7 +292,7 @@ class EventPipeline:
     # -------------------------------------------------------------- sending
     def _pump(self, *, force: bool, deadline: float | None = None) -> None:
         """Send what may go now: full batches, or everything when ``force``."""
-        while self.buffer and (force or len(self.buffer) >= self.flush_at):
+        while not self.abandoned and self.buffer and (force or len(self.buffer) >= self.flush_at):
             if self._retry_at is not None and self._clock() < self._retry_at:
                 return
             size = max(self.flush_at, MAX_REQUEST_EVENTS) if force else self.flush_at
@@ -291,9 +301,17 @@ class EventPipeline:
 
     def _send_head(self, size: int, deadline: float | None) -> bool:
         """Try the batch at the head of the buffer; False when it must wait for a retry."""
-        batch = self.buffer.head(size, self.max_request_bytes)
+        with self._buffer_lock:
+            batch = self.buffer.head(size, self.max_request_bytes)
         delivered, failed, result = self._post_halving(batch, deadline)
-        self._sent(self.buffer.pop(delivered))
+        with self._buffer_lock:
+            if self.abandoned:  # close() gave up on us and spilled the buffer meanwhile
+                return False
+            self._sent(self.buffer.pop(delivered))
+            return self._after_failure(result, failed)
+
+    def _after_failure(self, result: PostResult | None, failed: int) -> bool:
+        """Schedule a retry (False) or give up on the failed events (True)."""
         if result is None:
             self._failures, self._retry_at = 0, None
             return True
@@ -376,16 +394,35 @@ class EventPipeline:
                 still.append((target, request))
         self._waiting = still
 
-    def _close(self, request: CloseRequest) -> None:
-        """Abort open spans, then send until empty or the deadline; spill the rest."""
-        try:
-            self.add(self.mapper.abort_open_spans(request.now_ms))
-            while self.buffer and self._clock() < request.deadline:
-                self._pump(force=True, deadline=request.deadline)
-                if self.buffer and self._retry_at is not None:
-                    pause = min(self._retry_at, request.deadline) - self._clock()
-                    if pause > 0:
-                        time.sleep(pause)
+    def rescue(self, items: list[Any], now_ms: int) -> None:
+        """Close without the listener: it is stuck in a request at the shutdown deadline.
+
+        Runs on the closing thread.  Maps the records the listener never reached,
+        aborts the open spans, and abandons the buffer (spilled, or dropped and
+        counted).  HTTP is the only thing the listener does outside the lock, so
+        this does not wait for the hanging request.
+        """
+        with self._buffer_lock:
+            for item in items:
+                if isinstance(item, tuple):
+                    self._map(item)
+                elif isinstance(item, FlushRequest):
+                    item.done.set()
+            self.add(self.mapper.abort_open_spans(now_ms))
+            self.abandon()
+
+    def abandon(self) -> None:
+        """Give up: spill (or drop, counted) whatever is still buffered, and stop sending.
+
+        The closing thread calls this itself when the listener is still stuck in a
+        request at the shutdown deadline, so a hanging server cannot cost the
+        buffered events.  A batch that was in flight may then be both delivered and
+        spilled; its events keep their uuids, so PostHog counts them once.
+        """
+        with self._buffer_lock:
+            if self.abandoned:
+                return
+            self.abandoned = True
             self._undeliverable(
                 self.buffer.pop(len(self.buffer)),
                 "shutdown_deadline",
@@ -394,6 +431,19 @@ class EventPipeline:
             )
             if self.spiller is not None:
                 self.spiller.close()
+
+    def _close(self, request: CloseRequest) -> None:
+        """Abort open spans, then send until empty or the deadline; spill the rest."""
+        try:
+            with self._buffer_lock:
+                self.add(self.mapper.abort_open_spans(request.now_ms))
+            while self.buffer and self._clock() < request.deadline:
+                self._pump(force=True, deadline=request.deadline)
+                if self.buffer and self._retry_at is not None:
+                    pause = min(self._retry_at, request.deadline) - self._clock()
+                    if pause > 0:
+                        time.sleep(pause)
+            self.abandon()
         finally:
             for _, waiting in self._waiting:
                 waiting.done.set()
