@@ -19,7 +19,7 @@ import datetime as dt
 import functools
 import inspect
 import logging
-import secrets
+import random
 import traceback
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from typing import Any, TypeVar, overload
@@ -50,6 +50,15 @@ UNSET: Any = _Unset()
 
 F = TypeVar("F", bound=Callable[..., Any])
 SpanT = TypeVar("SpanT", bound="Span")
+
+
+def new_id(bits: int) -> str:
+    """A random lowercase hex id, as Mastra makes them (64-bit spans, 128-bit traces).
+
+    ``random`` rather than ``secrets``: ids need to be unique, not unguessable,
+    and the global generator is re-seeded in forked children.
+    """
+    return f"{random.getrandbits(bits):0{bits // 4}x}"
 
 
 def _now() -> dt.datetime:
@@ -128,10 +137,8 @@ class Span:
         self.name = name
         self.span_type = resolve_span_type(type)
         self.parent: Span | None = current_span() if isinstance(parent, _Unset) else parent
-        self.span_id = secrets.token_hex(8)
-        self.trace_id: str = (
-            self.parent.trace_id if self.parent is not None else secrets.token_hex(16)
-        )
+        self.span_id = new_id(64)
+        self.trace_id: str = self.parent.trace_id if self.parent is not None else new_id(128)
         inherited = self.parent.metadata if self.parent is not None else {}
         self.metadata: dict[str, Any] = {**inherited, **_optional_mapping("metadata", metadata)}
         self.attributes = _optional_mapping("attributes", attributes)
@@ -298,12 +305,19 @@ class Span:
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
-        logger.info(
+        # makeRecord + handle is logger.info without findCaller(): the caller's file
+        # and line would only ever point in here, and finding them costs a third.
+        record = logger.makeRecord(
+            logger.name,
+            logging.INFO,
+            __file__,
+            0,
             "%s %s",
-            span_event.value,
-            self.name,
+            (span_event.value, self.name),
+            None,
             extra={SPAN_ATTR: self.to_span_dict(), SPAN_EVENT_ATTR: span_event.value},
         )
+        logger.handle(record)
 
 
 class Generation(Span):

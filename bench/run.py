@@ -1,0 +1,415 @@
+"""Benchmarks for posthog-logging, measured side by side in one run.
+
+    python bench/run.py            # full sizes (about two minutes)
+    python bench/run.py --quick    # smaller sizes, for a smoke run
+
+Each benchmark prints its ratios first, then the absolute numbers.  Delivery is
+counted by a capture server in a separate process (``capture_counter.py``), and
+each throughput and memory variant runs in a fresh interpreter, so one
+variant's threads, queues and garbage never weigh on another's figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import logging.handlers
+import os
+import platform
+import queue
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import posthog
+
+import posthog_logging as pl
+from posthog_logging import PosthogLogHandler
+from posthog_logging.contract import SpanEvent
+from posthog_logging.mapping import EventMapper, MappingOptions
+
+HERE = Path(__file__).resolve().parent
+API_KEY = "phc_bench"
+
+# --------------------------------------------------------------- workload
+
+
+def generation_span(n: int) -> dict[str, Any]:
+    """An ended model_generation span with about 1 KB of messages."""
+    return {
+        "id": f"{n:016x}",
+        "traceId": f"{n // 10:032x}",
+        "parentSpanId": f"{n // 10 + 1:016x}",
+        "name": "llm: gpt-4o-mini",
+        "type": "model_generation",
+        "startTime": 1735689600.0 + n,
+        "endTime": 1735689601.25 + n,
+        "attributes": {
+            "model": "gpt-4o-mini",
+            "provider": "openai",
+            "usage": {"inputTokens": 420, "outputTokens": 96},
+            "parameters": {"temperature": 0.2},
+        },
+        "metadata": {"userId": f"user-{n % 50}", "sessionId": "s-1"},
+        "input": [
+            {"role": "system", "content": "You are a helpful assistant. " * 6},
+            {"role": "user", "content": f"Question {n}: " + "tell me about logging. " * 16},
+        ],
+        "output": {"text": "Logging is how programs tell you what they did. " * 5},
+        "isEvent": False,
+        "isRootSpan": False,
+    }
+
+
+def machine() -> str:
+    return (
+        f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}"
+    )
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        f"\n### {title}\n",
+        "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |",
+        "| " + " | ".join("-" * w for w in widths) + " |",
+    ]
+    lines += [
+        "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        for row in rows
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------- capture server
+
+
+@contextmanager
+def capture_server() -> Iterator[tuple[str, Callable[[], dict[str, int]]]]:
+    """A capture server process; yields its URL and a function that stops it and
+    returns what it received."""
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "capture_counter.py")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    url = process.stdout.readline().split()[1]
+    result: dict[str, int] = {}
+
+    def finish() -> dict[str, int]:
+        if not result:
+            process.terminate()
+            result.update(json.loads(process.stdout.readline()))  # type: ignore[union-attr]
+            process.wait(timeout=30)
+        return result
+
+    try:
+        yield url, finish
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def dead_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def child(*args: str, timeout: float = 600) -> dict[str, Any]:
+    """Run one variant in a fresh interpreter; it prints one JSON line."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "POSTHOG_API_KEY": ""},
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"variant {args} failed:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+# ------------------------------------------------------ 1. caller thread
+
+
+def per_call_us(
+    handler: logging.Handler,
+    spans: list[dict[str, Any]],
+    repeats: int,
+    level: int = logging.INFO,
+    between: Callable[[], None] = lambda: None,
+) -> float:
+    logger = logging.getLogger(f"bench.caller.{id(handler)}")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(level)
+    best = float("inf")
+    for _ in range(repeats):
+        between()
+        started = time.perf_counter_ns()
+        for span in spans:
+            logger.info("llm call", extra={"span": span})
+        best = min(best, (time.perf_counter_ns() - started) / len(spans) / 1000)
+    return best
+
+
+class FloorQueueHandler(logging.handlers.QueueHandler):
+    """QueueHandler without prepare()'s formatting: the floor of queueing a record."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+def bench_caller(count: int) -> str:
+    spans = [generation_span(n) for n in range(count)]
+    repeats = 5
+    with capture_server() as (url, finish):
+        ours = PosthogLogHandler(api_key=API_KEY, host=url, flush_timeout=60)
+        posthog_us = per_call_us(ours, spans, repeats, between=ours.flush)
+        filtered_us = per_call_us(ours, spans, repeats, level=logging.WARNING)
+        ours.close()
+        finish()
+    os.environ.pop("POSTHOG_API_KEY", None)
+    disabled = PosthogLogHandler(api_key="", host="http://127.0.0.1:9")
+    disabled_us = per_call_us(disabled, spans, repeats)
+    queue_us = per_call_us(logging.handlers.QueueHandler(queue.SimpleQueue()), spans, repeats)
+    floor_us = per_call_us(FloorQueueHandler(queue.SimpleQueue()), spans, repeats)
+    null_us = per_call_us(logging.NullHandler(), spans, repeats)
+    ratios = table(
+        "1. Caller-thread cost per logger.info(..., extra={'span': span})"
+        " (goal <= 1.25x QueueHandler)",
+        ["variant", "per call", "vs QueueHandler"],
+        [
+            ["PosthogLogHandler", f"{posthog_us:.2f} µs", f"{posthog_us / queue_us:.2f}x"],
+            ["QueueHandler(SimpleQueue())", f"{queue_us:.2f} µs", "1.00x"],
+            [
+                "QueueHandler, prepare() skipped (floor)",
+                f"{floor_us:.2f} µs",
+                f"{floor_us / queue_us:.2f}x",
+            ],
+            ["NullHandler", f"{null_us:.2f} µs", f"{null_us / queue_us:.2f}x"],
+            [
+                "PosthogLogHandler disabled (no key)",
+                f"{disabled_us:.2f} µs",
+                f"{disabled_us / queue_us:.2f}x",
+            ],
+            [
+                "PosthogLogHandler, record filtered by level",
+                f"{filtered_us:.2f} µs",
+                f"{filtered_us / queue_us:.2f}x",
+            ],
+        ],
+    )
+    return ratios + f"\n\n{count} calls, best of {repeats}; the listener runs meanwhile."
+
+
+# ----------------------------------------------------------- 2. throughput
+
+
+def run_throughput_child(variant: str, count: int, url: str) -> dict[str, Any]:
+    spans = [generation_span(n) for n in range(count)]
+    if variant == "ours":
+        handler = PosthogLogHandler(api_key=API_KEY, host=url, shutdown_timeout=120)
+        logger = logging.getLogger("bench.throughput")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        wall, cpu = time.perf_counter(), time.process_time()
+        for span in spans:
+            logger.info("llm call", extra={"span": span})
+        handler.close()
+    else:
+        mapper = EventMapper(MappingOptions(), on_reject=print)
+        events = [mapper.map_span(span, SpanEvent.ENDED, 0)[0] for span in spans]
+        options: dict[str, Any] = {} if variant == "client" else {"max_queue_size": 100_000}
+        posthog_log = logging.getLogger("posthog")
+        posthog_log.disabled = True  # its "queue is full" lines would flood the output
+        client = posthog.Posthog(API_KEY, host=url, **options)
+        capture = getattr(client, "capture_ai", client.capture)
+        wall, cpu = time.perf_counter(), time.process_time()
+        for event in events:
+            capture(
+                event["event"], distinct_id=event["distinct_id"], properties=event["properties"]
+            )
+        client.shutdown()
+    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+
+
+def bench_throughput(count: int) -> str:
+    rows: list[tuple[str, dict[str, Any]]] = []
+    results: dict[str, dict[str, Any]] = {}
+    for variant, label in (
+        ("ours", "PosthogLogHandler (log, then close())"),
+        ("client", "posthog.Client.capture_ai, default queue (10,000)"),
+        ("client-big-queue", "posthog.Client.capture_ai, max_queue_size=100,000"),
+    ):
+        with capture_server() as (url, finish):
+            result = child("throughput", variant, str(count), url)
+            result.update(finish())
+        results[variant] = result
+        rows.append((label, result))
+    base = results["client-big-queue"]["wall"]
+    out = [
+        [
+            label,
+            f"{r['wall'] / base:.2f}x",
+            f"{r['events']:,} / {count:,}",
+            f"{r['wall']:.2f} s",
+            f"{r['events'] / r['wall']:,.0f}",
+            f"{r['cpu'] / count * 1000:.3f} s",
+            f"{r['requests']:,}",
+        ]
+        for label, r in rows
+    ]
+    return (
+        table(
+            f"2. Deliver {count:,} spans to the local dev server"
+            " (goal: ratio <= 1.0, all delivered)",
+            [
+                "variant",
+                "time vs client(100k queue)",
+                "delivered",
+                "wall",
+                "events/s",
+                "CPU per 1,000 events",
+                "requests",
+            ],
+            out,
+        )
+        + "\n\nCPU is the sending process's (the capture server runs in another process)."
+    )
+
+
+# ---------------------------------------------------------------- 3. memory
+
+
+def run_memory_child(count: int, bound: int) -> dict[str, Any]:
+    def status(field: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1])
+        return 0
+
+    handler = PosthogLogHandler(
+        api_key=API_KEY, host=dead_url(), max_buffer_bytes=bound, shutdown_timeout=1.0
+    )
+    logger = logging.getLogger("bench.memory")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    template = generation_span(0)
+    logger.info("warm-up", extra={"span": template})
+    time.sleep(0.5)
+    baseline = status("VmRSS:")
+    for n in range(count):
+        logger.info("llm call", extra={"span": {**template, "id": f"{n:016x}"}})
+    # Let the listener map everything that is queued.
+    while handler.stats()["queued"]:
+        time.sleep(0.05)
+    peak = status("VmHWM:")
+    handler.close()
+    dropped = sum(handler.stats()["dropped"].values())
+    return {"growth_mb": (peak - baseline) / 1024, "dropped": dropped}
+
+
+def bench_memory(count: int) -> str:
+    default = 64 * 1024 * 1024
+    rows = []
+    for spans, bound, label in (
+        (count, default // 2, "bound halved (32 MiB)"),
+        (count // 2, default, "default bound (64 MiB), half the spans"),
+        (count, default, "default bound (64 MiB)"),
+        (count, default * 2, "bound doubled (128 MiB)"),
+    ):
+        result = child("memory", str(spans), str(bound))
+        rows.append(
+            [
+                label,
+                f"{spans:,}",
+                f"{result['growth_mb']:.0f} MiB",
+                f"{result['growth_mb'] / (bound / 2**20):.2f}",
+                f"{result['dropped']:,}",
+            ]
+        )
+    return (
+        table(
+            "3. Peak RSS growth while ~1 KB spans are logged against a dead server",
+            ["buffer bound", "spans", "peak RSS growth", "growth / bound", "dropped (counted)"],
+            rows,
+        )
+        + "\n\nThe growth follows the bound, not the number of spans."
+    )
+
+
+# --------------------------------------------------------- 4. tracing API
+
+
+def bench_tracing(count: int) -> str:
+    with capture_server() as (url, finish):
+        handler = PosthogLogHandler(api_key=API_KEY, host=url, flush_timeout=60)
+        logger = logging.getLogger("bench.tracing")
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        span = generation_span(0)
+        best_raw = best_api = float("inf")
+        with pl.span("root", logger=logger):  # children, like most spans in a trace
+            for _ in range(5):
+                handler.flush()
+                started = time.perf_counter_ns()
+                for _ in range(count):
+                    logger.info("x", extra={"span": span})
+                best_raw = min(best_raw, (time.perf_counter_ns() - started) / count / 1000)
+                handler.flush()
+                started = time.perf_counter_ns()
+                for _ in range(count):
+                    with pl.span("x", logger=logger):
+                        pass
+                best_api = min(best_api, (time.perf_counter_ns() - started) / count / 1000)
+        handler.close()
+        finish()
+    return table(
+        "4. Tracing API overhead (PosthogLogHandler attached, child spans)",
+        ["variant", "per span", "vs raw logger.info"],
+        [
+            ["with pl.span(...): pass", f"{best_api:.2f} µs", f"{best_api / best_raw:.2f}x"],
+            ["logger.info(..., extra={'span': dict})", f"{best_raw:.2f} µs", "1.00x"],
+        ],
+    )
+
+
+# ------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        if kind == "throughput":
+            result = run_throughput_child(rest[0], int(rest[1]), rest[2])
+        else:
+            result = run_memory_child(int(rest[0]), int(rest[1]))
+        print(json.dumps(result))
+        return
+    scale = 10 if args.quick else 1
+    print(f"posthog-logging benchmarks — {machine()}")
+    print(bench_caller(20_000 // scale))
+    print(bench_throughput(20_000 // scale))
+    print(bench_memory(100_000 // scale))
+    print(bench_tracing(20_000 // scale))
+
+
+if __name__ == "__main__":
+    main()
