@@ -56,8 +56,12 @@ DISABLED_WARNING = (
     "posthog disabled: Missing required API key. "
     "Set POSTHOG_API_KEY environment variable or pass apiKey in config."
 )
-#: Records waiting for the listener before the oldest are dropped (counted).
-DEFAULT_MAX_QUEUE_SIZE = 100_000
+#: Records waiting for the listener before the oldest are dropped (counted).  Big
+#: enough for a burst of 20,000 spans logged as fast as one thread can (the listener
+#: drains meanwhile); small enough that the queue, whose records can't be measured
+#: in bytes on the caller's thread, stays a fraction of the memory the bytes-bounded
+#: buffer allows.
+DEFAULT_MAX_QUEUE_SIZE = 32_768
 #: Encoded events the listener buffers (sending, or waiting out an outage).
 DEFAULT_MAX_BUFFER_EVENTS = 100_000
 DEFAULT_MAX_BUFFER_BYTES = 64 * 1024 * 1024
@@ -87,6 +91,7 @@ class EventListener(QueueListener):
         super().__init__(event_queue)
         self.event_queue = event_queue
         self.pipeline = pipeline
+        self._backlog = 0
 
     def dequeue(self, block: bool) -> Any:
         _pipeline_thread.active = True  # this thread's own log records are never consumed
@@ -98,6 +103,14 @@ class EventListener(QueueListener):
 
     def handle(self, record: Any) -> None:
         self.pipeline.process(record)
+        # While the application is logging (the queue grows), hand the GIL back
+        # after every record: its threads come first, and the listener catches
+        # up when they pause (bench/: a burst costs 0.9x a QueueHandler instead
+        # of 1.3x).  When nothing new arrives, run at full speed.
+        backlog = self.event_queue.qsize()
+        if backlog > self._backlog:
+            time.sleep(0)
+        self._backlog = backlog
 
     @property
     def thread(self) -> threading.Thread | None:
