@@ -1,7 +1,8 @@
 """The ``posthog-logging`` command: ``dev-server`` and ``replay``.
 
 Each sub-command is one ``_add_<name>`` function that declares its arguments
-and the function that runs it, so adding a command touches nothing else.
+and the function that runs it (``set_defaults(run=...)``); adding a command is
+writing that function and listing it in ``COMMANDS``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .contract import SpanEvent
 from .devserver import serve_forever
@@ -21,9 +22,12 @@ from .transport import Transport
 from .values import time_ms
 
 Command = Callable[[argparse.Namespace], int]
+if TYPE_CHECKING:
+    # Not subscriptable at run time; the name is argparse's own.
+    Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
-def _add_dev_server(commands: Any) -> None:
+def _add_dev_server(commands: Commands) -> None:
     parser = commands.add_parser(
         "dev-server",
         help="run a local PostHog capture endpoint that prints each trace as a tree",
@@ -42,7 +46,7 @@ def _run_dev_server(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_replay(commands: Any) -> None:
+def _add_replay(commands: Commands) -> None:
     parser = commands.add_parser(
         "replay",
         help="send spilled events (files or spill directories) to PostHog, each once",
@@ -115,19 +119,27 @@ class RecordReader:
         return None
 
 
+#: One entry per sub-command, in the order ``--help`` lists them.
+COMMANDS: tuple[Callable[[Commands], None], ...] = (_add_dev_server, _add_replay)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="posthog-logging",
         description="PostHog LLM analytics through Python logging: tools.",
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for add in (_add_dev_server, _add_replay):
+    for add in COMMANDS:
         add(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; return its exit code (also for ``--help`` and usage errors)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # argparse exits after --help (0) and on usage errors (2)
+        return stop.code if isinstance(stop.code, int) else 0
     run: Command = args.run
     try:
         return run(args)

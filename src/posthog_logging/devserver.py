@@ -10,9 +10,11 @@ tests reach the failure paths without mocking the transport.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import socket
+import sys
 import threading
 import time
 import zlib
@@ -26,10 +28,16 @@ from .values import time_ms
 
 GZIP_MAGIC = b"\x1f\x8b"
 
+#: ``ReceivedRequest.status`` of a request whose connection was closed unanswered.
+DROPPED = 0
+
+#: The answer of a POST when nothing is scripted (PostHog's own success body).
+ACCEPTED_BODY = '{"status": 1}'
+
 
 @dataclass
 class ReceivedRequest:
-    """One POST as the server saw it."""
+    """One POST as the server saw it, rejected ones included."""
 
     index: int
     path: str
@@ -38,7 +46,12 @@ class ReceivedRequest:
     body_bytes: int
     api_key: str | None
     batch: list[dict[str, Any]]
-    status: int
+    status: int  # DROPPED when the connection was closed without an answer
+
+    @property
+    def accepted(self) -> bool:
+        """Whether PostHog would have ingested the batch (a 2xx answer)."""
+        return 200 <= self.status < 300
 
 
 @dataclass
@@ -46,16 +59,40 @@ class ScriptedResponse:
     """How to answer one upcoming POST (fault injection, consumed in order)."""
 
     status: int = 200
-    body: str = '{"status": 1}'
+    body: str = ACCEPTED_BODY
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     drop_connection: bool = False
 
 
 class _CaptureHTTPServer(ThreadingHTTPServer):
+    """The socket server: knows its open connections so that stopping ends them too.
+
+    HTTP/1.1 keep-alive connections outlive ``shutdown()``; without closing them a
+    client holding a pooled connection would still be answered by a stopped server.
+    """
+
     daemon_threads = True
     allow_reuse_address = True
-    capture: CaptureServer
+
+    def __init__(self, address: tuple[str, int], capture: CaptureServer) -> None:
+        super().__init__(address, _CaptureRequestHandler)
+        self.capture = capture
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def close_connections(self) -> None:
+        with self.connections_lock:
+            connections = list(self.connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (timeout, dropped or stopped server) breaks the
+        # pipe of a late answer: expected under fault injection, so not printed.
+        if self.capture.verbose or not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _CaptureRequestHandler(BaseHTTPRequestHandler):
@@ -67,37 +104,56 @@ class _CaptureRequestHandler(BaseHTTPRequestHandler):
         # Headers and body go out in separate writes: without this, Nagle's
         # algorithm and the client's delayed ACK add 40 ms to every answer.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        super().finish()
 
     def do_GET(self) -> None:
-        self._answer(200, "posthog-logging dev server: POST batches to /i/v0/ai/batch/\n", {})
+        self._answer(
+            200,
+            "posthog-logging dev server: POST batches to /i/v0/ai/batch/\n",
+            {},
+            content_type="text/plain; charset=utf-8",
+        )
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length)
         capture = self.server.capture
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         scripted = capture._next_script()
         if scripted.delay:
             time.sleep(scripted.delay)
-        if scripted.drop_connection:
-            self.close_connection = True
-            self.connection.close()
-            return
-        status, body, headers = scripted.status, scripted.body, scripted.headers
-        if capture.max_body_bytes is not None and len(raw) > capture.max_body_bytes:
-            status, body, headers = 413, '{"detail": "payload too large"}', {}
-        gzipped = raw[:2] == GZIP_MAGIC or self.headers.get("Content-Encoding") == "gzip"
+        encoding = self.headers.get("Content-Encoding", "")
+        gzipped = raw[:2] == GZIP_MAGIC or encoding.strip().lower() == "gzip"
         api_key, batch, parsed = _parse_body(raw, gzipped)
-        if not parsed and status == 200:
-            status, body = 400, '{"detail": "body is not JSON"}'
-        capture._record(
+        status, body, headers = _verdict(scripted, len(raw), parsed, capture.max_body_bytes)
+        request = capture._record(
             self.path, dict(self.headers.items()), gzipped, len(raw), api_key, batch, status
         )
-        self._answer(status, body, headers)
+        try:
+            if scripted.drop_connection:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+            else:
+                self._answer(status, body, headers)
+        finally:
+            # After the answer, so that a slow observer never delays the client.
+            if capture.on_request is not None:
+                capture.on_request(request)
 
-    def _answer(self, status: int, body: str, headers: Mapping[str, str]) -> None:
+    def _answer(
+        self,
+        status: int,
+        body: str,
+        headers: Mapping[str, str],
+        content_type: str = "application/json",
+    ) -> None:
         payload = body.encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         for name, value in headers.items():
             self.send_header(name, value)
@@ -109,24 +165,49 @@ class _CaptureRequestHandler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
 
+def _verdict(
+    scripted: ScriptedResponse, body_bytes: int, parsed: bool, max_body_bytes: int | None
+) -> tuple[int, str, Mapping[str, str]]:
+    """Status, body and headers of the answer to one POST.
+
+    A dropped connection has no answer at all.  Otherwise the size limit wins
+    (PostHog refuses an oversize body whatever it holds), then an injected
+    error status, then a body that cannot be read.
+    """
+    if scripted.drop_connection:
+        return DROPPED, "", {}
+    if max_body_bytes is not None and body_bytes > max_body_bytes:
+        return 413, '{"detail": "payload too large"}', {}
+    if 200 <= scripted.status < 300 and not parsed:
+        return 400, '{"detail": "body is not JSON"}', {}
+    return scripted.status, scripted.body, scripted.headers
+
+
 def _parse_body(raw: bytes, gzipped: bool) -> tuple[str | None, list[dict[str, Any]], bool]:
+    """``(api_key, events, parsed)`` of a batch body, a bare list or a single event."""
     try:
-        text = gzip.decompress(raw) if gzipped else raw
-        document = json.loads(text)
+        document = json.loads(gzip.decompress(raw) if gzipped else raw)
     except (OSError, EOFError, zlib.error, ValueError):
         return None, [], False
-    if isinstance(document, list):
-        return None, [event for event in document if isinstance(event, dict)], True
+    api_key: Any = None
     if isinstance(document, dict):
-        batch = document.get("batch")
-        events = batch if isinstance(batch, list) else [document]
         api_key = document.get("api_key")
-        return (api_key if isinstance(api_key, str) else None), events, True
-    return None, [], False
+        batch = document.get("batch")
+        document = batch if isinstance(batch, list) else [document]
+    if not isinstance(document, list):
+        return None, [], False
+    events = [event for event in document if isinstance(event, dict)]
+    return (api_key if isinstance(api_key, str) else None), events, True
 
 
 class CaptureServer:
-    """Accepts PostHog batch requests on 127.0.0.1 and keeps what it received."""
+    """Accepts PostHog batch requests over HTTP and keeps what it received.
+
+    Every POST is recorded (``requests``), whatever the answer; only the events
+    of accepted requests count as delivered (``events``), exactly as PostHog
+    drops a batch it answered with an error.  Binds 127.0.0.1 and a free port
+    by default, so parallel tests never collide.
+    """
 
     def __init__(
         self,
@@ -142,35 +223,36 @@ class CaptureServer:
         self.max_body_bytes = max_body_bytes
         self.on_request = on_request
         self.verbose = verbose
-        self._lock = threading.Condition()
+        # Guards everything below; notified whenever a request is recorded.
+        self._changed = threading.Condition()
         self._requests: list[ReceivedRequest] = []
         self._events: list[dict[str, Any]] = []
         self._script: deque[ScriptedResponse] = deque()
         self._server: _CaptureHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> CaptureServer:
-        server = _CaptureHTTPServer((self.host, self.port), _CaptureRequestHandler)
-        server.capture = self
+        """Bind (``port`` 0 picks a free one) and serve in a daemon thread."""
+        server = _CaptureHTTPServer((self.host, self.port), self)
         self.port = server.server_address[1]
         self._server = server
-        self._thread = threading.Thread(
+        threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},
             name="posthog-logging-devserver",
             daemon=True,
-        )
-        self._thread.start()
+        ).start()
         return self
 
     def stop(self) -> None:
+        """Stop serving and close the listening socket and every open connection."""
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
+            server.close_connections()
             server.server_close()
 
     def __enter__(self) -> CaptureServer:
@@ -180,40 +262,37 @@ class CaptureServer:
         self.stop()
 
     def script(self, *responses: ScriptedResponse) -> None:
-        """Answer the next POSTs with these responses, in order; then 200 again."""
-        with self._lock:
+        """Answer the next POSTs with these responses, in order; then accept again."""
+        with self._changed:
             self._script.extend(responses)
 
     @property
     def requests(self) -> list[ReceivedRequest]:
-        with self._lock:
+        """Every POST so far, in order of receipt."""
+        with self._changed:
             return list(self._requests)
 
     @property
     def events(self) -> list[dict[str, Any]]:
         """Events of accepted (2xx) requests, in order of receipt."""
-        with self._lock:
+        with self._changed:
             return list(self._events)
 
     def wait_for_events(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        """Block until ``count`` events were accepted or ``timeout`` passed."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while len(self._events) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._lock.wait(remaining)
+        """The accepted events once there are ``count``, or whatever arrived by ``timeout``."""
+        with self._changed:
+            self._changed.wait_for(lambda: len(self._events) >= count, timeout)
             return list(self._events)
 
     def clear(self) -> None:
-        with self._lock:
+        """Forget requests, events and unconsumed scripted responses."""
+        with self._changed:
             self._requests.clear()
             self._events.clear()
             self._script.clear()
 
     def _next_script(self) -> ScriptedResponse:
-        with self._lock:
+        with self._changed:
             return self._script.popleft() if self._script else ScriptedResponse()
 
     def _record(
@@ -225,17 +304,16 @@ class CaptureServer:
         api_key: str | None,
         batch: list[dict[str, Any]],
         status: int,
-    ) -> None:
-        with self._lock:
+    ) -> ReceivedRequest:
+        with self._changed:
             request = ReceivedRequest(
                 len(self._requests), path, headers, gzipped, body_bytes, api_key, batch, status
             )
             self._requests.append(request)
-            if 200 <= status < 300:
+            if request.accepted:
                 self._events.extend(batch)
-            self._lock.notify_all()
-        if self.on_request is not None:
-            self.on_request(request)
+            self._changed.notify_all()
+        return request
 
 
 # --------------------------------------------------------------- trace trees
@@ -286,11 +364,17 @@ def _describe(event: Mapping[str, Any]) -> str:
             f"{tokens_out if tokens_out is not None else '-'}"
         )
     if props.get("$ai_is_error"):
-        error = props.get("error_message")
-        if error is None and isinstance(props.get("$ai_error"), Mapping):
-            error = props["$ai_error"].get("message")
-        parts.append(f"ERROR {error}")
+        parts.append(f"ERROR {_error_message(props)}".rstrip())
     return "  ".join(part for part in parts if part)
+
+
+def _error_message(props: Mapping[str, Any]) -> str:
+    """``error_message`` (non-root spans), else ``$ai_error.message`` (root events)."""
+    message = props.get("error_message")
+    error = props.get("$ai_error")
+    if message is None and isinstance(error, Mapping):
+        message = error.get("message")
+    return "" if message is None else str(message)
 
 
 def _start_ms(event: Mapping[str, Any]) -> float:
@@ -300,41 +384,67 @@ def _start_ms(event: Mapping[str, Any]) -> float:
     return end - (latency * 1000 if isinstance(latency, (int, float)) else 0)
 
 
+def _parent_key(event: Mapping[str, Any], known: set[str], top: str | None) -> str | None:
+    """The node an event hangs under: its ``$ai_parent_id`` if that is in the trace, else ``top``.
+
+    Feedback belongs to the trace as a whole, so it always goes to ``top``.
+    """
+    parent = _properties(event).get("$ai_parent_id")
+    if parent is None or str(parent) not in known or event.get("event") == "$ai_feedback":
+        return top
+    return str(parent)
+
+
 def render_trace_tree(events: Sequence[Mapping[str, Any]]) -> str:
-    """One trace's events as an indented tree (parents from ``$ai_parent_id``)."""
+    """One trace's events as an indented tree (parents from ``$ai_parent_id``).
+
+    Siblings appear in order of start (``timestamp`` is when a span ended, so
+    the start is that minus ``$ai_latency``), as a trace viewer lists them.
+    Events whose parents form a cycle are drawn after the tree: every event is
+    always shown exactly once.
+    """
     if not events:
         return ""
     trace_id = str(_properties(events[0]).get("$ai_trace_id", "?"))
     root = next((event for event in events if event.get("event") == "$ai_trace"), None)
-    by_id = {node: event for event in events if (node := _node_id(event)) is not None}
+    known = {node for event in events if (node := _node_id(event)) is not None}
+    top = trace_id if root is not None else None
     children: dict[str | None, list[Mapping[str, Any]]] = {}
     for event in events:
-        if event is root:
-            continue
-        parent = _properties(event).get("$ai_parent_id")
-        parent_key = str(parent) if parent is not None else None
-        if parent_key not in by_id or event.get("event") == "$ai_feedback":
-            parent_key = trace_id if root is not None else None
-        children.setdefault(parent_key, []).append(event)
+        if event is not root:
+            children.setdefault(_parent_key(event, known, top), []).append(event)
     for siblings in children.values():
         siblings.sort(key=_start_ms)
 
     lines = [f"trace {trace_id}"]
+    shown: set[int] = set()  # id() of each drawn event
 
     def walk(event: Mapping[str, Any], prefix: str, last: bool) -> None:
+        shown.add(id(event))
         lines.append(f"{prefix}{'└── ' if last else '├── '}{_describe(event)}")
-        kids = children.get(_node_id(event), [])
+        node = _node_id(event)
+        kids = [kid for kid in children.get(node, []) if id(kid) not in shown] if node else []
         for index, kid in enumerate(kids):
             walk(kid, prefix + ("    " if last else "│   "), index == len(kids) - 1)
 
     tops = [root] if root is not None else children.get(None, [])
-    for index, top in enumerate(tops):
-        walk(top, "", index == len(tops) - 1)
+    for index, event in enumerate(tops):
+        walk(event, "", index == len(tops) - 1)
+    for event in events:
+        if id(event) not in shown:
+            walk(event, "", True)
     return "\n".join(lines)
 
 
 class TracePrinter:
-    """Prints each trace's tree once it looks complete, and again if it grows."""
+    """Prints each trace's tree once it looks complete, and again if it grows.
+
+    A trace arrives over several batches and its ``$ai_trace`` root ends last,
+    so the root's arrival marks it complete.  A trace without one (its root was
+    an event span, or never ended) is printed once ``idle_seconds`` pass
+    without a new event for it; ``print_ready`` must be called periodically
+    for that.
+    """
 
     def __init__(self, out: TextIO, idle_seconds: float = 2.0) -> None:
         self.out = out
@@ -346,7 +456,7 @@ class TracePrinter:
         self._complete: set[str] = set()
 
     def on_request(self, request: ReceivedRequest) -> None:
-        if not 200 <= request.status < 300:
+        if not request.accepted:
             return
         with self._lock:
             for trace_id, events in group_by_trace(request.batch).items():
@@ -372,15 +482,12 @@ class TracePrinter:
 def serve_forever(host: str, port: int, out: TextIO, *, verbose: bool = False) -> None:
     """Run the dev server until interrupted, printing trace trees to ``out``."""
     printer = TracePrinter(out)
-    server = CaptureServer(host, port, on_request=printer.on_request, verbose=verbose)
-    server.start()
-    out.write(f"posthog-logging dev server listening on {server.url}  (set POSTHOG_HOST to this)\n")
-    out.flush()
-    try:
-        while True:
-            time.sleep(0.5)
-            printer.print_ready()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    with CaptureServer(host, port, on_request=printer.on_request, verbose=verbose) as server:
+        out.write(
+            f"posthog-logging dev server listening on {server.url}  (set POSTHOG_HOST to this)\n"
+        )
+        out.flush()
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(0.5)
+                printer.print_ready()
