@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 def _add_dev_server(commands: Commands) -> None:
     parser = commands.add_parser(
         "dev-server",
-        help="run a local PostHog capture endpoint that prints each trace as a tree",
+        help="local capture server that prints each trace as a tree",
         description="Accepts PostHog batch requests (gzip or not) and prints every trace "
         "it receives as an indented tree. Point the handler at it with "
         "POSTHOG_HOST=http://127.0.0.1:8765 and any POSTHOG_API_KEY.",
@@ -49,7 +49,7 @@ def _run_dev_server(args: argparse.Namespace) -> int:
 def _add_replay(commands: Commands) -> None:
     parser = commands.add_parser(
         "replay",
-        help="send spilled events (files or spill directories) to PostHog, each once",
+        help="send spilled events to PostHog, each exactly once",
         description="Sends the events in spill files (and SpanJsonFormatter JSON-lines "
         "files) to PostHog's AI batch endpoint. Progress is recorded beside each file, "
         "so an interrupted replay resumes and a repeated one sends nothing twice; a "
@@ -128,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="posthog-logging",
         description="PostHog LLM analytics through Python logging: tools.",
     )
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    # No metavar: before Python 3.13, argparse would then align help text as if
+    # command names were as short as the metavar, and wrap every long one.
+    commands = parser.add_subparsers(title="commands", required=True)
     for add in COMMANDS:
         add(commands)
     return parser

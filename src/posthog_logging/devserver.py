@@ -89,8 +89,9 @@ class _CaptureHTTPServer(ThreadingHTTPServer):
                 connection.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that gave up (timeout, dropped or stopped server) breaks the
-        # pipe of a late answer: expected under fault injection, so not printed.
+        # A late answer to a client that gave up (its timeout) or on a connection
+        # this server ended (drop, stop) breaks the pipe: expected under fault
+        # injection, so not printed.
         if self.capture.verbose or not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
 

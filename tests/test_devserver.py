@@ -1,0 +1,418 @@
+"""The capture server, its trace trees and the ``posthog-logging`` command, over real HTTP.
+
+Requests go out through the ``posthog`` package's own client functions (``post``
+and ``batch_post``, with the call shapes that every supported posthog version
+accepts), so the server is checked against the transport it stands in for.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from posthog.request import APIError, batch_post, post
+
+from posthog_logging.cli import main
+from posthog_logging.devserver import (
+    DROPPED,
+    CaptureServer,
+    ReceivedRequest,
+    ScriptedResponse,
+    TracePrinter,
+    render_trace_tree,
+)
+from posthog_logging.transport import AI_BATCH_PATH
+
+from .conftest import DUMMY_KEY
+
+TRACE = "7" * 32
+
+
+def ai_event(kind: str, timestamp: str, **properties: Any) -> dict[str, Any]:
+    return {
+        "event": f"$ai_{kind}",
+        "distinct_id": "user-1",
+        "timestamp": timestamp,
+        "properties": {"$ai_trace_id": TRACE, **properties},
+    }
+
+
+def agent_trace() -> list[dict[str, Any]]:
+    """An agent run as the handler sends it: children end (and arrive) before their root."""
+    return [
+        ai_event(
+            "span",
+            "2025-01-01T00:00:02.600Z",
+            **{
+                "$ai_span_id": "tool-1",
+                "$ai_span_name": "get_weather",
+                "$ai_parent_id": "gen-1",
+                "$ai_latency": 0.5,
+            },
+        ),
+        ai_event(
+            "span",
+            "2025-01-01T00:00:04.000Z",
+            **{
+                "$ai_span_id": "fetch-1",
+                "$ai_span_name": "fetch_docs",
+                "$ai_parent_id": TRACE,
+                "$ai_latency": 0.2,
+                "$ai_is_error": True,
+                "error_message": "HTTP 502 from docs service",
+            },
+        ),
+        ai_event(
+            "generation",
+            "2025-01-01T00:00:03.500Z",
+            **{
+                "$ai_generation_id": "gen-1",
+                "$ai_span_name": "plan",
+                "$ai_model": "gpt-4o-mini",
+                "$ai_parent_id": TRACE,
+                "$ai_latency": 3.4,
+                "$ai_input_tokens": 120,
+                "$ai_output_tokens": 45,
+            },
+        ),
+        ai_event(
+            "trace",
+            "2025-01-01T00:00:05.000Z",
+            **{"$ai_span_name": "agent run", "$ai_latency": 5.0},
+        ),
+    ]
+
+
+EXPECTED_TREE = f"""\
+trace {TRACE}
+└── trace  agent run  5.000s
+    ├── generation  plan  [gpt-4o-mini]  3.400s  tokens 120/45
+    │   └── span  get_weather  0.500s
+    ├── span  fetch_docs  0.200s  ERROR HTTP 502 from docs service
+    └── feedback  'great'"""
+
+
+def feedback() -> dict[str, Any]:
+    return ai_event("feedback", "2025-01-01T00:00:06.000Z", **{"$ai_feedback_text": "great"})
+
+
+def send(
+    server: CaptureServer, batch: list[dict[str, Any]], *, gzip: bool = True, timeout: float = 5
+) -> requests.Response:
+    """POST a batch to the AI endpoint with posthog's transport; the raw response."""
+    return post(DUMMY_KEY, server.url, AI_BATCH_PATH, gzip, timeout, batch=batch)
+
+
+def raw_post(server: CaptureServer, body: bytes) -> int:
+    """POST bytes with no Content-Encoding header; the answer's status."""
+    request = urllib.request.Request(f"{server.url}/batch/", data=body, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            status: int = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    return status
+
+
+# ------------------------------------------------------------------ recording
+
+
+def test_gzip_and_plain_batches_are_recorded_in_order(capture_server: CaptureServer) -> None:
+    events = agent_trace()
+    send(capture_server, events[:3], gzip=True)
+    batch_post(DUMMY_KEY, host=capture_server.url, gzip=False, timeout=5, batch=events[3:])
+    first, second = capture_server.requests
+    assert (first.index, first.path, first.gzipped, first.api_key, first.status) == (
+        0,
+        AI_BATCH_PATH,
+        True,
+        DUMMY_KEY,
+        200,
+    )
+    assert first.headers["Content-Encoding"] == "gzip"
+    assert (second.index, second.path, second.gzipped, second.status) == (1, "/batch/", False, 200)
+    assert second.body_bytes == int(second.headers["Content-Length"])
+    assert capture_server.events == events
+
+
+def test_bare_list_bodies_and_gzip_found_by_its_magic_bytes(
+    capture_server: CaptureServer,
+) -> None:
+    events = agent_trace()
+    assert raw_post(capture_server, json.dumps(events[:2]).encode()) == 200
+    assert raw_post(capture_server, gzip.compress(json.dumps(events[2:]).encode())) == 200
+    plain, zipped = capture_server.requests
+    assert (plain.gzipped, plain.api_key, plain.batch) == (False, None, events[:2])
+    assert (zipped.gzipped, zipped.batch) == (True, events[2:])
+    assert zipped.body_bytes < len(json.dumps(events[2:]))
+    assert capture_server.events == events
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"\x1f\x8b broken gzip", b'"a string"'])
+def test_an_unreadable_body_gets_400_and_is_recorded_empty(
+    capture_server: CaptureServer, body: bytes
+) -> None:
+    assert raw_post(capture_server, body) == 400
+    (request,) = capture_server.requests
+    assert (request.status, request.batch, request.body_bytes) == (400, [], len(body))
+    assert capture_server.events == []
+
+
+def test_oversize_body_gets_413_and_is_not_delivered() -> None:
+    with CaptureServer(max_body_bytes=2_000) as server:
+        big = [ai_event("span", "2025-01-01T00:00:00.000Z", blob="x" * 3_000)]
+        with pytest.raises(APIError) as raised:
+            batch_post(DUMMY_KEY, host=server.url, gzip=False, timeout=5, batch=big)
+        assert raised.value.status == 413
+        send(server, agent_trace()[:1], gzip=False)
+        assert [(r.status, r.body_bytes > 2_000) for r in server.requests] == [
+            (413, True),
+            (200, False),
+        ]
+        assert server.events == agent_trace()[:1]
+
+
+def test_get_is_a_health_check(capture_server: CaptureServer) -> None:
+    with urllib.request.urlopen(f"{capture_server.url}/", timeout=5) as response:
+        assert response.status == 200
+        assert b"dev server" in response.read()
+    assert capture_server.requests == []
+
+
+def test_on_request_sees_every_request_and_clear_forgets_them() -> None:
+    seen: list[ReceivedRequest] = []
+    with CaptureServer(on_request=seen.append) as server:
+        server.script(ScriptedResponse(status=500), ScriptedResponse(status=500))
+        send(server, agent_trace()[:1])
+        send(server, agent_trace()[1:2])
+        assert [(r.index, r.status) for r in seen] == [(0, 500), (1, 500)]
+        server.clear()  # also drops the second scripted 500
+        send(server, agent_trace()[:1])
+        assert [(r.index, r.status) for r in server.requests] == [(0, 200)]
+        assert server.events == agent_trace()[:1]
+
+
+def test_stop_is_idempotent_and_ends_kept_alive_connections() -> None:
+    server = CaptureServer().start()
+    session = requests.Session()
+    assert session.post(f"{server.url}/batch/", json=[], timeout=5).status_code == 200
+    server.stop()
+    server.stop()
+    # The session's pooled connection must not reach a handler of the stopped server.
+    with pytest.raises(requests.ConnectionError):
+        session.post(f"{server.url}/batch/", json=[], timeout=5)
+    session.close()
+
+
+# ----------------------------------------------------------- fault injection
+
+
+def test_scripted_503_then_the_default_200(capture_server: CaptureServer) -> None:
+    capture_server.script(ScriptedResponse(status=503, body='{"detail": "down"}'))
+    events = agent_trace()
+    first = send(capture_server, events[:2])
+    assert (first.status_code, first.json()) == (503, {"detail": "down"})
+    second = send(capture_server, events[2:])
+    assert (second.status_code, second.json()) == (200, {"status": 1})
+    assert [r.status for r in capture_server.requests] == [503, 200]
+    assert capture_server.events == events[2:]  # a refused batch is not delivered
+
+
+def test_retry_after_header_reaches_the_client(capture_server: CaptureServer) -> None:
+    capture_server.script(ScriptedResponse(status=429, headers={"Retry-After": "1"}))
+    response = send(capture_server, agent_trace())
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "1"
+
+
+def test_delay_holds_the_answer(capture_server: CaptureServer) -> None:
+    capture_server.script(ScriptedResponse(delay=0.3))
+    started = time.monotonic()
+    assert send(capture_server, agent_trace()).status_code == 200
+    assert time.monotonic() - started >= 0.3
+
+
+def test_a_client_giving_up_on_a_delayed_answer_leaves_stderr_clean(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    answered = threading.Event()
+    with CaptureServer(on_request=lambda _: answered.set()) as server:
+        server.script(ScriptedResponse(delay=0.4))
+        with pytest.raises(requests.Timeout):
+            send(server, agent_trace(), timeout=0.1)
+        assert answered.wait(5)
+        time.sleep(0.1)  # the broken pipe of the late answer is handled by now
+    assert capfd.readouterr().err == ""
+
+
+def test_drop_connection_closes_without_an_answer(capture_server: CaptureServer) -> None:
+    capture_server.script(ScriptedResponse(drop_connection=True))
+    with pytest.raises(requests.ConnectionError):
+        send(capture_server, agent_trace())
+    assert send(capture_server, agent_trace()).status_code == 200
+    assert [r.status for r in capture_server.requests] == [DROPPED, 200]
+    assert capture_server.events == agent_trace()
+
+
+def test_wait_for_events_wakes_on_arrival_and_returns_partial_on_timeout(
+    capture_server: CaptureServer,
+) -> None:
+    events = agent_trace()
+    timer = threading.Timer(0.1, send, (capture_server, events[:2]))
+    timer.start()
+    assert capture_server.wait_for_events(2, timeout=5) == events[:2]
+    timer.join()
+    started = time.monotonic()
+    assert capture_server.wait_for_events(10, timeout=0.2) == events[:2]
+    assert time.monotonic() - started >= 0.2
+
+
+# --------------------------------------------------------------- trace trees
+
+
+def test_render_trace_tree_nests_by_parent_in_order_of_start() -> None:
+    assert render_trace_tree([*agent_trace(), feedback()]) == EXPECTED_TREE
+
+
+def test_render_trace_tree_without_root_puts_orphans_at_top_level() -> None:
+    events = [e for e in agent_trace() if e["event"] != "$ai_trace"]
+    events.append(ai_event("span", "2025-01-01T00:00:01.000Z", **{"$ai_parent_id": "gone"}))
+    events.append(
+        ai_event(
+            "span",
+            "2025-01-01T00:00:01.500Z",
+            **{"$ai_span_id": "r", "$ai_is_error": True, "$ai_error": {"message": "boom"}},
+        )
+    )
+    assert render_trace_tree(events).splitlines()[1:] == [
+        "├── generation  plan  [gpt-4o-mini]  3.400s  tokens 120/45",
+        "│   └── span  get_weather  0.500s",
+        "├── span",
+        "├── span  ERROR boom",
+        "└── span  fetch_docs  0.200s  ERROR HTTP 502 from docs service",
+    ]
+
+
+def test_render_trace_tree_shows_every_event_once_whatever_the_ids() -> None:
+    looped = [
+        ai_event("span", "2025-01-01T00:00:01.000Z", **{"$ai_span_id": "a", "$ai_parent_id": "b"}),
+        ai_event("span", "2025-01-01T00:00:02.000Z", **{"$ai_span_id": "b", "$ai_parent_id": "a"}),
+    ]
+    assert render_trace_tree([feedback()]).splitlines()[1:] == ["└── feedback  'great'"]
+    assert render_trace_tree(looped).count("span") == 2
+    assert render_trace_tree([]) == ""
+
+
+def test_trace_printer_prints_on_root_again_on_growth_and_rootless_when_idle() -> None:
+    out = io.StringIO()
+    printer = TracePrinter(out, idle_seconds=0.2)
+
+    def receive(batch: list[dict[str, Any]]) -> None:
+        printer.on_request(ReceivedRequest(0, AI_BATCH_PATH, {}, False, 0, None, batch, 200))
+
+    children, root = agent_trace()[:3], agent_trace()[3:]
+    receive(children)
+    assert out.getvalue() == ""  # no root yet, not idle yet
+    receive(root)
+    assert out.getvalue().count(f"trace {TRACE}") == 1
+    receive([feedback()])
+    assert out.getvalue().endswith(EXPECTED_TREE + "\n\n")
+
+    out.seek(0)
+    out.truncate()
+    receive([ai_event("span", "2025-01-01T00:00:01.000Z", **{"$ai_trace_id": "solo"})])
+    printer.print_ready()
+    assert out.getvalue() == ""
+    time.sleep(0.25)
+    printer.print_ready()
+    printer.print_ready()
+    assert out.getvalue().count("trace solo") == 1
+
+
+# ----------------------------------------------------------------------- CLI
+
+
+def test_help_lists_the_commands_with_descriptions(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    listed = {line.split()[0]: line for line in out.splitlines() if line.startswith("    ")}
+    assert "prints each trace as a tree" in listed["dev-server"]
+    assert main([]) == 2  # a command is required
+
+
+def test_dev_server_on_a_busy_port_fails_with_a_message(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert main(["dev-server", "--port", str(busy.getsockname()[1])]) == 2
+    assert "posthog-logging:" in capsys.readouterr().err
+
+
+@pytest.fixture
+def dev_server_process() -> Iterator[tuple[subprocess.Popen[str], int, queue.Queue[str]]]:
+    """``python -m posthog_logging dev-server`` on a free port, and its stdout lines."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "posthog_logging", "dev-server", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    stdout = process.stdout
+    assert stdout is not None
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        yield process, port, lines
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=5)
+        stdout.close()
+
+
+def read_until(lines: queue.Queue[str], text: str, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    output = ""
+    while text not in output:
+        output += lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+    return output
+
+
+def test_dev_server_command_prints_each_trace_tree_and_stops_on_ctrl_c(
+    dev_server_process: tuple[subprocess.Popen[str], int, queue.Queue[str]],
+) -> None:
+    process, port, lines = dev_server_process
+    url = f"http://127.0.0.1:{port}"
+    assert read_until(lines, "\n") == (
+        f"posthog-logging dev server listening on {url}  (set POSTHOG_HOST to this)\n"
+    )
+    events = [*agent_trace(), feedback()]
+    post(DUMMY_KEY, url, AI_BATCH_PATH, True, 5, batch=events[:3])
+    post(DUMMY_KEY, url, AI_BATCH_PATH, True, 5, batch=events[3:])  # the root completes it
+    assert EXPECTED_TREE in read_until(lines, "feedback")
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=5) == 0
