@@ -8,6 +8,7 @@ import json
 import logging
 import logging.config
 import time
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -333,24 +334,35 @@ def test_bad_records_never_raise_and_are_counted(
     assert len(errors) == 7  # five spans in full, one "counting only" note, the feedback
 
 
-def test_listener_survives_a_crashing_span_object(
-    make_handler: Any, capture_server: CaptureServer
+def test_spans_that_fail_while_read_are_dropped_counted_and_reported(
+    make_handler: Any, capture_server: CaptureServer, library_logs: RecordCollector
 ) -> None:
     class Exploding(dict[str, Any]):
-        def copy(self) -> dict[str, Any]:
-            raise RuntimeError("boom")
-
         def items(self) -> Any:
             raise RuntimeError("boom")
 
+    class Unreadable(Mapping[str, Any]):
+        def __getitem__(self, key: str) -> Any:
+            raise KeyError(key)
+
+        def __iter__(self) -> Iterator[str]:
+            raise RuntimeError("no iterating me")
+
+        def __len__(self) -> int:
+            return 1
+
     handler, log = make_handler()
-    log.info("x", extra={"span": Exploding(id="1", traceId="2")})
-    log.info("x", extra={"span": tool_span(1, metadata={"bad": Exploding()})})
+    log.info("x", extra={"span": Unreadable()})  # fails on the caller's thread
+    log.info("x", extra={"span": tool_span(1, metadata={"bad": Exploding()})})  # on the listener
     log.info("x", extra={"span": tool_span(2)})
     handler.flush()
-    assert capture_server.events[-1]["properties"]["$ai_span_id"] == f"{2:016x}"
-    assert handler.stats()["listener_alive"] is True
-    assert sum(handler.stats()["dropped"].values()) >= 1
+    assert [e["properties"]["$ai_span_id"] for e in capture_server.events] == [f"{2:016x}"]
+    stats = handler.stats()
+    assert stats["listener_alive"] is True
+    assert stats["dropped"] == {"emit_error": 1, "invalid_span": 1}
+    messages = [r.getMessage() for r in library_logs.records if r.levelno >= logging.WARNING]
+    assert any("could not be read" in m and "emit_error" in m for m in messages)
+    assert any("could not be read (RuntimeError: boom)" in m for m in messages)
 
 
 def test_handler_on_root_ignores_its_own_diagnostics(capture_server: CaptureServer) -> None:

@@ -289,7 +289,7 @@ class PosthogLogHandler(logging.Handler):
                     return
             self._enqueue(item)
         except Exception:  # never raise into the caller's thread
-            self._stats.drop("emit_error")
+            self._count_drop("emit_error", "a record's span or feedback could not be read")
 
     def _enqueue(self, item: RecordItem) -> None:
         if self._closed:

@@ -28,7 +28,7 @@ from .transport import (
     Transport,
     fit_event,
 )
-from .values import time_ms
+from .values import safe_str, time_ms
 
 #: A request never carries more events than this, nor fewer than ``flush_at``.
 MAX_REQUEST_EVENTS = 100
@@ -248,6 +248,10 @@ class EventPipeline:
                 events = self.mapper.map_span(payload, _span_event(span_event), now_ms)
         except SpanRejected as rejected:
             self.reject(rejected, feedback=kind == FEEDBACK_ITEM)
+            return
+        except Exception as error:  # user objects can fail in any way while being read
+            what = f"could not be read ({type(error).__name__}: {safe_str(error)[:200]})"
+            self.reject(SpanRejected(what), feedback=kind == FEEDBACK_ITEM)
             return
         self.add(events)
 

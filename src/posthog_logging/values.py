@@ -75,7 +75,7 @@ def js_string(value: Any) -> str:
         return "[object Object]"
     if isinstance(value, (dt.datetime, dt.date)):
         return format_timestamp_ms(time_ms(value) or 0)
-    return _safe_str(value)
+    return safe_str(value)
 
 
 def _js_number(value: float) -> str:
@@ -88,7 +88,8 @@ def _js_number(value: float) -> str:
     return repr(value)
 
 
-def _safe_str(value: Any) -> str:
+def safe_str(value: Any) -> str:
+    """``str(value)``, or a placeholder when its ``__str__`` raises."""
     try:
         return str(value)
     except Exception:  # a broken __str__ must not take the pipeline down
@@ -217,7 +218,7 @@ def _convert(value: Any, active: set[int], depth: int, *, strict: bool) -> JsonV
         return format_timestamp_ms(time_ms(value) or 0)
     if isinstance(value, (Mapping, list, tuple, set, frozenset)):
         return _convert_container(value, active, depth, strict=strict)
-    return _safe_str(value)
+    return safe_str(value)
 
 
 def _convert_container(value: Any, active: set[int], depth: int, *, strict: bool) -> JsonValue:
