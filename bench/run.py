@@ -301,13 +301,15 @@ def bench_throughput(count: int) -> str:
 # ---------------------------------------------------------------- 3. memory
 
 
-def run_memory_child(count: int, bound: int) -> dict[str, Any]:
-    def status(field: str) -> int:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field):
-                return int(line.split()[1])
-        return 0
+def _status_kb(field: str) -> int:
+    """A kB figure from /proc/self/status (VmRSS: now, VmHWM: peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1])
+    return 0
 
+
+def run_memory_child(count: int, bound: int) -> dict[str, Any]:
     handler = PosthogLogHandler(
         api_key=API_KEY,
         host=dead_url(),
@@ -321,13 +323,13 @@ def run_memory_child(count: int, bound: int) -> dict[str, Any]:
     template = generation_span(0)
     logger.info("warm-up", extra={"span": template})
     time.sleep(0.5)
-    baseline = status("VmRSS:")
+    baseline = _status_kb("VmRSS:")
     for n in range(count):
         logger.info("llm call", extra={"span": {**template, "id": f"{n:016x}"}})
     # Let the listener map everything that is queued.
     while handler.stats()["queued"]:
         time.sleep(0.05)
-    peak = status("VmHWM:")
+    peak = _status_kb("VmHWM:")
     handler.close()
     dropped = sum(handler.stats()["dropped"].values())
     return {"growth_mb": (peak - baseline) / 1024, "dropped": dropped}
@@ -362,6 +364,58 @@ def bench_memory(count: int) -> str:
         " caller queue, bounded by max_queue_size, and the interpreter's own), whatever"
         " the number of spans."
         " Every span is accounted for as dropped: the server is dead and no spill_dir is set."
+    )
+
+
+def run_outage_child(seconds: float, rate: int, bound: int) -> dict[str, Any]:
+    """Spans at ``rate`` per second for ``seconds`` against a dead server."""
+    handler = PosthogLogHandler(
+        api_key=API_KEY, host=dead_url(), max_buffer_bytes=bound, shutdown_timeout=1.0
+    )
+    logger = logging.getLogger("bench.outage")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    template = generation_span(0)
+    logger.info("warm-up", extra={"span": template})
+    time.sleep(0.5)
+    baseline = peak = _status_kb("VmRSS:")
+    started = time.monotonic()
+    total = int(seconds * rate)
+    for n in range(total):
+        logger.info("llm call", extra={"span": {**template, "id": f"{n:016x}"}})
+        if n % 100 == 0:
+            peak = max(peak, _status_kb("VmRSS:"))
+            ahead = n / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+    peak = max(peak, _status_kb("VmRSS:"))
+    buffered = handler.stats()
+    handler.close()
+    return {
+        "spans": total,
+        "growth_mb": (peak - baseline) / 1024,
+        "buffer_full": buffered["dropped"].get("buffer_full", 0),
+        "seconds": time.monotonic() - started,
+    }
+
+
+def bench_outage(seconds: float) -> str:
+    mib = 1024 * 1024
+    rows = []
+    for bound in (16 * mib, 64 * mib):
+        result = child("outage", str(seconds), "1000", str(bound), timeout=seconds * 3 + 60)
+        rows.append(
+            [
+                f"{bound // mib} MiB",
+                f"{result['spans']:,} in {result['seconds']:.0f} s",
+                f"{result['growth_mb']:.0f} MiB",
+                f"{result['buffer_full']:,}",
+            ]
+        )
+    return table(
+        f"5. A {seconds:.0f}-second outage at 1,000 spans/s (dead server)",
+        ["max_buffer_bytes", "spans", "peak RSS growth", "dropped when the buffer was full"],
+        rows,
     )
 
 
@@ -411,7 +465,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=["caller", "throughput", "memory", "tracing"],
+        choices=["caller", "throughput", "memory", "tracing", "outage"],
         help="run only these benchmarks",
     )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -420,6 +474,8 @@ def main() -> None:
         kind, *rest = args.child
         if kind == "throughput":
             result = run_throughput_child(rest[0], int(rest[1]), rest[2])
+        elif kind == "outage":
+            result = run_outage_child(float(rest[0]), int(rest[1]), int(rest[2]))
         else:
             result = run_memory_child(int(rest[0]), int(rest[1]))
         print(json.dumps(result))
@@ -430,9 +486,11 @@ def main() -> None:
         "throughput": lambda: bench_throughput(20_000 // scale),
         "memory": lambda: bench_memory(100_000 // scale),
         "tracing": lambda: bench_tracing(20_000 // scale),
+        "outage": lambda: bench_outage(60 / scale),
     }
     print(f"posthog-logging benchmarks — {machine()}")
-    for name in args.only or benchmarks:
+    # The 60-second outage runs only when asked for: --only outage.
+    for name in args.only or [name for name in benchmarks if name != "outage"]:
         print(benchmarks[name]())
 
 
