@@ -309,20 +309,26 @@ def _status_kb(field: str) -> int:
     return 0
 
 
-def run_memory_child(count: int, bound: int) -> dict[str, Any]:
+def _warm_handler_on_dead_server(
+    bound: int, **options: Any
+) -> tuple[PosthogLogHandler, logging.Logger, dict[str, Any]]:
+    """A handler sending to a dead server, its logger, and a span template; the
+    listener is already started, so the baseline RSS that follows includes it."""
     handler = PosthogLogHandler(
-        api_key=API_KEY,
-        host=dead_url(),
-        max_buffer_bytes=bound,
-        max_buffer_events=10**9,  # let the byte bound alone decide
-        shutdown_timeout=1.0,
+        api_key=API_KEY, host=dead_url(), max_buffer_bytes=bound, shutdown_timeout=1.0, **options
     )
-    logger = logging.getLogger("bench.memory")
-    logger.addHandler(handler)
+    logger = logging.getLogger("bench.dead_server")
+    logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
     template = generation_span(0)
     logger.info("warm-up", extra={"span": template})
     time.sleep(0.5)
+    return handler, logger, template
+
+
+def run_memory_child(count: int, bound: int) -> dict[str, Any]:
+    # max_buffer_events out of the way: the byte bound alone decides.
+    handler, logger, template = _warm_handler_on_dead_server(bound, max_buffer_events=10**9)
     baseline = _status_kb("VmRSS:")
     for n in range(count):
         logger.info("llm call", extra={"span": {**template, "id": f"{n:016x}"}})
@@ -369,15 +375,7 @@ def bench_memory(count: int) -> str:
 
 def run_outage_child(seconds: float, rate: int, bound: int) -> dict[str, Any]:
     """Spans at ``rate`` per second for ``seconds`` against a dead server."""
-    handler = PosthogLogHandler(
-        api_key=API_KEY, host=dead_url(), max_buffer_bytes=bound, shutdown_timeout=1.0
-    )
-    logger = logging.getLogger("bench.outage")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    template = generation_span(0)
-    logger.info("warm-up", extra={"span": template})
-    time.sleep(0.5)
+    handler, logger, template = _warm_handler_on_dead_server(bound)
     baseline = peak = _status_kb("VmRSS:")
     started = time.monotonic()
     total = int(seconds * rate)
