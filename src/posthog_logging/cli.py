@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
 from .config import resolve_api_key, resolve_host
-from .devserver import serve_forever
+from .devserver import check_latency, serve_forever
 from .mapping import MappingOptions
 from .replay import Replayer
 from .transport import Transport
@@ -36,11 +36,26 @@ def _add_dev_server(commands: Commands) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
     parser.add_argument("--verbose", action="store_true", help="also log every HTTP request")
+    parser.add_argument(
+        "--latency",
+        type=_latency,
+        default=0.0,
+        metavar="SECONDS",
+        help="answer each POST this long after its body arrived, as a network round trip "
+        "would; requests in flight at once overlap (default 0)",
+    )
     parser.set_defaults(run=_run_dev_server)
 
 
+def _latency(text: str) -> float:
+    try:
+        return check_latency(float(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _run_dev_server(args: argparse.Namespace) -> int:
-    serve_forever(args.host, args.port, sys.stdout, verbose=args.verbose)
+    serve_forever(args.host, args.port, sys.stdout, verbose=args.verbose, latency=args.latency)
     return 0
 
 
