@@ -155,7 +155,7 @@ def test_exit_against_a_hanging_server_stays_within_shutdown_timeout(
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert process.stdout is not None
+    assert process.stdout is not None and process.stderr is not None
     returned = float(process.stdout.readline())  # the program is done: exit begins
     process.wait(timeout=30)
     exited = time.monotonic()
@@ -163,7 +163,7 @@ def test_exit_against_a_hanging_server_stays_within_shutdown_timeout(
     limit = 10.0 if shutdown_timeout is None else shutdown_timeout
     assert exited - returned < limit + 0.6
     assert capture_server.max_in_flight >= 1
-    assert "closed with dropped events {'shutdown_deadline': 500}" in (process.stderr.read())
+    assert "closed with dropped events {'shutdown_deadline': 500}" in process.stderr.read()
 
 
 def spill_from_a_dead_server(tmp_path: Path, count: int, random_input: int = 0) -> None:

@@ -187,7 +187,6 @@ class Sender:
         self._ready = threading.Condition(threading.RLock())
         #: Requests allowed in flight now: halved by failures, grown by successes.
         self.limit = max_in_flight
-        self.most_in_flight = 0
         self._in_flight: set[Batch] = set()
         self._retries: list[Batch] = []  # oldest first
         self._failures = 0  # consecutive failed requests: the backoff's exponent
@@ -338,7 +337,6 @@ class Sender:
                     batch = self._take()
                     if batch is not None:
                         self._in_flight.add(batch)
-                        self.most_in_flight = max(self.most_in_flight, len(self._in_flight))
                         return batch
                 if not wait:
                     return None
