@@ -421,7 +421,7 @@ class PosthogLogHandler(logging.Handler):
 
     def _reset_after_fork(self) -> None:
         """In a forked child: empty buffer, fresh state, a listener and senders of
-        its own later (the transport opens fresh connections by itself).
+        its own later, and fresh connections.
 
         The parent's buffered events stay the parent's to send.
         """
@@ -431,6 +431,7 @@ class PosthogLogHandler(logging.Handler):
         self._ignored = 0
         self._received = 0
         self._last_flush = None
+        self._transport.reset_after_fork()
         self._pipeline = self._new_pipeline()
         self._listener = None
 

@@ -214,6 +214,12 @@ class Transport:
                 self._session_pid = pid
             return self._session
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: forget the parent's session and a lock one of its
+        threads may have held at the fork (the child makes a session of its own)."""
+        self._session_lock = threading.Lock()
+        self._session = None
+
     def close(self) -> None:
         """Close this process's kept-alive connections (a later post opens new ones)."""
         with self._session_lock:
