@@ -226,7 +226,7 @@ class Sender:
         sequence number that :meth:`when_settled` can wait for."""
         with self._ready:
             self._due = self.buffer.appended
-            if self._start_threads():
+            if len(self.buffer) and self._start_threads():
                 self._ready.notify_all()
             return self._due
 
@@ -240,14 +240,16 @@ class Sender:
             self._waiting = [entry for entry in self._waiting if entry[1] > now]
             self._waiting.append((target, deadline, done))
             self._release_waiters()
-            threaded = self._start_threads()
-        if not threaded:
-            self._send_inline(done.is_set, deadline)
+            if done.is_set() or self._start_threads():
+                return
+        self._send_inline(done.is_set, deadline)
 
     def drain(self, deadline: float) -> None:
         """close(): send everything, however small the batches, until ``deadline``."""
         with self._ready:
             self._deadline = deadline
+            if self._settled_all():
+                return
             threaded = self._start_threads()
             if threaded:
                 self._ready.notify_all()
