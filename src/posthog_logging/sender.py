@@ -317,7 +317,7 @@ class Sender:
             while not done() and self._clock() < deadline:
                 batch = self._next_batch(wait=False)
                 if batch is not None:
-                    self._send(batch)
+                    self._send(batch, deadline)
                     continue
                 with self._ready:
                     pause = self._paused_until - self._clock()
@@ -361,9 +361,11 @@ class Sender:
         first = self.buffer.removed
         return Batch(self.buffer.take(size, self.max_request_bytes), first)
 
-    def _send(self, batch: Batch) -> None:
+    def _send(self, batch: Batch, deadline: float | None = None) -> None:
+        """Post ``batch`` and settle its outcome; no request outlives ``deadline``
+        (by default close()'s, once it is known)."""
         try:
-            outcome = self.post(batch.events, self._timeout())
+            outcome = self.post(batch.events, self._timeout(deadline or self._deadline))
         except Exception as error:  # a bug must not lose the batch nor kill the thread
             _log.exception("posthog-logging: internal error while sending: %s", error)
             outcome = Outcome(0, len(batch.events), PostResult(None, type(error).__name__))
@@ -385,8 +387,7 @@ class Sender:
             return Outcome(head.delivered + tail.delivered, tail.failed, tail.failure)
         return Outcome(0, len(events), result)
 
-    def _timeout(self) -> float | None:
-        deadline = self._deadline
+    def _timeout(self, deadline: float | None) -> float | None:
         if deadline is None:
             return None
         return max(0.05, min(self.transport.timeout, deadline - self._clock()))
