@@ -99,7 +99,9 @@ def test_chat_loop_with_tools(capture_server: CaptureServer) -> None:
     assert "92.0 EUR" in result.stdout
     generations = [e for e in capture_server.events if e["event"] == "$ai_generation"]
     assert len(generations) == 2
-    assert generations[0]["properties"]["$ai_tools"][0]["function"]["name"] == "convert_currency"
+    definition = generations[0]["properties"]["$ai_tools"][0]["function"]
+    assert definition["name"] == "convert_currency"
+    assert definition["parameters"]["properties"]["to"] == {"type": "string"}
     assert generations[1]["properties"]["$ai_reasoning_tokens"] == 3
     tool = named(capture_server, "$ai_span")
     (tool_props,) = tool.values()
