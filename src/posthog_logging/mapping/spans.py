@@ -364,11 +364,10 @@ class SpanEventBuilder:
             if is_truthy(error.get(key)):
                 keys[prop] = json_safe(error[key])
         if not self.compat:
-            message = error.get("message")
+            info = facts.error_info
+            message = error.get("message") if isinstance(info, Mapping) else info
             keys["$ai_is_error"] = True
-            keys["$ai_error"] = (
-                js_string(message) if is_truthy(message) else json_text(facts.error_info)
-            )
+            keys["$ai_error"] = js_string(message) if is_truthy(message) else json_text(info)
         return keys
 
     # §1.12 -----------------------------------------------------------------
