@@ -5,7 +5,9 @@ layer is either the library's own keys or a passthrough of user data (tags,
 attributes, metadata).  Compat mode merges the layers in order, so a later
 passthrough overwrites the library's keys exactly as ``@mastra/posthog`` does;
 default mode merges the passthrough layers first and the library's keys on
-top, dropping ``$``-prefixed passthrough keys (Part 2 (c)).
+top, dropping ``$``-prefixed passthrough keys other than PostHog's own
+(Part 2 (c), (l)).  Default mode also sends ``model_embedding`` spans as
+``$ai_embedding`` (Part 2 (n)).
 """
 
 from __future__ import annotations
