@@ -116,7 +116,9 @@ def normalize_usage(usage: Any) -> dict[str, Any]:
     output_tokens = _first(
         _count(source, "outputTokens", "completion_tokens", "output_tokens"),
         _count(sdk_output, "total"),
-        _gemini_output(source),
+        # Gemini counts thinking apart (thoughts_token_count, read as reasoning above);
+        # PostHog adds reasoning to the output of Gemini 2.5+ models itself.
+        _count(source, "candidates_token_count", "candidatesTokenCount"),
     )
     anthropic_input = _count(source, "input_tokens")
     if input_tokens is None and anthropic_input is not None:
@@ -145,12 +147,3 @@ def normalize_usage(usage: Any) -> dict[str, Any]:
     if reasoning is not None:
         normalized["outputDetails"] = {"reasoning": reasoning}
     return normalized
-
-
-def _gemini_output(source: Mapping[str, Any]) -> int | None:
-    """Gemini bills thinking as output but counts it apart from the candidates."""
-    candidates = _count(source, "candidates_token_count", "candidatesTokenCount")
-    thoughts = _count(source, "thoughts_token_count", "thoughtsTokenCount")
-    if candidates is None:
-        return thoughts
-    return candidates + (thoughts or 0)
