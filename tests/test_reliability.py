@@ -20,7 +20,7 @@ from posthog_logging.cli import main as cli_main
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
 
 from .conftest import DUMMY_KEY, RecordCollector, span_logger
-from .test_handler import tool_span
+from .helpers import tool_span
 
 
 def dead_url() -> str:
