@@ -112,6 +112,7 @@ def test_an_oversize_event_is_shrunk_to_fit(capture_server: CaptureServer) -> No
     assert handler.stats()["shrunk_events"] == 1
 
 
+@pytest.mark.slow
 def test_dead_server_with_spill_dir_then_replay_delivers_each_once(
     tmp_path: Path, capture_server: CaptureServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -169,6 +170,7 @@ def test_replay_maps_span_json_lines(
     assert not path.exists()
 
 
+@pytest.mark.slow
 def test_buffer_bound_holds_during_an_outage(tmp_path: Path) -> None:
     bound = 2_000_000
     handler, log = handler_for(dead_url(), "outage", max_buffer_bytes=bound, shutdown_timeout=0.5)
@@ -188,6 +190,7 @@ def test_buffer_bound_holds_during_an_outage(tmp_path: Path) -> None:
     assert accounted == 20_000
 
 
+@pytest.mark.slow
 def test_default_bounds_absorb_a_burst_of_20000_spans(capture_server: CaptureServer) -> None:
     handler, log = handler_for(capture_server.url, "burst")
     payload = "q" * 1000
@@ -269,6 +272,7 @@ print(json.dumps({"growth_kb": peak - baseline, "buffered": buffered,
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize("bound_mb", [4, 16])
 def test_memory_follows_the_bound_during_an_outage(bound_mb: int) -> None:
