@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from posthog_logging.pipeline import Stats
 from posthog_logging.redaction import CONTENT_PROPERTIES, OutgoingEvents
 from posthog_logging.sampling import SAMPLE_RATE_PROPERTY, TraceSampler, trace_sample_position
+from posthog_logging.stats import Stats
 
 from .conftest import RecordCollector
 from .helpers import NOW_MS, ROOT, TRACE, generation, mapper, root, run, span

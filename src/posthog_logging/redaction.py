@@ -1,7 +1,8 @@
 """What leaves the process: sampling, ``mask=`` and ``before_send=`` on built events.
 
 :class:`OutgoingEvents` is the last step between mapping and encoding, on the
-listener thread (never the caller's), in this order:
+listener thread (or the closing thread, when it finishes the listener's work at
+shutdown; never a logging caller's), in this order:
 
 1. trace sampling (:mod:`.sampling`): sampled-out events are counted in
    ``stats()["sampled_out"]``, so the hooks below see only kept events;
@@ -59,7 +60,7 @@ _log = logging.getLogger(DIAGNOSTICS_LOGGER)
 class Counters(Protocol):
     """Where outcomes are counted (the pipeline's ``Stats``)."""
 
-    def add(self, name: str, amount: int = 1) -> None: ...
+    def add(self, name: str, amount: int = 1) -> object: ...
 
     def drop(self, reason: str, amount: int = 1) -> int: ...
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from posthog_logging.environment import (
+from posthog_logging.config import (
     PRIVACY_MODE_ENV,
     SAMPLE_RATE_ENV,
     SERVERLESS_ENV,
