@@ -6,6 +6,7 @@ module can be run, moved or deleted on its own.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from posthog_logging.contract import SpanEvent
@@ -71,3 +72,25 @@ def tool_span(n: int, **fields: Any) -> dict[str, Any]:
     }
     tool.update(fields)
     return tool
+
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def scrub_emails(value: Any) -> Any:
+    """A typical ``mask``: e-mail addresses out of every string, at any depth."""
+    if isinstance(value, str):
+        return _EMAIL.sub("<email>", value)
+    if isinstance(value, list):
+        return [scrub_emails(item) for item in value]
+    if isinstance(value, dict):
+        return {key: scrub_emails(item) for key, item in value.items()}
+    return value
+
+
+def label_event(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A typical ``before_send``: drop feedback, label everything else."""
+    if event["event"] == "$ai_feedback":
+        return None
+    event["properties"]["labelled_by"] = "before_send"
+    return event

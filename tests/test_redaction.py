@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 import pytest
@@ -13,20 +12,7 @@ from posthog_logging.sampling import SAMPLE_RATE_PROPERTY, TraceSampler, trace_s
 from posthog_logging.stats import Stats
 
 from .conftest import RecordCollector
-from .helpers import NOW_MS, ROOT, TRACE, generation, mapper, root, run, span
-
-EMAIL = re.compile(r"[\w.]+@[\w.]+")
-
-
-def scrub(value: Any) -> Any:
-    """A typical mask: replace e-mail addresses in every string, whatever the nesting."""
-    if isinstance(value, str):
-        return EMAIL.sub("<email>", value)
-    if isinstance(value, list):
-        return [scrub(item) for item in value]
-    if isinstance(value, dict):
-        return {key: scrub(item) for key, item in value.items()}
-    return value
+from .helpers import NOW_MS, ROOT, TRACE, generation, mapper, root, run, scrub_emails, span
 
 
 def content_events() -> list[dict[str, Any]]:
@@ -71,7 +57,7 @@ def test_mask_sees_every_content_property_and_nothing_else() -> None:
 
     def mask(value: Any) -> Any:
         seen.append(value)
-        return scrub(value)
+        return scrub_emails(value)
 
     events = content_events()
     before = {
@@ -216,4 +202,4 @@ def test_a_failing_hook_drops_that_event_counted_and_logs_one_error(
 
 def test_no_hooks_means_nothing_to_do() -> None:
     assert not OutgoingEvents(Stats()).active
-    assert OutgoingEvents(Stats(), mask=scrub).active
+    assert OutgoingEvents(Stats(), mask=scrub_emails).active
