@@ -6,11 +6,18 @@ module can be run, moved or deleted on its own.
 
 from __future__ import annotations
 
+import logging
 import re
+import socket
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
+from posthog_logging import PosthogLogHandler
 from posthog_logging.contract import SpanEvent
 from posthog_logging.mapping import Event, EventMapper, MappingOptions, SpanRejected
+
+from .conftest import DUMMY_KEY, span_logger
 
 #: Trace of the mapper-level span builders below.
 TRACE = "a" * 32
@@ -94,3 +101,46 @@ def label_event(event: dict[str, Any]) -> dict[str, Any] | None:
         return None
     event["properties"]["labelled_by"] = "before_send"
     return event
+
+
+def dead_url() -> str:
+    """An address where nothing listens (connection refused at once)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def handler_for(url: str, name: str, **kwargs: Any) -> tuple[PosthogLogHandler, logging.Logger]:
+    kwargs.setdefault("api_key", DUMMY_KEY)
+    handler = PosthogLogHandler(host=url, **kwargs)
+    return handler, span_logger(f"test.reliability.{name}", handler)
+
+
+def span_ids(events: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(event["properties"]["$ai_span_id"] for event in events)
+
+
+def posthog_token_buckets(props: Mapping[str, Any]) -> dict[str, int]:
+    """PostHog's input pricing, written out (ingestion's ``calculateInputCost``).
+
+    The flag: an explicit boolean ``$ai_cache_reporting_exclusive`` wins; else
+    exclusive when the provider is ``anthropic`` or the model mentions anthropic
+    or starts with ``claude``.  Anthropic-style pricing: uncached = input (exclusive)
+    or input - cache read - cache write, plus cache reads and writes at their own
+    rates.  Everyone else: uncached = input (exclusive) or input - cache read,
+    plus cache reads; cache writes are not priced apart (they are input).
+    """
+    provider = str(props.get("$ai_provider") or "").lower()
+    model = str(props.get("$ai_model") or "").lower()
+    anthropic_style = provider == "anthropic" or "anthropic" in model or model.startswith("claude")
+    explicit = props.get("$ai_cache_reporting_exclusive")
+    exclusive = explicit if isinstance(explicit, bool) else anthropic_style
+    tokens = int(props.get("$ai_input_tokens") or 0)
+    read = int(props.get("$ai_cache_read_input_tokens") or 0)
+    write = int(props.get("$ai_cache_creation_input_tokens") or 0)
+    if anthropic_style:
+        uncached = tokens if exclusive else tokens - read - write
+        return {"uncached": uncached, "cache_read": read, "cache_write": write}
+    uncached = tokens if exclusive else tokens - read
+    return {"uncached": uncached, "cache_read": read, "cache_write": 0}

@@ -23,8 +23,7 @@ from posthog_logging.devserver import CaptureServer, ScriptedResponse
 from posthog_logging.transport import MAX_EVENT_BYTES
 
 from .conftest import DUMMY_KEY, RecordCollector
-from .test_handler import tool_span
-from .test_reliability import dead_url, handler_for, span_ids
+from .helpers import dead_url, handler_for, span_ids, tool_span
 
 
 def test_requests_overlap_up_to_max_in_flight() -> None:

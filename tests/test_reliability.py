@@ -5,40 +5,19 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from posthog_logging import PosthogLogHandler
 from posthog_logging.cli import main as cli_main
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
 
-from .conftest import DUMMY_KEY, RecordCollector, span_logger
-from .helpers import tool_span
-
-
-def dead_url() -> str:
-    """An address where nothing listens (connection refused at once)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
-def handler_for(url: str, name: str, **kwargs: Any) -> tuple[PosthogLogHandler, logging.Logger]:
-    kwargs.setdefault("api_key", DUMMY_KEY)
-    handler = PosthogLogHandler(host=url, **kwargs)
-    return handler, span_logger(f"test.reliability.{name}", handler)
-
-
-def span_ids(events: list[dict[str, Any]]) -> Counter[str]:
-    return Counter(event["properties"]["$ai_span_id"] for event in events)
+from .conftest import DUMMY_KEY, RecordCollector
+from .helpers import dead_url, handler_for, span_ids, tool_span
 
 
 def test_transient_faults_are_retried_and_everything_arrives_once(
