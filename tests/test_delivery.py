@@ -60,6 +60,7 @@ def test_batches_grow_with_the_backlog_within_the_caps() -> None:
         assert len(sizes) < 3000 // 20
 
 
+@pytest.mark.slow
 def test_a_429_storm_drops_to_one_request_in_flight_and_recovers() -> None:
     storm = 5
     with CaptureServer(latency=0.1) as server:
