@@ -100,6 +100,16 @@ def test_without_mask_the_same_trace_carries_the_content(
     assert json.dumps(capture_server.events).count(SECRET) >= 7  # the test above means something
 
 
+def test_mask_covers_embedding_input(make_handler: Any, capture_server: CaptureServer) -> None:
+    handler, log = make_handler(mask=scrub_emails)
+    with pl.embedding("embed", model="e", provider="p", input=f"find {SECRET}", logger=log):
+        pass
+    handler.flush()
+    (embedding,) = [e for e in capture_server.events if e["event"] == "$ai_embedding"]
+    assert embedding["properties"]["$ai_input"] == "find <email>"
+    assert SECRET not in json.dumps(capture_server.events)
+
+
 def test_before_send_changes_or_drops_the_batch_dict(
     make_handler: Any, capture_server: CaptureServer
 ) -> None:
