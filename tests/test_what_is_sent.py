@@ -9,19 +9,21 @@ import logging.config
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import posthog_logging as pl
 from posthog_logging import PosthogLogHandler
+from posthog_logging.cli import main as cli_main
 from posthog_logging.config import PRIVACY_MODE_ENV, SAMPLE_RATE_ENV, SERVERLESS_ENV
 from posthog_logging.devserver import CaptureServer
 from posthog_logging.redaction import CONTENT_PROPERTIES
 from posthog_logging.sampling import SAMPLE_RATE_PROPERTY, trace_sample_position
 
 from .conftest import DUMMY_KEY, RecordCollector, span_logger
-from .helpers import scrub_emails
+from .helpers import scrub_emails, tool_span
 
 SECRET = "bob@example.com"
 
@@ -345,3 +347,82 @@ def test_dictconfig_names_the_hooks_by_dotted_path(capture_server: CaptureServer
     assert all(e["properties"]["labelled_by"] == "before_send" for e in events)
     assert SECRET not in json.dumps(events)
     assert not any(SAMPLE_RATE_PROPERTY in e["properties"] for e in events)  # 1.0: no sampling
+
+
+def write_records(path: Path, count: int) -> list[str]:
+    """A SpanJsonFormatter-style file of ``count`` tool spans, one trace each."""
+    traces = [f"{n:032x}" for n in range(count)]
+    lines = [
+        {"time": "2025-01-01T00:00:01.000Z", "span": tool_span(n, traceId=trace, input=SECRET)}
+        for n, trace in enumerate(traces)
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return traces
+
+
+def test_replay_of_span_records_masks_and_samples_as_the_handler_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capture_server: CaptureServer
+) -> None:
+    traces = write_records(tmp_path / "app.jsonl", 200)
+    monkeypatch.setenv("POSTHOG_API_KEY", DUMMY_KEY)
+    monkeypatch.setenv(SAMPLE_RATE_ENV, "0.5")
+    command = ["replay", "--host", capture_server.url, "--mask", "tests.helpers:scrub_emails"]
+    assert cli_main([*command, str(tmp_path)]) == 0
+    events = capture_server.events
+    expected = {trace for trace in traces if trace_sample_position(trace) < 0.5}
+    assert {e["properties"]["$ai_trace_id"] for e in events} == expected
+    assert all(e["properties"][SAMPLE_RATE_PROPERTY] == 0.5 for e in events)
+    assert {e["properties"]["$ai_input_state"] for e in events} == {"<email>"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "flag", "expected"),
+    [
+        (PRIVACY_MODE_ENV, "1", [], False),  # the variable strips the span's input
+        (PRIVACY_MODE_ENV, "1", ["--no-privacy-mode"], True),  # the flag wins
+        (PRIVACY_MODE_ENV, "", ["--privacy-mode"], False),
+    ],
+)
+def test_replay_reads_privacy_mode_like_the_handler(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capture_server: CaptureServer,
+    variable: str,
+    raw: str,
+    flag: list[str],
+    expected: bool,
+) -> None:
+    write_records(tmp_path / "app.jsonl", 1)
+    monkeypatch.setenv("POSTHOG_API_KEY", DUMMY_KEY)
+    monkeypatch.setenv(variable, raw)
+    assert cli_main(["replay", "--host", capture_server.url, *flag, str(tmp_path)]) == 0
+    (event,) = capture_server.events
+    assert ("$ai_input_state" in event["properties"]) is expected
+
+
+@pytest.mark.parametrize(
+    ("arguments", "variable", "raw", "message"),
+    [
+        ([], SAMPLE_RATE_ENV, "lots", f"environment variable {SAMPLE_RATE_ENV}"),
+        ([], PRIVACY_MODE_ENV, "perhaps", f"environment variable {PRIVACY_MODE_ENV}"),
+        (["--mask", "no_such_module_abc:mask"], SAMPLE_RATE_ENV, "", "--mask: cannot import"),
+        (["--sample-rate", "2"], SAMPLE_RATE_ENV, "", "sample_rate must be in (0, 1]"),
+    ],
+)
+def test_replay_refuses_bad_settings_before_sending_anything(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    capture_server: CaptureServer,
+    arguments: list[str],
+    variable: str,
+    raw: str,
+    message: str,
+) -> None:
+    write_records(tmp_path / "app.jsonl", 1)
+    monkeypatch.setenv("POSTHOG_API_KEY", DUMMY_KEY)
+    monkeypatch.setenv(variable, raw)
+    assert cli_main(["replay", "--host", capture_server.url, *arguments, str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+    assert capture_server.events == []
+    assert (tmp_path / "app.jsonl").exists()
