@@ -129,8 +129,8 @@ class EventPipeline:
         outgoing: OutgoingEvents | None = None,
     ) -> None:
         self.encoder = encoder
-        #: Sampling, mask and before_send; None when none is configured.
-        self.outgoing = outgoing if outgoing is not None and outgoing.active else None
+        #: Sampling, mask and before_send (:mod:`.redaction`), when given.
+        self.outgoing = outgoing
         self.mapper = encoder.mapper
         self.sender = sender
         self.stats = encoder.stats

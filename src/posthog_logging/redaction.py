@@ -24,10 +24,11 @@ Whatever the hooks return is made JSON-safe again, so they cannot break encoding
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from .contract import DIAGNOSTICS_LOGGER
+from .mapping import Event
 from .sampling import TraceSampler
 from .values import json_safe, safe_str
 
@@ -50,7 +51,6 @@ _REQUIRED_KEYS: tuple[tuple[str, type], ...] = (
     ("properties", dict),
 )
 
-Event = dict[str, Any]
 Mask = Callable[[Any], Any]
 BeforeSend = Callable[[Event], "Event | None"]
 
@@ -91,11 +91,13 @@ class OutgoingEvents:
 
     @property
     def active(self) -> bool:
-        """False when there is nothing to do (the pipeline then skips this step)."""
+        """False when there is nothing to do: :meth:`filter` then returns at once."""
         return self.sampler is not None or self.mask is not None or self.before_send is not None
 
-    def filter(self, events: Iterable[Event]) -> list[Event]:
+    def filter(self, events: list[Event]) -> list[Event]:
         """The events to send, each masked and passed through ``before_send``."""
+        if not self.active:
+            return events
         kept: list[Event] = []
         for event in events:
             if self.sampler is not None and not self.sampler.keep(event):

@@ -155,8 +155,7 @@ class Replayer:
         if events is None:
             report.malformed += 1
             return []
-        if self.outgoing.active:
-            events = self.outgoing.filter(events)
+        events = self.outgoing.filter(events)
         return [self.encoder.encode(event) for event in events]
 
     def _deliver(self, batch: list[EncodedEvent], report: FileReport) -> bool:
