@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from typing import Any
 
@@ -659,3 +663,91 @@ def test_json_safe_records(otel: Otel, records: RecordCollector) -> None:
     line = json.loads(SpanJsonFormatter().format(records.records[-1]))
     assert line["span"]["attributes"] == {"gen_ai.x": [1, 2]}
     assert line["span"]["startTime"].endswith("Z")
+
+
+# ----------------------------------------------------------- exit and fork
+
+OTEL_PROGRAM = """
+import logging, os, sys, threading, time
+from opentelemetry.sdk.trace import TracerProvider
+from posthog_logging import PosthogLogHandler
+from posthog_logging.otel import LoggingSpanProcessor
+
+logger = logging.getLogger("posthog_logging.spans")
+logger.addHandler(PosthogLogHandler(host=os.environ["TEST_HOST"]))
+logger.setLevel(logging.INFO)
+processor = LoggingSpanProcessor()
+provider = TracerProvider()
+provider.add_span_processor(processor)
+tracer = provider.get_tracer("app")
+"""
+
+
+def run_otel_program(server: CaptureServer, body: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, POSTHOG_API_KEY=DUMMY_KEY, TEST_HOST=server.url)
+    result = subprocess.run(
+        [sys.executable, "-c", OTEL_PROGRAM + textwrap.dedent(body)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_a_program_that_just_returns_delivers_and_aborts_its_open_root(
+    capture_server: CaptureServer,
+) -> None:
+    run_otel_program(
+        capture_server,
+        """
+        root = tracer.start_span("long job")  # never ended
+        from opentelemetry import trace
+        with tracer.start_as_current_span(
+            "chat m", context=trace.set_span_in_context(root),
+            attributes={"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 3},
+        ):
+            pass
+        """,
+    )
+    props = {e["event"]: e["properties"] for e in capture_server.events}
+    assert props["$ai_generation"]["$ai_input_tokens"] == 3
+    assert props["$ai_generation"]["$ai_parent_id"] == props["$ai_trace"]["$ai_trace_id"]
+    assert props["$ai_trace"]["$ai_span_name"] == "long job"
+    assert props["$ai_trace"]["$ai_is_error"] is True  # aborted by the handler's close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_fork_while_another_thread_holds_the_lock_does_not_hang_the_child(
+    capture_server: CaptureServer,
+) -> None:
+    run_otel_program(
+        capture_server,
+        """
+        held, release = threading.Event(), threading.Event()
+        def hold():
+            with processor._lock:
+                held.set()
+                release.wait()
+        threading.Thread(target=hold).start()
+        held.wait()
+        pid = os.fork()
+        if pid == 0:
+            with tracer.start_as_current_span("gen_ai.in child"):
+                pass
+            logging.shutdown()
+            os._exit(0)
+        release.set()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                sys.exit(os.waitstatus_to_exitcode(status))
+            time.sleep(0.05)
+        os.kill(pid, 9)
+        sys.exit("child hung")
+        """,
+    )
+    assert [e["properties"]["$ai_span_name"] for e in capture_server.events] == ["gen_ai.in child"]

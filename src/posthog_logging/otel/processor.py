@@ -27,7 +27,9 @@ sent as aborted by the handler's ``close()``.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import weakref
 from collections import Counter
 from dataclasses import dataclass
 
@@ -84,6 +86,11 @@ class LoggingSpanProcessor(SpanProcessor):
         self._live: dict[_SpanKey, _Tracked] = {}
         self._counts: Counter[str] = Counter()
         self._shut_down = False
+        if hasattr(os, "register_at_fork"):
+            # A fork while another thread held the lock would leave the child's copy
+            # locked for good; the child gets a fresh one (as OTel's BatchProcessor does).
+            reinit = weakref.WeakMethod(self._at_fork_reinit)
+            os.register_at_fork(after_in_child=lambda: (method := reinit()) and method())
 
     def stats(self) -> dict[str, int]:
         """Spans ``logged`` (AI spans and needed ancestors), ``skipped`` (left alone),
@@ -131,6 +138,9 @@ class LoggingSpanProcessor(SpanProcessor):
         return True
 
     # -------------------------------------------------------------- internals
+    def _at_fork_reinit(self) -> None:
+        self._lock = threading.RLock()
+
     def _end(self, span: ReadableSpan) -> None:
         context = span.get_span_context()
         if context is None:
