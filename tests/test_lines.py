@@ -22,7 +22,7 @@ def in_thread(work: Callable[[], None]) -> threading.Thread:
 
 def test_pipe_lines_across_chunks_and_a_last_line_without_newline() -> None:
     read_fd, write_fd = os.pipe()
-    chunks = [b'{"a": 1}\n{"b"', b': 2}\n', b"\n", b"x" * 70_000 + b"\n", b"last"]
+    chunks = [b'{"a": 1}\n{"b"', b": 2}\n", b"\n", b"x" * 70_000 + b"\n", b"last"]
 
     def write() -> None:
         for chunk in chunks:
@@ -85,8 +85,7 @@ def test_follow_waits_for_the_file_then_follows_rotation_and_truncation(tmp_path
         with open(path, "wb") as handle:
             handle.write(b"6\n")
         until(6)
-        with open(path, "r+b") as handle:  # copytruncate, then new writes
-            handle.truncate(0)
+        os.truncate(path, 0)  # copytruncate, then new writes
         time.sleep(0.1)
         with open(path, "ab") as handle:
             handle.write(b"7\n")
