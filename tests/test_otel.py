@@ -27,6 +27,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Status, StatusCode, Tracer
 
+import posthog_logging as pl
 from posthog_logging import PosthogLogHandler, SpanJsonFormatter
 from posthog_logging.devserver import CaptureServer
 from posthog_logging.otel import LoggingSpanProcessor
@@ -751,3 +752,30 @@ def test_a_fork_while_another_thread_holds_the_lock_does_not_hang_the_child(
         """,
     )
     assert [e["properties"]["$ai_span_name"] for e in capture_server.events] == ["gen_ai.in child"]
+
+
+def test_an_otel_trace_begun_inside_a_pl_span_nests_in_its_trace(
+    capture_server: CaptureServer,
+) -> None:
+    handler = PosthogLogHandler(api_key=DUMMY_KEY, host=capture_server.url)
+    logger = span_logger("test.otel.hosted", handler)
+    otel = Otel(logger)
+    with pl.span("agent run", type="agent_run", logger=logger, metadata={"userId": "u-1"}) as run:
+        chat = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"}
+        with (
+            otel.tracer.start_as_current_span("tool step"),
+            otel.tracer.start_as_current_span("chat m", attributes=chat),
+        ):
+            pass
+        with otel.tracer.start_as_current_span("embed", attributes={"gen_ai.operation.name": "x"}):
+            pass
+    handler.close()
+    events = {e["properties"].get("$ai_span_name"): e for e in capture_server.events}
+    assert {e["properties"]["$ai_trace_id"] for e in events.values()} == {run.trace_id}
+    assert {e["distinct_id"] for e in events.values()} == {"u-1"}  # the pl trace's user
+    assert events["agent run"]["event"] == "$ai_trace"  # the only root
+    assert events["tool step"]["event"] == "$ai_span"
+    assert events["tool step"]["properties"]["$ai_parent_id"] == run.trace_id  # under the root
+    chat_props = events["chat m"]["properties"]
+    assert chat_props["$ai_parent_id"] == events["tool step"]["properties"]["$ai_span_id"]
+    assert events["embed"]["properties"]["$ai_parent_id"] == run.trace_id

@@ -163,11 +163,15 @@ def span_time(nanos: Any) -> dt.datetime | None:
         return None
 
 
-def span_dict(span: ReadableSpan, *, start_only: bool = False) -> dict[str, Any]:
+def span_dict(
+    span: ReadableSpan, *, start_only: bool = False, host: tuple[str, str] | None = None
+) -> dict[str, Any]:
     """The Mastra exported-span mapping for one OTel span.
 
     ``start_only`` renders the span as it was when it started (no end time,
     output or error), for the ``span_started`` record of a trace's root.
+    ``host`` is ``(trace id, span id)`` of the ``pl.span`` the span's OTel trace
+    began in: the span joins that trace, and the OTel root hangs under that span.
     """
     context = span.get_span_context()
     attributes: Mapping[str, Any] = span.attributes or {}
@@ -183,10 +187,13 @@ def span_dict(span: ReadableSpan, *, start_only: bool = False) -> dict[str, Any]
         "metadata": _metadata(attributes, span.resource.attributes),
         "isEvent": False,
         # A span with a remote parent continues a trace begun elsewhere: not a root.
-        "isRootSpan": parent is None,
+        "isRootSpan": parent is None and host is None,
     }
     if parent is not None:
         record["parentSpanId"] = hex_span_id(parent.span_id)
+    if host is not None:
+        record["traceId"] = host[0]
+        record.setdefault("parentSpanId", host[1])
     input_value = _input(span_type, attributes, span.events)
     if input_value is not None:
         record["input"] = input_value

@@ -22,6 +22,11 @@ The root of a trace with AI spans is announced with a ``span_started`` record
 (as ``pl.span`` roots are) when its first AI descendant ends, so that
 descendants' ``$ai_parent_id`` is the trace and a root left open at exit is
 sent as aborted by the handler's ``close()``.
+
+An OTel trace that begins inside a ``pl.span`` (instrumented code called
+within the tracing API) joins that span's trace: its root is logged as a
+child of the ``pl.span`` and every span of it carries the ``pl`` trace id, so
+the model call nests where it happened instead of starting a trace of its own.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from ..contract import (
+    CURRENT_SPAN,
     DEFAULT_SPAN_LOGGER,
     DIAGNOSTICS_LOGGER,
     SPAN_ATTR,
@@ -52,6 +58,7 @@ _log = logging.getLogger(DIAGNOSTICS_LOGGER)
 MAX_TRACKED_SPANS = 10_000
 
 _SpanKey = tuple[int, int]  # (trace id, span id)
+_Host = tuple[str, str]  # (trace id, span id) of a pl.span
 
 
 @dataclass
@@ -84,6 +91,8 @@ class LoggingSpanProcessor(SpanProcessor):
         # Reentrant: a signal handler may end a span while this thread holds it.
         self._lock = threading.RLock()
         self._live: dict[_SpanKey, _Tracked] = {}
+        #: OTel traces begun inside a pl.span: OTel trace id -> that span's ids.
+        self._hosts: dict[int, _Host] = {}
         self._counts: Counter[str] = Counter()
         self._shut_down = False
         if hasattr(os, "register_at_fork"):
@@ -106,13 +115,18 @@ class LoggingSpanProcessor(SpanProcessor):
             parent_key = None
             if parent is not None and not parent.is_remote:
                 parent_key = (parent.trace_id, parent.span_id)
+            host = CURRENT_SPAN.get() if parent is None else None
             with self._lock:
                 if self._shut_down:
                     return
                 self._live[(context.trace_id, context.span_id)] = _Tracked(span, parent_key)
+                if host is not None:
+                    self._hosts[context.trace_id] = (host.trace_id, host.span_id)
                 while len(self._live) > MAX_TRACKED_SPANS:
                     del self._live[next(iter(self._live))]
                     self._counts["untracked"] += 1
+                while len(self._hosts) > MAX_TRACKED_SPANS:
+                    del self._hosts[next(iter(self._hosts))]
         except Exception:
             self._failed("on_start")
 
@@ -150,6 +164,9 @@ class LoggingSpanProcessor(SpanProcessor):
             if self._shut_down:
                 return
             tracked = self._live.pop((context.trace_id, context.span_id), None)
+            host = self._hosts.get(context.trace_id)
+            if span.parent is None:
+                self._hosts.pop(context.trace_id, None)  # the OTel trace is over
             if is_ai_span(span.name, span.attributes or {}):
                 root = self._mark_ancestors(tracked.parent if tracked is not None else None)
             elif tracked is None or not tracked.needed:
@@ -158,11 +175,12 @@ class LoggingSpanProcessor(SpanProcessor):
             self._counts["logged"] += 1
         # Logging happens outside the lock (handlers may write files).  Two threads
         # may both announce a root: a repeated start replaces the first (spec §1.2),
-        # and either way the start precedes each child's end.
-        if root is not None and not root.announced:
-            self._log(root.span, SpanEvent.STARTED)
+        # and either way the start precedes each child's end.  A trace hosted by a
+        # pl.span has its root there, announced by the tracing API.
+        if root is not None and host is None and not root.announced:
+            self._log(root.span, SpanEvent.STARTED, None)
             root.announced = True
-        self._log(span, SpanEvent.ENDED)
+        self._log(span, SpanEvent.ENDED, host)
 
     def _mark_ancestors(self, key: _SpanKey | None) -> _Tracked | None:
         """Mark the live ancestors as needed; return the trace's root if it is live."""
@@ -175,10 +193,11 @@ class LoggingSpanProcessor(SpanProcessor):
             key = tracked.parent
         return tracked if tracked is not None and tracked.span.parent is None else None
 
-    def _log(self, span: ReadableSpan, span_event: SpanEvent) -> None:
+    def _log(self, span: ReadableSpan, span_event: SpanEvent, host: _Host | None) -> None:
         if not self.logger.isEnabledFor(logging.INFO):
             return
-        record_span = span_dict(span, start_only=span_event is SpanEvent.STARTED)
+        start_only = span_event is SpanEvent.STARTED
+        record_span = span_dict(span, start_only=start_only, host=host)
         record = self.logger.makeRecord(
             self.logger.name,
             logging.INFO,
