@@ -6,10 +6,12 @@ from ._version import __version__
 from .contract import SpanEvent, SpanType
 from .formatter import SpanJsonFormatter
 from .handler import PosthogLogHandler
+from .posthog_client import LoggingPosthogClient, posthog_client
 from .tracing import Generation, Span, current_span, feedback, generation, span, traced
 
 __all__ = [
     "Generation",
+    "LoggingPosthogClient",
     "PosthogLogHandler",
     "Span",
     "SpanEvent",
@@ -19,6 +21,7 @@ __all__ = [
     "current_span",
     "feedback",
     "generation",
+    "posthog_client",
     "span",
     "traced",
 ]

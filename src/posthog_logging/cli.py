@@ -97,7 +97,7 @@ def _run_replay(args: argparse.Namespace) -> int:
 
 
 class RecordReader:
-    """Maps ``SpanJsonFormatter`` lines (span or feedback records) found in replayed files."""
+    """Maps ``SpanJsonFormatter`` lines (span, feedback, PostHog-event records) being replayed."""
 
     def __init__(self, options: MappingOptions) -> None:
         self.mapper = EventMapper(options, on_reject=self._reject)
@@ -114,6 +114,8 @@ class RecordReader:
                 return self.mapper.map_span(line["span"], span_event, now_ms)
             if "feedback" in line:
                 return [self.mapper.map_feedback(line["feedback"], now_ms)]
+            if "posthog_event" in line:
+                return [self.mapper.map_posthog_event(line["posthog_event"], now_ms)]
         except (SpanRejected, ValueError):
             self.rejected += 1
         return None

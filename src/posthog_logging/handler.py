@@ -32,6 +32,7 @@ from .contract import (
     CURRENT_SPAN,
     DIAGNOSTICS_LOGGER,
     FEEDBACK_ATTR,
+    POSTHOG_EVENT_ATTR,
     SPAN_ATTR,
     SPAN_EVENT_ATTR,
     SupportsSpanDict,
@@ -39,6 +40,7 @@ from .contract import (
 from .mapping import EventMapper, MappingOptions, SpanRejected
 from .pipeline import (
     FEEDBACK_ITEM,
+    POSTHOG_EVENT_ITEM,
     SPAN_ITEM,
     CloseRequest,
     EventBuffer,
@@ -47,6 +49,7 @@ from .pipeline import (
     RecordItem,
     Stats,
 )
+from .records import payload_fields
 from .spill import SpillWriter
 from .transport import MAX_EVENT_BYTES, RetryPolicy, Transport
 from .values import time_ms
@@ -81,7 +84,7 @@ def _is_own_logger(name: str) -> bool:
 
 
 #: Nested span fields copied on the caller's thread, so later mutation can't leak in.
-_SNAPSHOT_FIELDS = ("attributes", "metadata", "input", "output")
+_SNAPSHOT_FIELDS = ("attributes", "metadata", "input", "output", "properties")
 
 
 class EventListener(QueueListener):
@@ -261,11 +264,11 @@ class PosthogLogHandler(logging.Handler):
         return result
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Queue a snapshot of the record's span or feedback; everything else is ignored."""
+        """Queue a snapshot of the record's span, feedback or PostHog event; ignore the rest."""
         if self.disabled or _pipeline_thread.active:
             return  # never feed on records made while handling records
         try:
-            attributes = record.__dict__
+            attributes = payload_fields(record)
             span = attributes.get(SPAN_ATTR)
             if span is not None:
                 item: RecordItem = (
@@ -276,8 +279,11 @@ class PosthogLogHandler(logging.Handler):
                 )
             else:
                 feedback = attributes.get(FEEDBACK_ATTR)
+                posthog_event = attributes.get(POSTHOG_EVENT_ATTR)
                 if feedback is not None and not _is_own_logger(record.name):
                     item = (FEEDBACK_ITEM, _snapshot(feedback), None, record.created)
+                elif posthog_event is not None:
+                    item = (POSTHOG_EVENT_ITEM, _snapshot(posthog_event), None, record.created)
                 elif self.capture_logs and record.levelno >= logging.WARNING:
                     log_span = _log_event_span(record)
                     if log_span is None:

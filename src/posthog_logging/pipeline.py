@@ -43,6 +43,13 @@ _log = logging.getLogger(DIAGNOSTICS_LOGGER)
 
 SPAN_ITEM = 0
 FEEDBACK_ITEM = 1
+POSTHOG_EVENT_ITEM = 2
+#: The stats()['dropped'] reason of each record kind the mapping rejects.
+REJECT_REASONS = {
+    SPAN_ITEM: "invalid_span",
+    FEEDBACK_ITEM: "invalid_feedback",
+    POSTHOG_EVENT_ITEM: "invalid_posthog_event",
+}
 #: What the handler queues for a record: kind, payload, span_event, record.created.
 RecordItem = tuple[int, Any, Any, float]
 
@@ -244,22 +251,24 @@ class EventPipeline:
         try:
             if kind == FEEDBACK_ITEM:
                 events = [self.mapper.map_feedback(payload, now_ms)]
+            elif kind == POSTHOG_EVENT_ITEM:
+                events = [self.mapper.map_posthog_event(payload, now_ms)]
             else:
                 events = self.mapper.map_span(payload, _span_event(span_event), now_ms)
         except SpanRejected as rejected:
-            self.reject(rejected, feedback=kind == FEEDBACK_ITEM)
+            self.reject(rejected, kind=kind)
             return
         except Exception as error:  # user objects can fail in any way while being read
             what = f"could not be read ({type(error).__name__}: {safe_str(error)[:200]})"
-            self.reject(SpanRejected(what), feedback=kind == FEEDBACK_ITEM)
+            self.reject(SpanRejected(what), kind=kind)
             return
         self.add(events)
 
-    def reject(self, rejected: SpanRejected, *, feedback: bool = False) -> None:
+    def reject(self, rejected: SpanRejected, *, kind: int = SPAN_ITEM) -> None:
         """Count and report a record that could not become an event."""
-        reason = "invalid_feedback" if feedback else "invalid_span"
+        reason = REJECT_REASONS[kind]
         seen = self.stats.drop(reason)
-        if feedback and "traceId" in str(rejected):
+        if kind == FEEDBACK_ITEM and "traceId" in str(rejected):
             _log.debug("posthog: feedback dropped: %s", rejected)
         elif seen <= LOGGED_ERRORS_PER_REASON:
             _log.error("posthog: exporter error: %s", rejected)
