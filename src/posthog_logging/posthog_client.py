@@ -27,13 +27,16 @@ import logging
 import re
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from posthog import contexts
 
 from .contract import POSTHOG_EVENT_ATTR
 from .tracing import Span, _resolve_logger, current_span
 from .values import is_truthy, js_string
+
+if TYPE_CHECKING:
+    from posthog.client import Client
 
 #: Events that hang in a trace's tree; a trace of the wrapper's own becomes a span.
 _TREE_EVENTS = frozenset({"$ai_generation", "$ai_span", "$ai_embedding", "$ai_trace"})
@@ -216,12 +219,16 @@ def posthog_client(
     logger: logging.Logger | str | None = None,
     *,
     privacy_mode: bool = False,
-) -> LoggingPosthogClient:
+) -> Client:
     """A ``posthog_client`` for the ``posthog.ai`` wrappers that logs each event.
 
     ``client = OpenAI(posthog_client=pl.posthog_client())``: every call's
     ``$ai_generation`` goes to ``logger`` (default ``"posthog_logging.spans"``),
     where a :class:`~posthog_logging.PosthogLogHandler` delivers it.
     ``privacy_mode=True`` makes the wrappers leave prompts and outputs out.
+
+    The object is a :class:`LoggingPosthogClient`; it is typed as the
+    ``posthog.Client`` the wrappers' signatures ask for, so the one line above
+    type-checks.  Only what the wrappers use is there (see the class).
     """
-    return LoggingPosthogClient(logger, privacy_mode=privacy_mode)
+    return cast("Client", LoggingPosthogClient(logger, privacy_mode=privacy_mode))
