@@ -24,7 +24,17 @@ OpenAIReply = str | Sequence[tuple[str, dict[str, Any]]]
 def openai_http_client(
     replies: Sequence[OpenAIReply], *, first_token_delay: float = 0.0
 ) -> httpx.Client:
-    """Answers ``/chat/completions`` with ``replies`` in turn (streamed when asked)."""
+    """An OpenAI client's ``http_client`` answering with ``replies`` in turn."""
+    return httpx.Client(transport=openai_transport(replies, first_token_delay=first_token_delay))
+
+
+def openai_transport(
+    replies: Sequence[OpenAIReply], *, first_token_delay: float = 0.0
+) -> httpx.MockTransport:
+    """Answers ``/chat/completions`` with ``replies`` in turn (streamed when asked).
+
+    Works for ``httpx.AsyncClient`` too, except for streams (their body is sync).
+    """
     script = iter(replies)
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -67,7 +77,7 @@ def openai_http_client(
         }
         return httpx.Response(200, json=completion)
 
-    return httpx.Client(transport=httpx.MockTransport(answer))
+    return httpx.MockTransport(answer)
 
 
 def _openai_chunks(
