@@ -1,13 +1,15 @@
 """Per-call cost of posthog's OpenAI wrapper delivered through logging, vs a plain posthog.Client.
 
-    python bench/wrapper_overhead.py            # 3,000 calls per variant
-    python bench/wrapper_overhead.py --calls 500
+    python bench/wrapper_overhead.py            # 3,000 calls per variant, 5 rounds
+    python bench/wrapper_overhead.py --calls 500 --rounds 1
 
 Every variant makes the same chat completion calls through the real ``openai``
 SDK, whose HTTP is answered in-process by a canned response (so the model costs
 nothing and the figures are the instrumentation's).  Variants:
 
 * ``openai`` - the SDK alone, no instrumentation: the floor;
+* ``wrapper, capture discarded`` - the wrapper with a client whose ``capture``
+  does nothing: what the wrapper itself costs, before any delivery;
 * ``posthog.Client`` - ``posthog.ai.openai.OpenAI(posthog_client=posthog.Posthog(...))``;
 * ``pl.posthog_client()`` - the same wrapper with ``pl.posthog_client()`` and a
   ``PosthogLogHandler``;
@@ -17,6 +19,8 @@ nothing and the figures are the instrumentation's).  Variants:
 Each variant runs in a fresh interpreter, delivering to its own capture server
 in another process (``capture_counter.py``); the time to deliver everything
 after the last call (``shutdown()`` / ``close()``) is reported separately.
+The variants take turns for several rounds and each figure is the median over
+rounds, so a busy moment on the machine does not land on one variant only.
 """
 
 from __future__ import annotations
@@ -26,24 +30,32 @@ import json
 import logging
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import openai
 import posthog
 from posthog.ai.openai import OpenAI as WrappedOpenAI
+from posthog.client import Client
 from posthog.version import VERSION as POSTHOG_VERSION
 
 import posthog_logging as pl
 
 HERE = Path(__file__).resolve().parent
 API_KEY = "phc_bench"
-VARIANTS = ("openai", "posthog.Client", "pl.posthog_client()", "pl.posthog_client() inside pl.span")
+VARIANTS = (
+    "openai",
+    "wrapper, capture discarded",
+    "posthog.Client",
+    "pl.posthog_client()",
+    "pl.posthog_client() inside pl.span",
+)
 MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant. " * 6},
     {"role": "user", "content": "Tell me about logging. " * 16},
@@ -82,12 +94,27 @@ def model_http() -> Any:
 # ------------------------------------------------------------- one variant
 
 
+class DiscardingClient:
+    """A ``posthog_client`` that drops every event: the wrapper's own cost."""
+
+    privacy_mode = False
+
+    def capture(self, event: str, **kwargs: Any) -> None:
+        return None
+
+
 def run_variant(variant: str, url: str, calls: int) -> dict[str, float]:
     """Make ``calls`` calls in this process; caller time per call, then delivery time."""
     finish: Callable[[], None] = lambda: None  # noqa: E731
     client: Any
     if variant == "openai":
         client = openai.OpenAI(api_key="sk-bench", http_client=model_http())
+    elif variant == "wrapper, capture discarded":
+        client = WrappedOpenAI(
+            api_key="sk-bench",
+            posthog_client=cast(Client, DiscardingClient()),
+            http_client=model_http(),
+        )
     elif variant == "posthog.Client":
         ph = posthog.Posthog(API_KEY, host=url)
         client = WrappedOpenAI(api_key="sk-bench", posthog_client=ph, http_client=model_http())
@@ -155,18 +182,29 @@ def measure(variant: str, calls: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
         print(json.dumps(run_variant(args.variant, args.url, args.calls)))
         return
-    results = {variant: measure(variant, args.calls) for variant in VARIANTS}
+    rounds = [
+        {variant: measure(variant, args.calls) for variant in VARIANTS}
+        for _ in range(max(1, args.rounds))
+    ]
+    results = {
+        variant: {
+            key: statistics.median(r[variant][key] for r in rounds) for key in rounds[0][variant]
+        }
+        for variant in VARIANTS
+    }
     floor = results["openai"]
     plain = results["posthog.Client"]
     print(
         f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"openai {openai.__version__}, posthog {POSTHOG_VERSION}, {args.calls} calls per variant\n"
+        f"openai {openai.__version__}, posthog {POSTHOG_VERSION}, {args.calls} calls per variant, "
+        f"median of {args.rounds} rounds\n"
     )
     print(
         "| variant | caller CPU / call | over the SDK alone | wall / call | over the SDK alone "
@@ -177,7 +215,7 @@ def main() -> None:
         over_cpu = r["cpu_us"] - floor["cpu_us"]
         over_wall = r["wall_us"] - floor["wall_us"]
         base = plain["wall_us"] - floor["wall_us"]
-        ratio = f"{over_wall / base:.2f}x" if variant != "openai" and base > 0 else "-"
+        ratio = f"{over_wall / base:.2f}x" if variant in VARIANTS[2:] and base > 0 else "-"
         print(
             f"| {variant} | {r['cpu_us']:.0f} µs | {over_cpu:+.0f} µs | {r['wall_us']:.0f} µs "
             f"| {over_wall:+.0f} µs | {ratio} | {int(r['events'])} | {r['deliver_s']:.2f} s |"
