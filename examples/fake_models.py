@@ -31,7 +31,8 @@ def openai_http_client(
 def openai_transport(
     replies: Sequence[OpenAIReply], *, first_token_delay: float = 0.0
 ) -> httpx.MockTransport:
-    """Answers ``/chat/completions`` with ``replies`` in turn (streamed when asked).
+    """Answers ``/chat/completions`` with ``replies`` in turn (streamed when asked),
+    and ``/embeddings`` with a small vector per input.
 
     Works for ``httpx.AsyncClient`` too, except for streams (their body is sync).
     """
@@ -39,6 +40,8 @@ def openai_transport(
 
     def answer(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
+        if request.url.path.endswith("/embeddings"):
+            return httpx.Response(200, json=_embeddings(body))
         reply = next(script)
         usage = {
             "prompt_tokens": 10 * len(body["messages"]),
@@ -78,6 +81,19 @@ def openai_transport(
         return httpx.Response(200, json=completion)
 
     return httpx.MockTransport(answer)
+
+
+def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
+    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    return {
+        "object": "list",
+        "model": body["model"],
+        "data": [
+            {"object": "embedding", "index": index, "embedding": [0.1, 0.2, 0.3]}
+            for index in range(len(inputs))
+        ],
+        "usage": {"prompt_tokens": 4 * len(inputs), "total_tokens": 4 * len(inputs)},
+    }
 
 
 def _openai_chunks(

@@ -205,6 +205,15 @@ def test_streaming_call_inside_a_span(wiring: Wiring) -> None:
     assert (props["$ai_input_tokens"], props["$ai_output_tokens"]) == (10, 7)
 
 
+def test_embeddings_inside_a_span(wiring: Wiring) -> None:
+    client = wiring.openai()
+    with wiring.span("index", type="agent_run") as root, wiring.span("embed step") as step:
+        client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
+    event = wiring.one("$ai_embedding")["properties"]
+    assert event["$ai_model"] == "text-embedding-3-small" and event["$ai_input_tokens"] == 8
+    assert event["$ai_trace_id"] == root.trace_id and event["$ai_parent_id"] == step.span_id
+
+
 def test_async_client_in_tasks_joins_each_tasks_span(wiring: Wiring) -> None:
     client = AsyncOpenAI(
         api_key="sk-test",
