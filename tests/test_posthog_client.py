@@ -111,14 +111,26 @@ def test_default_distinct_id_takes_personless_wrapper_events(
     assert "$process_person_profile" not in event["properties"]
 
 
-def test_a_callers_distinct_id_and_posthog_context_tags_are_kept(wiring: Wiring) -> None:
+def test_a_callers_distinct_id_groups_and_posthog_contexts_are_kept(wiring: Wiring) -> None:
+    client = wiring.openai("given")
     with contexts.new_context():
         contexts.tag("tenant", "acme")
-        chat(wiring.openai("Hello!"), posthog_distinct_id="user-9")
-    event = wiring.one("$ai_generation")
-    assert event["distinct_id"] == "user-9"
-    assert event["properties"]["tenant"] == "acme"
-    assert "$process_person_profile" not in event["properties"]
+        chat(
+            client,
+            posthog_distinct_id="user-9",
+            posthog_groups={"company": "acme-inc"},
+            posthog_properties={"$ai_span_name": "given"},
+        )
+        contexts.identify_context("context-user")
+        # As posthog.Client.capture does: no distinct id given, the context's is used.
+        wiring.client.capture("$ai_metric", properties={"$ai_span_name": "from context"})
+    events = {e["properties"]["$ai_span_name"]: e for e in wiring.delivered()}
+    given, from_context = events["given"], events["from context"]
+    assert given["distinct_id"] == "user-9" and from_context["distinct_id"] == "context-user"
+    assert given["properties"]["tenant"] == from_context["properties"]["tenant"] == "acme"
+    assert given["properties"]["$groups"] == {"company": "acme-inc"}
+    for event in (given, from_context):
+        assert "$process_person_profile" not in event["properties"]
 
 
 # ------------------------------------------------------------- inside spans
