@@ -7,9 +7,24 @@ from .contract import SpanEvent, SpanType
 from .formatter import SpanJsonFormatter
 from .handler import PosthogLogHandler
 from .posthog_client import LoggingPosthogClient, posthog_client
-from .tracing import Generation, Span, current_span, feedback, generation, span, traced
+from .tracing import (
+    ContextThreadPoolExecutor,
+    Embedding,
+    Generation,
+    Span,
+    carry_context,
+    current_span,
+    embedding,
+    feedback,
+    generation,
+    span,
+    traced,
+    traceparent,
+)
 
 __all__ = [
+    "ContextThreadPoolExecutor",
+    "Embedding",
     "Generation",
     "LoggingPosthogClient",
     "PosthogLogHandler",
@@ -18,10 +33,13 @@ __all__ = [
     "SpanJsonFormatter",
     "SpanType",
     "__version__",
+    "carry_context",
     "current_span",
+    "embedding",
     "feedback",
     "generation",
     "posthog_client",
     "span",
     "traced",
+    "traceparent",
 ]
