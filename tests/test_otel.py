@@ -779,3 +779,27 @@ def test_an_otel_trace_begun_inside_a_pl_span_nests_in_its_trace(
     chat_props = events["chat m"]["properties"]
     assert chat_props["$ai_parent_id"] == events["tool step"]["properties"]["$ai_span_id"]
     assert events["embed"]["properties"]["$ai_parent_id"] == run.trace_id
+
+
+def test_cache_tokens_reach_posthog_priced_once(capture_server: CaptureServer) -> None:
+    """OTel's input tokens include cached input: the event says so, for PostHog's cost rule."""
+    handler = PosthogLogHandler(api_key=DUMMY_KEY, host=capture_server.url)
+    otel = Otel(span_logger("test.otel.cache", handler))
+    attributes = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": "claude-x",
+        "gen_ai.usage.input_tokens": 1_000,
+        "gen_ai.usage.output_tokens": 10,
+        "gen_ai.usage.cache_read.input_tokens": 800,
+        "gen_ai.usage.cache_creation.input_tokens": 100,
+    }
+    with otel.tracer.start_as_current_span("chat claude-x", attributes=attributes):
+        pass
+    handler.close()
+    generation = next(e for e in capture_server.events if e["event"] == "$ai_generation")
+    props = generation["properties"]
+    assert props["$ai_input_tokens"] == 1_000
+    assert props["$ai_cache_read_input_tokens"] == 800
+    assert props["$ai_cache_creation_input_tokens"] == 100
+    assert props["$ai_cache_reporting_exclusive"] is False
