@@ -785,7 +785,7 @@ def test_cache_tokens_reach_posthog_priced_once(capture_server: CaptureServer) -
     """OTel's input tokens include cached input: the event says so, for PostHog's cost rule."""
     handler = PosthogLogHandler(api_key=DUMMY_KEY, host=capture_server.url)
     otel = Otel(span_logger("test.otel.cache", handler))
-    attributes = {
+    attributes: dict[str, Any] = {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": "anthropic",
         "gen_ai.request.model": "claude-x",
