@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -16,8 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from posthog_logging import SpanJsonFormatter
+from posthog_logging import PosthogLogHandler, SpanJsonFormatter
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
+from posthog_logging.lines import StopSignals
+from posthog_logging.send import LineSender
 
 from .conftest import DUMMY_KEY
 
@@ -202,3 +205,45 @@ def test_send_is_listed_in_help() -> None:
         check=False,
     )
     assert "send" in result.stdout
+
+
+def test_reading_pauses_while_the_handler_is_behind(
+    capture_server: CaptureServer, tmp_path: Path
+) -> None:
+    """A server that never answers: send stops reading instead of dropping, and what it
+    read is spilled at the stop."""
+    capture_server.answer_by_default(ScriptedResponse(hang=True))
+    handler = PosthogLogHandler(
+        api_key=DUMMY_KEY,
+        host=capture_server.url,
+        max_buffer_events=40,
+        spill_dir=tmp_path,
+        shutdown_timeout=1.0,
+    )
+    consumed: list[int] = []
+
+    def source(stop: StopSignals) -> Iterator[bytes]:
+        """Like ``pipe_lines``: nothing more is read once a stop signal came."""
+        for n in range(1_000):
+            if stop.stopped:
+                return
+            consumed.append(n)
+            yield span_line(n).rstrip(b"\n")
+
+    with StopSignals() as stop:
+        sender = LineSender(handler, stop, io.StringIO())
+        reader = threading.Thread(target=sender.send, args=(source(stop),))
+        reader.start()
+        deadline = time.monotonic() + 10
+        while len(consumed) < 21 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)
+        paused_at = len(consumed)
+        time.sleep(0.5)
+        assert len(consumed) == paused_at < 40  # paused at half the buffer, not dropping
+        stop.stopped = True
+        reader.join(timeout=10)
+    handler.close()
+    assert handler.stats()["dropped"] == {}
+    assert sender.report.records == len(consumed)
+    assert len(list(spilled_events(tmp_path))) == len(consumed)

@@ -402,11 +402,17 @@ class PosthogLogHandler(logging.Handler):
             )
 
     def stats(self) -> dict[str, Any]:
-        """Counters (received, ignored, mapped, sent, retried, dropped by reason)."""
+        """Counters (received, ignored, mapped, sent, retried, dropped by reason) and
+        the backlog (records ``queued``, ``buffered_events``, ``buffered_bytes``)."""
         counts = self._stats.snapshot()
         counts["ignored"] = self._ignored
         counts["received"] = self._received
         counts["queued"] = self._queue.qsize()
+        # Mapped and not yet settled (queued, in flight, waiting for a retry): the
+        # buffer's fill against max_buffer_events / max_buffer_bytes.
+        buffer = self._pipeline.buffer
+        counts["buffered_events"] = buffer.held_events
+        counts["buffered_bytes"] = buffer.bytes
         listener = self._listener
         thread = listener.thread if listener is not None else None
         counts["listener_alive"] = bool(thread is not None and thread.is_alive())

@@ -17,9 +17,9 @@ Lines ``send`` understands:
 
 Anything else is a *bad line*: counted by reason, the first few reported on
 stderr with their line number, never fatal.  Reading keeps pace with
-delivery: while the handler's backlog is more than half its bound, ``send``
-stops reading (the pipe, or the shipper's buffer, holds the rest) instead of
-letting the handler drop.
+delivery: while the handler's queue or buffer is more than half full (in
+records, events or bytes), ``send`` stops reading (the pipe, or the shipper's
+buffer, holds the rest) instead of letting the handler drop.
 """
 
 from __future__ import annotations
@@ -131,8 +131,6 @@ class LineSender:
         self.stop = stop
         self.errors = errors
         self.report = SendReport()
-        # Half the handler's bounds: room for what is already mapped and in flight.
-        self._high_water = min(handler.max_queue_size, handler.max_buffer_events) // 2
 
     def send(self, lines: Iterable[bytes | TooLong]) -> SendReport:
         for line in lines:
@@ -163,16 +161,21 @@ class LineSender:
             print("posthog-logging send: more bad lines; counting only", file=self.errors)
 
     def _wait_for_room(self) -> None:
-        """Pause reading while the handler's backlog is over the high-water mark.
+        """Pause reading while the handler is over half full (queue or buffer).
 
         A stop signal ends the pause: the line already read still goes to the handler.
         """
-        while self._backlog() > self._high_water and not self.stop.stopped:
+        while self._over_high_water() and not self.stop.stopped:
             time.sleep(BACKLOG_PAUSE_SECONDS)
 
-    def _backlog(self) -> int:
-        """Records queued plus events mapped and not yet settled (sent, spilled, dropped)."""
-        stats = self.handler.stats()
-        settled = stats.get("sent", 0) + stats.get("spilled", 0) + sum(stats["dropped"].values())
-        backlog: int = stats["queued"] + max(0, stats.get("mapped", 0) - settled)
-        return backlog
+    def _over_high_water(self) -> bool:
+        """Queued records will be buffered events (mostly one each), so they count
+        against the buffer's bounds too, at the buffer's average event size."""
+        handler, stats = self.handler, self.handler.stats()
+        queued, events, size = stats["queued"], stats["buffered_events"], stats["buffered_bytes"]
+        expected_bytes = size + (queued * size // events if events else 0)
+        return bool(
+            queued * 2 > handler.max_queue_size
+            or (events + queued) * 2 > handler.max_buffer_events
+            or expected_bytes * 2 > handler.max_buffer_bytes
+        )
