@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -351,36 +351,28 @@ def _metadata(attributes: Mapping[str, Any], resource: Mapping[str, Any]) -> dic
 
 # ------------------------------------------------------------------ content
 def _input(span_type: str, attributes: Mapping[str, Any], events: Sequence[Any]) -> Any:
-    if span_type == SpanType.TOOL_CALL.value:
-        value = _first_present(
-            attributes, ("gen_ai.tool.call.arguments", "ai.toolCall.args", "traceloop.entity.input")
-        )
-        if value is not None:
-            return value
-    messages = _messages(attributes.get("gen_ai.input.messages"))
-    if messages is None:
-        messages = _flattened_messages(attributes, "gen_ai.prompt.")
-    if messages is None:
-        messages = _event_messages(events)
-    if messages is None:
-        messages = _vercel_prompt(attributes)
-    if messages is None:
-        messages = _first_present(attributes, ("gen_ai.prompt", "traceloop.entity.input"))
+    tool_keys = ("gen_ai.tool.call.arguments", "ai.toolCall.args", "traceloop.entity.input")
+    if span_type == SpanType.TOOL_CALL.value and (value := _first_present(attributes, tool_keys)):
+        return value
+    messages = _first_found(
+        lambda: _messages(attributes.get("gen_ai.input.messages")),
+        lambda: _flattened_messages(attributes, "gen_ai.prompt."),
+        lambda: _event_messages(events),
+        lambda: _vercel_prompt(attributes),
+        lambda: _first_present(attributes, ("gen_ai.prompt", "traceloop.entity.input")),
+    )
     return _with_system_instructions(messages, attributes.get("gen_ai.system_instructions"))
 
 
 def _output(span_type: str, attributes: Mapping[str, Any], events: Sequence[Any]) -> Any:
-    if span_type == SpanType.TOOL_CALL.value:
-        value = _first_present(
-            attributes, ("gen_ai.tool.call.result", "ai.toolCall.result", "traceloop.entity.output")
-        )
-        if value is not None:
-            return value
-    messages = _messages(attributes.get("gen_ai.output.messages"))
-    if messages is None:
-        messages = _flattened_messages(attributes, "gen_ai.completion.")
-    if messages is None:
-        messages = _choice_events(events)
+    tool_keys = ("gen_ai.tool.call.result", "ai.toolCall.result", "traceloop.entity.output")
+    if span_type == SpanType.TOOL_CALL.value and (value := _first_present(attributes, tool_keys)):
+        return value
+    messages = _first_found(
+        lambda: _messages(attributes.get("gen_ai.output.messages")),
+        lambda: _flattened_messages(attributes, "gen_ai.completion."),
+        lambda: _choice_events(events),
+    )
     if messages is not None:
         return messages
     text = attributes.get("ai.response.text")
@@ -392,6 +384,15 @@ def _output(span_type: str, attributes: Mapping[str, Any], events: Sequence[Any]
     if isinstance(text, str):
         return text
     return _first_present(attributes, ("gen_ai.completion", "traceloop.entity.output"))
+
+
+def _first_found(*readers: Callable[[], Any]) -> Any:
+    """The first reader's value that is not None: the sources of one field, in order."""
+    for read in readers:
+        value = read()
+        if value is not None:
+            return value
+    return None
 
 
 def _first_present(attributes: Mapping[str, Any], names: Iterable[str]) -> Any:
