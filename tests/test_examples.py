@@ -163,3 +163,21 @@ def test_rag_worker_one_trace_across_threads_and_processes(capture_server: Captu
     assert answer["$session_id"] == "replay-5f1c"
     assert answer["$ai_session_id"] == "support-chat-12"
     assert {e["distinct_id"] for e in capture_server.events} == {"reader-3"}
+
+
+def test_otel_openai_through_logging(capture_server: CaptureServer) -> None:
+    result = run_example(capture_server, "otel_openai.py")
+    assert "It is sunny in Paris" in result.stdout
+    lines = tree(capture_server).splitlines()
+    assert lines[1].startswith("└── trace  weather agent")
+    assert lines[2].startswith("    ├── generation  chat gpt-4o-mini  [gpt-4o-mini-2024-07-18]")
+    assert "tokens 52/14" in lines[2]
+    assert lines[3].startswith("    ├── span  execute_tool get_weather")
+    assert "tokens 80/11" in lines[4]
+    (tool,) = named(capture_server, "$ai_span").values()
+    assert tool["$ai_input_state"] == {"city": "Paris"}
+    trace_id = tool["$ai_trace_id"]
+    assert len(trace_id) == 32 and all(
+        e["properties"]["$ai_trace_id"] == trace_id for e in capture_server.events
+    )
+    assert {e["distinct_id"] for e in capture_server.events} == {"user-42"}

@@ -6,6 +6,7 @@ from ._version import __version__
 from .contract import SpanEvent, SpanType
 from .formatter import SpanJsonFormatter
 from .handler import PosthogLogHandler
+from .posthog_client import LoggingPosthogClient, posthog_client
 from .tracing import (
     ContextThreadPoolExecutor,
     Embedding,
@@ -25,6 +26,7 @@ __all__ = [
     "ContextThreadPoolExecutor",
     "Embedding",
     "Generation",
+    "LoggingPosthogClient",
     "PosthogLogHandler",
     "Span",
     "SpanEvent",
@@ -36,6 +38,7 @@ __all__ = [
     "embedding",
     "feedback",
     "generation",
+    "posthog_client",
     "span",
     "traced",
     "traceparent",

@@ -1,4 +1,4 @@
-"""The ``posthog-logging`` command: ``dev-server`` and ``replay``.
+"""The ``posthog-logging`` command: ``dev-server``, ``replay`` and ``send``.
 
 Each sub-command is one ``_add_<name>`` function that declares its arguments
 and the function that runs it (``set_defaults(run=...)``); adding a command is
@@ -22,9 +22,11 @@ from .config import (
     sample_rate_setting,
 )
 from .devserver import check_latency, serve_forever
+from .handler import PosthogLogHandler
 from .mapping import MappingOptions
 from .replay import Replayer
 from .sampling import sampler_for
+from .send import SEND_BLOCK_TIMEOUT, run_send
 from .transport import Transport
 
 Command = Callable[[argparse.Namespace], int]
@@ -77,6 +79,12 @@ def _add_replay(commands: Commands) -> None:
         "file is deleted once everything in it was delivered.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="spill files or directories")
+    _add_delivery_options(parser)
+    parser.set_defaults(run=_run_replay)
+
+
+def _add_delivery_options(parser: argparse.ArgumentParser) -> None:
+    """Where to send and how to map: the handler's options, for the commands that send."""
     parser.add_argument("--api-key", help="project API key (default: $POSTHOG_API_KEY)")
     parser.add_argument("--host", help="PostHog host (default: $POSTHOG_HOST, else US cloud)")
     parser.add_argument(
@@ -97,15 +105,22 @@ def _add_replay(commands: Commands) -> None:
     )
     parser.add_argument("--mask", help="mask for span records' content, as package.module:function")
     parser.add_argument("--before-send", help="before_send for span records' events, likewise")
-    parser.set_defaults(run=_run_replay)
 
 
-def _run_replay(args: argparse.Namespace) -> int:
+def _api_key(command: str, args: argparse.Namespace) -> str | None:
+    """The API key for a command that sends; None (and a message) when there is none."""
     api_key = resolve_api_key(args.api_key)
     if api_key is None:
         print(
-            "posthog-logging replay: no API key (use --api-key or POSTHOG_API_KEY)", file=sys.stderr
+            f"posthog-logging {command}: no API key (use --api-key or POSTHOG_API_KEY)",
+            file=sys.stderr,
         )
+    return api_key
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    api_key = _api_key("replay", args)
+    if api_key is None:
         return 2
     try:  # the handler's settings, read the handler's way
         privacy_mode = flag_setting(args.privacy_mode, "--privacy-mode", PRIVACY_MODE_ENV)
@@ -138,8 +153,63 @@ def _run_replay(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _add_send(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "send",
+        help="deliver JSON lines from stdin or a growing file, as the handler would",
+        description="Reads SpanJsonFormatter lines (span, feedback and posthog_event "
+        "records) and already-mapped events, continuously, from stdin (-) or from a file "
+        "it follows like tail -F, and delivers them through the handler's pipeline: "
+        "mapping, batching, concurrent requests, spill. Stops at EOF or on SIGTERM/SIGINT "
+        "after delivering everything it read; bad lines are counted and reported. Spans "
+        "of one trace must reach the same consumer: partition by traceId.",
+    )
+    parser.add_argument(
+        "source", nargs="?", default="-", metavar="-|PATH", help="stdin (default) or a file"
+    )
+    _add_delivery_options(parser)
+    parser.add_argument("--spill-dir", help="where undeliverable events go (replay them later)")
+    parser.add_argument(
+        "--flush-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="send what is buffered at least this often (default: the handler's, 10)",
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="at EOF or SIGTERM, how long to keep delivering before spilling (default 10)",
+    )
+    parser.set_defaults(run=_run_send)
+
+
+def _run_send(args: argparse.Namespace) -> int:
+    api_key = _api_key("send", args)
+    if api_key is None:
+        return 2
+    handler = PosthogLogHandler(
+        api_key=api_key,
+        host=args.host,
+        default_distinct_id=args.default_distinct_id,
+        privacy_mode=args.privacy_mode,
+        mastra_compat=args.mastra_compat,
+        spill_dir=args.spill_dir,
+        sample_rate=args.sample_rate,
+        mask=args.mask,
+        before_send=args.before_send,
+        flush_interval=args.flush_interval,
+        shutdown_timeout=args.shutdown_timeout,
+        overflow="block",
+        block_timeout=SEND_BLOCK_TIMEOUT,
+    )
+    return run_send(args.source, handler, sys.stdin.fileno(), sys.stderr)
+
+
 #: One entry per sub-command, in the order ``--help`` lists them.
-COMMANDS: tuple[Callable[[Commands], None], ...] = (_add_dev_server, _add_replay)
+COMMANDS: tuple[Callable[[Commands], None], ...] = (_add_dev_server, _add_replay, _add_send)
 
 
 def build_parser() -> argparse.ArgumentParser:

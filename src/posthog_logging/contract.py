@@ -19,6 +19,8 @@ SPAN_ATTR = "span"
 SPAN_EVENT_ATTR = "span_event"
 #: ``LogRecord`` attribute that carries a Mastra feedback mapping.
 FEEDBACK_ATTR = "feedback"
+#: ``LogRecord`` attribute that carries a ready PostHog AI event (what ``posthog.ai`` captures).
+POSTHOG_EVENT_ATTR = "posthog_event"
 
 #: Logger the tracing API writes to unless told otherwise.
 DEFAULT_SPAN_LOGGER = "posthog_logging.spans"

@@ -43,6 +43,7 @@ from .config import (
 from .contract import (
     DIAGNOSTICS_LOGGER,
     FEEDBACK_ATTR,
+    POSTHOG_EVENT_ATTR,
     SPAN_ATTR,
     SPAN_EVENT_ATTR,
     SupportsSpanDict,
@@ -51,6 +52,7 @@ from .mapping import MappingOptions
 from .mapping.logs import is_own_logger, log_event_span
 from .pipeline import (
     FEEDBACK_ITEM,
+    POSTHOG_EVENT_ITEM,
     SPAN_ITEM,
     CloseRequest,
     EventEncoder,
@@ -59,6 +61,7 @@ from .pipeline import (
     FlushRequest,
     RecordItem,
 )
+from .records import payload_fields
 from .redaction import BeforeSend, Mask, OutgoingEvents
 from .sampling import sampler_for
 from .sender import DEFAULT_MAX_IN_FLIGHT, EventBuffer, Sender, library_thread
@@ -91,7 +94,7 @@ FLUSH_THEN_CLOSE = 0.1
 _log = logging.getLogger(DIAGNOSTICS_LOGGER)
 
 #: Nested span fields copied on the caller's thread, so later mutation can't leak in.
-_SNAPSHOT_FIELDS = ("attributes", "metadata", "input", "output")
+_SNAPSHOT_FIELDS = ("attributes", "metadata", "input", "output", "properties")
 
 _live_handlers: weakref.WeakSet[PosthogLogHandler] = weakref.WeakSet()
 
@@ -235,11 +238,11 @@ class PosthogLogHandler(logging.Handler):
         return result
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Queue a snapshot of the record's span or feedback; everything else is ignored."""
+        """Queue a snapshot of the record's span, feedback or PostHog event; ignore the rest."""
         if self.disabled or library_thread.active:
             return  # never feed on records made while handling records
         try:
-            attributes = record.__dict__
+            attributes = payload_fields(record)
             span = attributes.get(SPAN_ATTR)
             if span is not None:
                 item = RecordItem(
@@ -247,8 +250,13 @@ class PosthogLogHandler(logging.Handler):
                 )
             else:
                 feedback = attributes.get(FEEDBACK_ATTR)
+                posthog_event = attributes.get(POSTHOG_EVENT_ATTR)
                 if feedback is not None and not is_own_logger(record.name):
                     item = RecordItem(FEEDBACK_ITEM, _snapshot(feedback), None, record.created)
+                elif posthog_event is not None:
+                    item = RecordItem(
+                        POSTHOG_EVENT_ITEM, _snapshot(posthog_event), None, record.created
+                    )
                 elif self.capture_logs and record.levelno >= logging.WARNING:
                     log_span = log_event_span(record)
                     if log_span is None:
@@ -412,11 +420,17 @@ class PosthogLogHandler(logging.Handler):
             )
 
     def stats(self) -> dict[str, Any]:
-        """Counters (received, ignored, mapped, sent, retried, dropped by reason)."""
+        """Counters (received, ignored, mapped, sent, retried, dropped by reason) and
+        the backlog (records ``queued``, ``buffered_events``, ``buffered_bytes``)."""
         counts = self._stats.snapshot()
         counts["ignored"] = self._ignored
         counts["received"] = self._received
         counts["queued"] = self._queue.qsize()
+        # Mapped and not yet settled (queued, in flight, waiting for a retry): the
+        # buffer's fill against max_buffer_events / max_buffer_bytes.
+        buffer = self._pipeline.buffer
+        counts["buffered_events"] = buffer.held_events
+        counts["buffered_bytes"] = buffer.bytes
         listener = self._listener
         thread = listener.thread if listener is not None else None
         counts["listener_alive"] = bool(thread is not None and thread.is_alive())

@@ -40,13 +40,20 @@ _log = logging.getLogger(DIAGNOSTICS_LOGGER)
 
 SPAN_ITEM = 0
 FEEDBACK_ITEM = 1
+POSTHOG_EVENT_ITEM = 2
+#: The stats()['dropped'] reason of each record kind the mapping rejects.
+REJECT_REASONS = {
+    SPAN_ITEM: "invalid_span",
+    FEEDBACK_ITEM: "invalid_feedback",
+    POSTHOG_EVENT_ITEM: "invalid_posthog_event",
+}
 
 
 class RecordItem(NamedTuple):
     """What the handler queues for one record."""
 
-    kind: int  # SPAN_ITEM or FEEDBACK_ITEM
-    payload: Any  # the span or feedback, snapshotted on the caller's thread
+    kind: int  # SPAN_ITEM, FEEDBACK_ITEM or POSTHOG_EVENT_ITEM
+    payload: Any  # the span, feedback or PostHog event, snapshotted on the caller's thread
     span_event: Any  # the record's ``span_event`` (checked when mapped)
     created: float  # record.created: "now" for the mapping
 
@@ -78,24 +85,25 @@ class EventEncoder:
 
     def map(self, item: RecordItem) -> list[Event] | None:
         """The events of one record; None when it was rejected (counted and reported)."""
-        feedback = item.kind == FEEDBACK_ITEM
         now_ms = time_ms(item.created) or 0
         try:
-            if feedback:
+            if item.kind == FEEDBACK_ITEM:
                 return [self.mapper.map_feedback(item.payload, now_ms)]
+            if item.kind == POSTHOG_EVENT_ITEM:
+                return [self.mapper.map_posthog_event(item.payload, now_ms)]
             return self.mapper.map_span(item.payload, _span_event(item.span_event), now_ms)
         except SpanRejected as rejected:
-            self.reject(rejected, feedback=feedback)
+            self.reject(rejected, kind=item.kind)
         except Exception as error:  # user objects can fail in any way while being read
             what = f"could not be read ({type(error).__name__}: {safe_str(error)[:200]})"
-            self.reject(SpanRejected(what), feedback=feedback)
+            self.reject(SpanRejected(what), kind=item.kind)
         return None
 
-    def reject(self, rejected: SpanRejected, *, feedback: bool = False) -> None:
+    def reject(self, rejected: SpanRejected, *, kind: int = SPAN_ITEM) -> None:
         """Count and report a record that could not become an event."""
-        reason = "invalid_feedback" if feedback else "invalid_span"
+        reason = REJECT_REASONS[kind]
         seen = self.stats.drop(reason)
-        if feedback and "traceId" in str(rejected):
+        if kind == FEEDBACK_ITEM and "traceId" in str(rejected):
             _log.debug("posthog: feedback dropped: %s", rejected)
         elif seen <= LOGGED_ERRORS_PER_REASON:
             _log.error("posthog: exporter error: %s", rejected)

@@ -1,6 +1,6 @@
 """``posthog-logging replay``: spill files (and ``SpanJsonFormatter`` files) to PostHog.
 
-Replay takes the listener's own path: span and feedback records go through
+Replay takes the listener's own path: span, feedback and PostHog-event records go through
 the same :class:`~.pipeline.EventEncoder` (``span_event`` checked the same
 way, oversize events shrunk the same way) and already-mapped spill lines are
 re-encoded by it too; batches go out through the same
@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from .contract import POSTHOG_EVENT_ATTR
 from .mapping import MappingOptions
-from .pipeline import FEEDBACK_ITEM, SPAN_ITEM, EventEncoder, RecordItem
+from .pipeline import FEEDBACK_ITEM, POSTHOG_EVENT_ITEM, SPAN_ITEM, EventEncoder, RecordItem
 from .redaction import BeforeSend, Mask, OutgoingEvents
 from .sampling import TraceSampler
 from .sender import EventBuffer, Sender
@@ -138,7 +139,7 @@ class Replayer:
             progress.unlink()
 
     def _events(self, line: str, report: FileReport) -> list[EncodedEvent]:
-        """The encoded events of one line: a spilled event, or a span/feedback record."""
+        """The encoded events of one line: a spilled event, or a record the formatter wrote."""
         line = line.strip()
         if not line:
             return []
@@ -170,7 +171,7 @@ class Replayer:
 
 
 def _is_record(line: dict[str, Any]) -> bool:
-    return "span" in line or "feedback" in line
+    return "span" in line or "feedback" in line or POSTHOG_EVENT_ATTR in line
 
 
 def _record_item(line: dict[str, Any]) -> RecordItem:
@@ -178,4 +179,6 @@ def _record_item(line: dict[str, Any]) -> RecordItem:
     created_ms = time_ms(line.get("created")) or time_ms(line.get("time")) or 0
     if "span" in line:
         return RecordItem(SPAN_ITEM, line["span"], line.get("span_event"), created_ms / 1000)
+    if POSTHOG_EVENT_ATTR in line:
+        return RecordItem(POSTHOG_EVENT_ITEM, line[POSTHOG_EVENT_ATTR], None, created_ms / 1000)
     return RecordItem(FEEDBACK_ITEM, line["feedback"], None, created_ms / 1000)

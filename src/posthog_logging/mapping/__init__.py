@@ -3,10 +3,11 @@
 :class:`EventMapper` is the only stateful piece: it keeps the §1.2 trace state
 and dispatches each record to the builders of the other modules, which mirror
 the spec's sections (``spans`` §1.3-§1.10, ``messages`` §1.11, ``layers`` §1.12,
-``feedback`` §1.13).  It keeps no lock itself: the pipeline holds its own lock
-around every call, because the closing thread maps the leftovers when the
-listener misses the shutdown deadline (``EventPipeline.rescue``).  ``logs``
-turns warnings logged inside a span into event spans (``capture_logs``).
+``feedback`` §1.13; ``wrapped`` finishes ready PostHog events).  It keeps no
+lock itself: the pipeline holds its own lock around every call, because the
+closing thread maps the leftovers when the listener misses the shutdown
+deadline (``EventPipeline.rescue``).  ``logs`` turns warnings logged inside a
+span into event spans (``capture_logs``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .envelope import Event, MappingOptions, SpanRejected
 from .feedback import FeedbackEventBuilder
 from .spans import SpanContext, SpanEventBuilder, SpanFacts
 from .state import SHUTDOWN_ERROR, TRACE_CAP_ERROR, OpenSpan, TraceRegistry, TraceState
+from .wrapped import WrappedEventBuilder
 
 __all__ = ["Event", "EventMapper", "MappingOptions", "SpanRejected"]
 
@@ -39,6 +41,7 @@ class EventMapper:
         self.traces = registry if registry is not None else TraceRegistry()
         self._spans = SpanEventBuilder(options)
         self._feedback = FeedbackEventBuilder(options)
+        self._wrapped = WrappedEventBuilder(options)
 
     def map_span(self, span: Any, span_event: SpanEvent, now_ms: int) -> list[Event]:
         """§1.2: the events one span record produces (often none, for a start)."""
@@ -57,6 +60,10 @@ class EventMapper:
 
     def map_feedback(self, feedback: Any, now_ms: int) -> Event:
         return self._feedback.build(feedback, now_ms)
+
+    def map_posthog_event(self, payload: Any, now_ms: int) -> Event:
+        """A ready PostHog AI event (``posthog_event`` record), checked and finished."""
+        return self._wrapped.build(payload, now_ms)
 
     def abort_open_spans(self, now_ms: int) -> list[Event]:
         """§1.2 ``close()``: every open span is sent with the SHUTDOWN error."""

@@ -1,0 +1,181 @@
+"""``posthog-logging send``: JSON lines from a log pipeline, delivered by the handler.
+
+Many application hosts write span records as JSON lines (``SpanJsonFormatter``),
+the shipper they already run (Vector, Fluent Bit, Kafka) carries them, and
+``send`` consumers deliver them.  Each line becomes the ``logging`` record it
+was and goes to a :class:`~.handler.PosthogLogHandler`, so it takes the
+handler's path exactly: mapping with per-trace state, batching, concurrent
+senders, spill, stats.
+
+Lines ``send`` understands:
+
+* ``SpanJsonFormatter`` lines: ``{"span": {...}, "span_event": ...}`` and
+  ``{"feedback": {...}}``, with ``time`` (the record's creation time, "now"
+  for the mapping's time fallbacks);
+* already-mapped events, as spill files hold them (``{"event", "distinct_id",
+  "properties", "timestamp", "uuid"}``), and ``{"posthog_event": {...}}`` lines.
+
+Anything else is a *bad line*: counted by reason, the first few reported on
+stderr with their line number, never fatal.  Reading keeps pace with
+delivery: while the handler's queue or buffer is more than half full (in
+records, events or bytes), ``send`` stops reading (the pipe, or the shipper's
+buffer, holds the rest) instead of letting the handler drop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from .contract import FEEDBACK_ATTR, POSTHOG_EVENT_ATTR, SPAN_ATTR, SPAN_EVENT_ATTR
+from .handler import PosthogLogHandler
+from .lines import StopSignals, TooLong, follow_lines, pipe_lines
+from .values import time_ms
+
+#: Logger name the records of ``send`` carry (they are handed to the handler directly).
+SEND_LOGGER = "posthog_logging.send"
+#: Bad lines reported one by one on stderr before they are only counted.
+REPORTED_BAD_LINES = 10
+#: How long reading pauses, each time, while the handler's backlog is high.
+BACKLOG_PAUSE_SECONDS = 0.01
+#: The handler runs with ``overflow="block"``: a record waits this long for room in
+#: its queue before the oldest is dropped.  Reading pauses long before (the backlog
+#: check), so this only guards against a listener that stopped making progress.
+SEND_BLOCK_TIMEOUT = 60.0
+
+
+def run_send(source: str, handler: PosthogLogHandler, stdin: int, errors: TextIO) -> int:
+    """Deliver the lines of ``source`` ("-": ``stdin``, else a file to follow) until EOF
+    or SIGTERM/SIGINT; returns the exit status (1 when events were lost).
+
+    1. Read and hand each line's record to the handler (pausing while it is behind).
+    2. At EOF or a stop signal, close the handler: it delivers everything handed to it
+       within its ``shutdown_timeout`` and spills (or drops, counted) the rest.  A
+       second signal during this changes nothing: the signals stay caught.
+    3. Print what was read, sent, spilled and dropped.
+    """
+    with StopSignals() as stop:
+        lines = pipe_lines(stdin, stop) if source == "-" else follow_lines(source, stop)
+        try:
+            report = LineSender(handler, stop, errors).send(lines)
+        finally:
+            handler.close()
+    stats = handler.stats()
+    print(report.summary(stats), file=errors)
+    # Records the mapping rejected are bad input (reported above); anything else is a loss.
+    lost = [reason for reason in stats["dropped"] if not reason.startswith("invalid_")]
+    return 1 if lost else 0
+
+
+class BadLine(Exception):
+    """A line that is not a span record, a feedback record or an event."""
+
+
+@dataclass
+class SendReport:
+    """What ``send`` read and what became of it."""
+
+    lines: int = 0
+    records: int = 0
+    bad: Counter[str] = field(default_factory=Counter)
+
+    def summary(self, stats: dict[str, Any]) -> str:
+        dropped = stats.get("dropped") or {}
+        bad = ", ".join(f"{reason} {count}" for reason, count in sorted(self.bad.items()))
+        return (
+            f"posthog-logging send: read {self.lines} lines, {self.records} records"
+            f" ({sum(self.bad.values())} bad lines{': ' + bad if bad else ''});"
+            f" {stats.get('mapped', 0)} events mapped, {stats.get('sent', 0)} sent"
+            f" in {stats.get('requests', 0)} requests, {stats.get('spilled', 0)} spilled,"
+            f" dropped {dropped or 'none'}"
+        )
+
+
+def record_from_line(line: bytes) -> logging.LogRecord:
+    """The ``logging`` record a JSON line stands for; raises :class:`BadLine`."""
+    try:
+        parsed = json.loads(line)
+    except ValueError:
+        raise BadLine("not_json") from None
+    if not isinstance(parsed, dict):
+        raise BadLine("not_an_object")
+    payload: dict[str, Any]
+    if SPAN_ATTR in parsed:
+        payload = {SPAN_ATTR: parsed[SPAN_ATTR], SPAN_EVENT_ATTR: parsed.get(SPAN_EVENT_ATTR)}
+    elif FEEDBACK_ATTR in parsed:
+        payload = {FEEDBACK_ATTR: parsed[FEEDBACK_ATTR]}
+    elif POSTHOG_EVENT_ATTR in parsed:
+        payload = {POSTHOG_EVENT_ATTR: parsed[POSTHOG_EVENT_ATTR]}
+    elif "event" in parsed and "properties" in parsed:
+        payload = {POSTHOG_EVENT_ATTR: parsed}
+    else:
+        raise BadLine("no_span_feedback_or_event")
+    record = logging.LogRecord(SEND_LOGGER, logging.INFO, "", 0, "send", None, None)
+    record.__dict__.update(payload)
+    created_ms = time_ms(parsed.get("time"))
+    if created_ms is not None:
+        record.created = created_ms / 1000
+    return record
+
+
+class LineSender:
+    """Feeds lines to a handler, counting what it reads."""
+
+    def __init__(self, handler: PosthogLogHandler, stop: StopSignals, errors: TextIO) -> None:
+        self.handler = handler
+        self.stop = stop
+        self.errors = errors
+        self.report = SendReport()
+
+    def send(self, lines: Iterable[bytes | TooLong]) -> SendReport:
+        for line in lines:
+            self.report.lines += 1
+            if isinstance(line, TooLong):
+                self._bad("too_long", "longer than the line limit")
+                continue
+            if not line.strip():
+                continue  # blank lines are separators, not data
+            try:
+                record = record_from_line(line)
+            except BadLine as bad:
+                self._bad(str(bad), line[:120].decode("utf-8", "replace"))
+                continue
+            self._wait_for_room()
+            self.report.records += 1
+            self.handler.handle(record)
+        return self.report
+
+    def _bad(self, reason: str, excerpt: str) -> None:
+        self.report.bad[reason] += 1
+        if sum(self.report.bad.values()) <= REPORTED_BAD_LINES:
+            print(
+                f"posthog-logging send: line {self.report.lines}: {reason}: {excerpt}",
+                file=self.errors,
+            )
+        elif sum(self.report.bad.values()) == REPORTED_BAD_LINES + 1:
+            print("posthog-logging send: more bad lines; counting only", file=self.errors)
+
+    def _wait_for_room(self) -> None:
+        """Pause reading while the handler is over half full (queue or buffer).
+
+        A stop signal ends the pause: the line already read still goes to the handler.
+        """
+        while self._over_high_water() and not self.stop.stopped:
+            time.sleep(BACKLOG_PAUSE_SECONDS)
+
+    def _over_high_water(self) -> bool:
+        """Queued records will be buffered events (mostly one each), so they count
+        against the buffer's bounds too, at the buffer's average event size."""
+        handler, stats = self.handler, self.handler.stats()
+        queued, events, size = stats["queued"], stats["buffered_events"], stats["buffered_bytes"]
+        expected_bytes = size + (queued * size // events if events else 0)
+        return bool(
+            queued * 2 > handler.max_queue_size
+            or (events + queued) * 2 > handler.max_buffer_events
+            or expected_bytes * 2 > handler.max_buffer_bytes
+        )

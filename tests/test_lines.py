@@ -1,0 +1,96 @@
+"""posthog_logging.lines: lines from a pipe or a followed file (signals: see test_send)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from posthog_logging import lines
+from posthog_logging.lines import TOO_LONG, StopSignals, follow_lines, pipe_lines
+
+
+def in_thread(work: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_pipe_lines_across_chunks_and_a_last_line_without_newline() -> None:
+    read_fd, write_fd = os.pipe()
+    chunks = [b'{"a": 1}\n{"b"', b": 2}\n", b"\n", b"x" * 70_000 + b"\n", b"last"]
+
+    def write() -> None:
+        for chunk in chunks:
+            os.write(write_fd, chunk)
+            time.sleep(0.01)
+        os.close(write_fd)
+
+    writer = in_thread(write)
+    with StopSignals() as stop:
+        got = list(pipe_lines(read_fd, stop))
+    writer.join()
+    os.close(read_fd)
+    assert got == [b'{"a": 1}', b'{"b": 2}', b"", b"x" * 70_000, b"last"]
+
+
+def test_an_over_long_line_is_skipped_up_to_its_newline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lines, "MAX_LINE_BYTES", 100)
+    read_fd, write_fd = os.pipe()
+
+    def write() -> None:
+        os.write(write_fd, b"ok\n" + b"y" * 150)
+        time.sleep(0.02)
+        os.write(write_fd, b"y" * 150 + b"\nnext\n")
+        os.close(write_fd)
+
+    writer = in_thread(write)
+    with StopSignals() as stop:
+        got = list(pipe_lines(read_fd, stop))
+    writer.join()
+    os.close(read_fd)
+    assert got == [b"ok", TOO_LONG, b"next"]
+
+
+def collect(source: Iterator[object], into: list[object]) -> None:
+    into.extend(source)
+
+
+def test_follow_waits_for_the_file_then_follows_rotation_and_truncation(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    got: list[object] = []
+    with StopSignals() as stop:
+        reader = in_thread(lambda: collect(follow_lines(str(path), stop, poll=0.02), got))
+
+        def until(count: int) -> None:
+            deadline = time.monotonic() + 10
+            while len(got) < count and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(got) == count, got
+
+        time.sleep(0.05)  # the file does not exist yet
+        with open(path, "ab") as handle:
+            handle.write(b"1\n2\n3")
+        until(2)
+        with open(path, "ab") as handle:
+            handle.write(b"\n4\n")
+        until(4)
+        path.rename(tmp_path / "app.jsonl.1")  # rotation: the old file ends with "5"
+        with open(tmp_path / "app.jsonl.1", "ab") as handle:
+            handle.write(b"5")
+        with open(path, "wb") as handle:
+            handle.write(b"6\n")
+        until(6)
+        os.truncate(path, 0)  # copytruncate, then new writes
+        time.sleep(0.1)
+        with open(path, "ab") as handle:
+            handle.write(b"7\n")
+        until(7)
+        stop.stopped = True
+        reader.join(timeout=5)
+    assert not reader.is_alive()
+    assert got == [b"1", b"2", b"3", b"4", b"5", b"6", b"7"]
