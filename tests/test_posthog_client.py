@@ -179,6 +179,15 @@ def test_a_parent_id_the_caller_set_is_kept_inside_a_span(wiring: Wiring) -> Non
     assert props["$ai_parent_id"] == "my-step"
 
 
+def test_a_span_continuing_a_remote_trace_takes_the_call(wiring: Wiring) -> None:
+    header = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    with wiring.span("worker task", traceparent=header) as task:
+        chat(wiring.openai("Hi"))
+    props = wiring.one("$ai_generation")["properties"]
+    assert props["$ai_trace_id"] == "ab" * 16
+    assert props["$ai_parent_id"] == task.span_id  # not a root: the span itself is the parent
+
+
 def test_the_span_is_read_on_the_calling_thread(wiring: Wiring) -> None:
     client = wiring.openai("copied", "fresh")
     with wiring.span("agent", type="agent_run") as root:
