@@ -47,6 +47,7 @@ from .pipeline import (
     RecordItem,
     Stats,
 )
+from .processes import WorkerExit
 from .spill import SpillWriter
 from .transport import MAX_EVENT_BYTES, RetryPolicy, Transport
 from .values import time_ms
@@ -73,6 +74,39 @@ OVERFLOW_POLICIES = ("drop_oldest", "spill", "block")
 _log = logging.getLogger(DIAGNOSTICS_LOGGER)
 #: Loggers whose records this handler never consumes (its own and its transport's).
 _OWN_LOGGERS = frozenset({DIAGNOSTICS_LOGGER, "posthog", "urllib3", "requests"})
+
+
+class _LastResortForUnseenWarnings(logging.Filter):
+    """Shows the library's warnings that only ``PosthogLogHandler`` instances would get.
+
+    Those handlers never consume the library's own records, so with the handler
+    on the root logger and no other handler a loss report would vanish where
+    the standard library would have printed it with ``logging.lastResort``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        last_resort = logging.lastResort
+        if last_resort is None or record.levelno < last_resort.level:
+            return True
+        handlers = []
+        logger: logging.Logger | None = _log
+        while logger is not None:
+            handlers.extend(logger.handlers)
+            logger = logger.parent if logger.propagate else None
+        if handlers and all(isinstance(handler, PosthogLogHandler) for handler in handlers):
+            last_resort.handle(record)
+        return True
+
+
+def _keep_diagnostics_enabled() -> None:
+    """Undo ``dictConfig``'s ``disable_existing_loggers`` (on by default) for the diagnostics.
+
+    It disables every logger that exists and is not configured, this library's
+    diagnostics logger included, which would make every loss report silent:
+    records reaching a handler that a new configuration closed, for one.  Set
+    the diagnostics logger's level to quiet it instead.
+    """
+    _log.disabled = False
 
 
 def _is_own_logger(name: str) -> bool:
@@ -139,12 +173,23 @@ class _PipelineThread(threading.local):
 _pipeline_thread = _PipelineThread()
 
 
+_log.addFilter(_LastResortForUnseenWarnings())
 _live_handlers: weakref.WeakSet[PosthogLogHandler] = weakref.WeakSet()
+
+
+def _close_live_handlers() -> None:
+    """A worker process ends without ``logging.shutdown()``: close as it would have."""
+    for handler in list(_live_handlers):
+        handler.close()
+
+
+_worker_exit = WorkerExit(on_exit=_close_live_handlers)
 
 
 def _after_fork_in_child() -> None:
     for handler in list(_live_handlers):
         handler._reset_after_fork()
+    _worker_exit.after_fork()
 
 
 if hasattr(os, "register_at_fork"):
@@ -238,7 +283,10 @@ class PosthogLogHandler(logging.Handler):
         self._ignored = 0
         self._received = 0
         self._closed = False
-        self._lifecycle_lock = threading.Lock()
+        #: Re-entrant, like the stdlib handlers' locks: a signal handler that logs may
+        #: run on a thread that holds it (see _start_listener).
+        self._lifecycle_lock = threading.RLock()
+        self._starting = False
         self._transport = Transport(api_key or "", self.host, gzip=gzip, timeout=request_timeout)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._pipeline = self._new_pipeline()
@@ -322,18 +370,26 @@ class PosthogLogHandler(logging.Handler):
 
     def _count_drop(self, reason: str, message: str) -> None:
         if self._stats.drop(reason) == 1:
+            _keep_diagnostics_enabled()
             _log.warning("posthog-logging: %s (counted in stats()['dropped'][%r])", message, reason)
 
     def _start_listener(self) -> None:
         with self._lifecycle_lock:
-            if self._listener is not None or self._closed:
+            if self._listener is not None or self._closed or self._starting:
+                # _starting: a signal handler that logs interrupted this thread while
+                # it starts the listener; that listener will read this record too.
                 return
-            listener = EventListener(self._queue, self._pipeline)
+            self._starting = True
             try:
+                _keep_diagnostics_enabled()
+                _worker_exit.arm()  # this process may end without logging.shutdown()
+                listener = EventListener(self._queue, self._pipeline)
                 listener.start()
             except RuntimeError:
                 # At interpreter exit new threads cannot start; close() drains inline.
                 return
+            finally:
+                self._starting = False
             self._listener = listener
 
     # ------------------------------------------------------------- lifecycle
@@ -397,7 +453,7 @@ class PosthogLogHandler(logging.Handler):
     def _report_losses(self) -> None:
         """One WARNING at close when events were dropped or spilled."""
         counts = self._stats.snapshot()
-        dropped, spilled = counts["dropped"], counts.get("spilled", 0)
+        dropped, spilled = counts["dropped"], counts["spilled"]
         if dropped or spilled:
             _log.warning(
                 "posthog-logging: closed with dropped events %s and %d events spilled to %s",
@@ -442,7 +498,8 @@ class PosthogLogHandler(logging.Handler):
         The parent's buffered events stay the parent's to send.
         """
         self._queue = queue.SimpleQueue()
-        self._lifecycle_lock = threading.Lock()
+        self._lifecycle_lock = threading.RLock()
+        self._starting = False
         self._stats = Stats()
         self._ignored = 0
         self._received = 0

@@ -62,12 +62,29 @@ class CloseRequest(FlushRequest):
     now_ms: int = 0
 
 
+#: Counters ``stats()`` lists from the start, zero until something happens.
+COUNTERS = (
+    "sent",
+    "mapped",
+    "requests",
+    "bytes",
+    "retried",
+    "spilled",
+    "shrunk_events",
+    "truncated_properties",
+)
+
+
 class Stats:
-    """Thread-safe counters behind ``PosthogLogHandler.stats()``."""
+    """Thread-safe counters behind ``PosthogLogHandler.stats()``.
+
+    The lock is re-entrant: drops are counted on the caller's thread, where a
+    signal handler that logs may interrupt a count in progress.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
+        self._lock = threading.RLock()
+        self._counts: Counter[str] = Counter(dict.fromkeys(COUNTERS, 0))
         self._dropped: Counter[str] = Counter()
 
     def add(self, name: str, amount: int = 1) -> None:
