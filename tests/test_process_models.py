@@ -17,6 +17,8 @@ import sys
 import textwrap
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -232,27 +234,48 @@ print(sum(result.get(timeout=60) for result in results))
 def test_celery_prefork_workers_deliver_on_warm_shutdown(
     capture_server: CaptureServer, tmp_path: Path
 ) -> None:
-    (tmp_path / "broker" / "results").mkdir(parents=True)
-    write_program(tmp_path, CELERY_TASKS, name="tasks.py", configure=False)
+    with celery_worker(capture_server, tmp_path):
+        assert capture_server.events == []  # nothing sent while the workers run
+    assert delivered_span_ids(capture_server, 2000) == list(range(2000))
+
+
+def test_celery_prefork_workers_replaced_after_max_tasks_deliver(
+    capture_server: CaptureServer, tmp_path: Path
+) -> None:
+    with celery_worker(capture_server, tmp_path, "--max-tasks-per-child=1"):
+        # Each pool process exits after its task, before any shutdown: all arrive.
+        assert delivered_span_ids(capture_server, 2000) == list(range(2000))
+
+
+@contextmanager
+def celery_worker(
+    server: CaptureServer, directory: Path, *options: str
+) -> Iterator[subprocess.Popen[str]]:
+    """A real ``celery worker`` (prefork, 2 processes) that has run the client's 8 tasks.
+
+    Leaving the block stops it with a warm shutdown (SIGTERM: the pool is closed and
+    joined) and waits for it to end.
+    """
+    (directory / "broker" / "results").mkdir(parents=True)
+    write_program(directory, CELERY_TASKS, name="tasks.py", configure=False)
+    env = program_env(server, directory)
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--pool=prefork",
-         "--concurrency=2", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=tmp_path, env=program_env(capture_server, tmp_path), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+         "--concurrency=2", "--without-gossip", "--without-mingle", "--without-heartbeat",
+         *options],
+        cwd=directory, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
         client = subprocess.run(
             [sys.executable, "-c", CELERY_CLIENT],
-            cwd=tmp_path, env=program_env(capture_server, tmp_path),
-            capture_output=True, text=True, timeout=90, check=False,
+            cwd=directory, env=env, capture_output=True, text=True, timeout=90, check=False,
         )  # fmt: skip
         assert client.stdout.strip() == "2000", client.stderr
-        assert capture_server.events == []  # nothing sent while the workers run
+        yield worker
     finally:
-        worker.send_signal(signal.SIGTERM)  # warm shutdown: the pool is closed and joined
+        worker.send_signal(signal.SIGTERM)
         _, stderr = wait_for_exit(worker, 60)
-    assert worker.returncode == 0, stderr
-    assert delivered_span_ids(capture_server, 2000) == list(range(2000))
+        assert worker.returncode == 0, stderr
 
 
 GUNICORN_APP = """
