@@ -149,11 +149,19 @@ if __name__ == "__main__":
 
 
 # ------------------------------------------------------- when a task must flush
-def test_with_pool_block_delivers_when_each_task_flushes(
-    capture_server: CaptureServer, tmp_path: Path
+#: The README's two patterns for a ``with Pool(...)`` block, whose end terminates the
+#: workers (SIGTERM): nothing runs at their exit, so they must deliver before it.
+WITH_POOL_PATTERNS = {
+    "flush-in-each-task": ("posthog_handler().flush()", ""),
+    "close-and-join-in-the-block": ("", "pool.close(); pool.join()"),
+}
+
+
+@pytest.mark.parametrize("pattern", WITH_POOL_PATTERNS.values(), ids=WITH_POOL_PATTERNS.keys())
+def test_with_pool_block_delivers_with_the_readme_patterns(
+    capture_server: CaptureServer, tmp_path: Path, pattern: tuple[str, str]
 ) -> None:
-    # Leaving ``with Pool(...)`` terminates the workers (SIGTERM): nothing runs at
-    # their exit, so the task flushes before it returns (the README's pattern).
+    at_task_end, at_block_end = pattern
     program = write_program(
         tmp_path,
         f"""
@@ -163,12 +171,13 @@ def task(first, count):
     try:
         return work(first, count)
     finally:
-        posthog_handler().flush()
+        {at_task_end or "pass"}
 
 if __name__ == "__main__":
     with multiprocessing.get_context("fork").Pool({CHILDREN}) as pool:
         tasks = [(n * {PER_CHILD // 2}, {PER_CHILD // 2}) for n in range({CHILDREN * 2})]
         print(sum(pool.starmap(task, tasks)))
+        {at_block_end}
 """,
     )
     assert run_ok(capture_server, program).strip() == str(TOTAL)
