@@ -116,6 +116,25 @@ if __name__ == "__main__":
     assert delivered_span_ids(capture_server, TOTAL) == list(range(TOTAL))
 
 
+def test_process_pool_executor_delivers_everything_once(
+    capture_server: CaptureServer, tmp_path: Path
+) -> None:
+    # With the platform's default start method; leaving the block shuts the pool down.
+    program = write_program(
+        tmp_path,
+        f"""
+from concurrent.futures import ProcessPoolExecutor
+
+if __name__ == "__main__":
+    firsts = range(0, {TOTAL}, {PER_CHILD // 2})
+    with ProcessPoolExecutor({CHILDREN}) as executor:
+        print(sum(executor.map(work, firsts, [{PER_CHILD // 2}] * len(firsts))))
+""",
+    )
+    assert run_ok(capture_server, program).strip() == str(TOTAL)
+    assert delivered_span_ids(capture_server, TOTAL) == list(range(TOTAL))
+
+
 def test_children_that_fail_or_call_sys_exit_still_deliver(
     capture_server: CaptureServer, tmp_path: Path
 ) -> None:
