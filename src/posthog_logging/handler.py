@@ -28,6 +28,7 @@ from typing import Any
 
 from posthog import request as posthog_request
 
+from . import diagnostics
 from .contract import (
     CURRENT_SPAN,
     DIAGNOSTICS_LOGGER,
@@ -71,42 +72,9 @@ DEFAULT_MAX_BUFFER_BYTES = 64 * 1024 * 1024
 #: caller wait up to ``block_timeout`` for room (then drop the oldest).
 OVERFLOW_POLICIES = ("drop_oldest", "spill", "block")
 
-_log = logging.getLogger(DIAGNOSTICS_LOGGER)
+_log = diagnostics.log
 #: Loggers whose records this handler never consumes (its own and its transport's).
 _OWN_LOGGERS = frozenset({DIAGNOSTICS_LOGGER, "posthog", "urllib3", "requests"})
-
-
-class _LastResortForUnseenWarnings(logging.Filter):
-    """Shows the library's warnings that only ``PosthogLogHandler`` instances would get.
-
-    Those handlers never consume the library's own records, so with the handler
-    on the root logger and no other handler a loss report would vanish where
-    the standard library would have printed it with ``logging.lastResort``.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        last_resort = logging.lastResort
-        if last_resort is None or record.levelno < last_resort.level:
-            return True
-        handlers = []
-        logger: logging.Logger | None = _log
-        while logger is not None:
-            handlers.extend(logger.handlers)
-            logger = logger.parent if logger.propagate else None
-        if handlers and all(isinstance(handler, PosthogLogHandler) for handler in handlers):
-            last_resort.handle(record)
-        return True
-
-
-def _keep_diagnostics_enabled() -> None:
-    """Undo ``dictConfig``'s ``disable_existing_loggers`` (on by default) for the diagnostics.
-
-    It disables every logger that exists and is not configured, this library's
-    diagnostics logger included, which would make every loss report silent:
-    records reaching a handler that a new configuration closed, for one.  Set
-    the diagnostics logger's level to quiet it instead.
-    """
-    _log.disabled = False
 
 
 def _is_own_logger(name: str) -> bool:
@@ -173,7 +141,6 @@ class _PipelineThread(threading.local):
 _pipeline_thread = _PipelineThread()
 
 
-_log.addFilter(_LastResortForUnseenWarnings())
 _live_handlers: weakref.WeakSet[PosthogLogHandler] = weakref.WeakSet()
 
 
@@ -370,7 +337,7 @@ class PosthogLogHandler(logging.Handler):
 
     def _count_drop(self, reason: str, message: str) -> None:
         if self._stats.drop(reason) == 1:
-            _keep_diagnostics_enabled()
+            diagnostics.keep_enabled()
             _log.warning("posthog-logging: %s (counted in stats()['dropped'][%r])", message, reason)
 
     def _start_listener(self) -> None:
@@ -381,7 +348,7 @@ class PosthogLogHandler(logging.Handler):
                 return
             self._starting = True
             try:
-                _keep_diagnostics_enabled()
+                diagnostics.keep_enabled()
                 _worker_exit.arm()  # this process may end without logging.shutdown()
                 listener = EventListener(self._queue, self._pipeline)
                 listener.start()
@@ -508,6 +475,10 @@ class PosthogLogHandler(logging.Handler):
         reset_sessions = getattr(posthog_request, "reset_sessions", None)
         if reset_sessions is not None:
             reset_sessions()  # the parent's pooled connections are not ours to use
+
+
+# The handler never consumes the library's own warnings: never let it be their only reader.
+_log.addFilter(diagnostics.LastResortFilter(blind=PosthogLogHandler))
 
 
 def _log_event_span(record: logging.LogRecord) -> Mapping[str, Any] | None:
