@@ -1,12 +1,14 @@
 """Benchmarks for posthog-logging, measured side by side in one run.
 
-    python bench/run.py            # full sizes (about two minutes)
+    python bench/run.py            # full sizes (about eight minutes)
     python bench/run.py --quick    # smaller sizes, for a smoke run
+    python bench/run.py --only latency sustained --handler-option max_in_flight=8
 
 Each benchmark prints its ratios first, then the absolute numbers.  Delivery is
-counted by a capture server in a separate process (``capture_counter.py``), and
-each throughput and memory variant runs in a fresh interpreter, so one
-variant's threads, queues and garbage never weigh on another's figures.
+counted by a capture server in a separate process (``capture_counter.py``,
+answering after a simulated network round trip in the latency variants), and
+each delivery and memory variant runs in a fresh interpreter, so one variant's
+threads, queues and garbage never weigh on another's figures.
 """
 
 from __future__ import annotations
@@ -92,19 +94,20 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> str:
 
 
 @contextmanager
-def capture_server() -> Iterator[tuple[str, Callable[[], dict[str, int]]]]:
-    """A capture server process; yields its URL and a function that stops it and
-    returns what it received."""
+def capture_server(latency: float = 0.0) -> Iterator[tuple[str, Callable[[], dict[str, Any]]]]:
+    """A capture server process answering ``latency`` seconds after each body
+    arrived; yields its URL and a function that stops it and returns what it
+    received."""
     process = subprocess.Popen(
-        [sys.executable, str(HERE / "capture_counter.py")],
+        [sys.executable, str(HERE / "capture_counter.py"), "--latency", str(latency)],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert process.stdout is not None
     url = process.stdout.readline().split()[1]
-    result: dict[str, int] = {}
+    result: dict[str, Any] = {}
 
-    def finish() -> dict[str, int]:
+    def finish() -> dict[str, Any]:
         if not result:
             process.terminate()
             result.update(json.loads(process.stdout.readline()))  # type: ignore[union-attr]
@@ -201,6 +204,10 @@ def bench_caller(count: int) -> str:
     )
     results["NullHandler"] = per_call_us(logging.NullHandler(), spans, repeats)
     base_cpu, base_wall = results["QueueHandler(SimpleQueue())"]
+    FIGURES["caller"] = (
+        results["PosthogLogHandler"][0] / base_cpu,
+        results["PosthogLogHandler"][1] / base_wall,
+    )
     rows = [
         [
             label,
@@ -225,32 +232,93 @@ def bench_caller(count: int) -> str:
 # ----------------------------------------------------------- 2. throughput
 
 
-def run_throughput_child(variant: str, count: int, url: str) -> dict[str, Any]:
+def run_delivery_child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Log ``count`` spans (as fast as possible, or at ``rate`` per second), then close.
+
+    ``ours`` logs span records through a ``PosthogLogHandler``; ``client`` sends
+    the same events, mapped beforehand (outside the timing), with
+    ``posthog.Posthog(...).capture_ai`` and ``shutdown()``.  A paced span is
+    stamped with the time it is logged (the client stamps its events itself),
+    so the capture server can tell how long each took to arrive.
+    """
+    count, rate, url = spec["count"], spec["rate"], spec["url"]
     spans = [generation_span(n) for n in range(count)]
-    if variant == "ours":
-        handler = PosthogLogHandler(api_key=API_KEY, host=url, shutdown_timeout=120)
-        logger = logging.getLogger("bench.throughput")
+    if spec["variant"] == "ours":
+        handler = PosthogLogHandler(api_key=API_KEY, host=url, **spec["options"])
+        logger = logging.getLogger("bench.delivery")
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-        wall, cpu = time.perf_counter(), time.process_time()
-        for span in spans:
+
+        def log(n: int) -> None:
+            span = spans[n]
+            if rate:
+                now = time.time()
+                span = {**span, "startTime": now - 1.25, "endTime": now}
             logger.info("llm call", extra={"span": span})
-        handler.close()
+
+        finish: Callable[[], None] = handler.close
     else:
         mapper = EventMapper(MappingOptions(), on_reject=print)
         events = [mapper.map_span(span, SpanEvent.ENDED, 0)[0] for span in spans]
-        options: dict[str, Any] = {} if variant == "client" else {"max_queue_size": 100_000}
+        del spans
         posthog_log = logging.getLogger("posthog")
         posthog_log.disabled = True  # its "queue is full" lines would flood the output
-        client = posthog.Posthog(API_KEY, host=url, **options)
+        client = posthog.Posthog(API_KEY, host=url, **spec["options"])
         capture = getattr(client, "capture_ai", client.capture)
-        wall, cpu = time.perf_counter(), time.process_time()
-        for event in events:
+
+        def log(n: int) -> None:
+            event = events[n]
             capture(
                 event["event"], distinct_id=event["distinct_id"], properties=event["properties"]
             )
-        client.shutdown()
-    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+
+        finish = client.shutdown
+    started, wall, cpu = time.time(), time.perf_counter(), time.process_time()
+    for n in range(count):
+        log(n)
+        if rate and n % 20 == 0:
+            ahead = n / rate - (time.perf_counter() - wall)
+            if ahead > 0:
+                time.sleep(ahead)
+    logged = time.perf_counter() - wall
+    finish()
+    result: dict[str, Any] = {
+        "started": started,
+        "logging": logged,
+        "wall": time.perf_counter() - wall,
+        "cpu": time.process_time() - cpu,
+    }
+    if spec["variant"] == "ours":
+        result["counted_drops"] = sum(handler.stats()["dropped"].values())
+        result["handler"] = {
+            name: getattr(handler, name)
+            for name in ("flush_at", "max_in_flight", "shutdown_timeout")
+            if hasattr(handler, name)
+        }
+    return result
+
+
+def deliver(
+    variant: str, count: int, *, latency: float = 0.0, rate: int = 0, **options: Any
+) -> dict[str, Any]:
+    """One delivery variant in a fresh interpreter against its own capture server;
+    the child's figures merged with the server's, plus ``dropped`` (not delivered)."""
+    if variant == "ours":
+        options = {**options, **HANDLER_OPTIONS}
+    with capture_server(latency) as (url, finish):
+        spec = {"variant": variant, "count": count, "url": url, "rate": rate, "options": options}
+        result = child("deliver", json.dumps(spec))
+        result.update(finish())
+    result["dropped"] = count - result["events"]
+    return result
+
+
+#: Extra keyword arguments for every PosthogLogHandler of the delivery variants
+#: (``--handler-option NAME=VALUE``), e.g. to compare ``max_in_flight`` values.
+HANDLER_OPTIONS: dict[str, Any] = {}
+
+#: The posthog client as the latency variants run it (issue 10).
+CLIENT_OPTIONS: dict[str, Any] = {"max_queue_size": 100_000, "gzip": True}
 
 
 def bench_throughput(count: int) -> str:
@@ -261,9 +329,11 @@ def bench_throughput(count: int) -> str:
         ("client", "posthog.Client.capture_ai, default queue (10,000)"),
         ("client-big-queue", "posthog.Client.capture_ai, max_queue_size=100,000"),
     ):
-        with capture_server() as (url, finish):
-            result = child("throughput", variant, str(count), url)
-            result.update(finish())
+        if variant == "ours":
+            result = deliver("ours", count, shutdown_timeout=120)
+        else:
+            options = {} if variant == "client" else {"max_queue_size": 100_000}
+            result = deliver("client", count, **options)
         results[variant] = result
         rows.append((label, result))
     base = results["client-big-queue"]["wall"]
@@ -454,6 +524,242 @@ def bench_tracing(count: int) -> str:
     )
 
 
+# ------------------------------------------- 6-7. delivery over a network
+
+LATENCIES = (0.0, 0.05, 0.15)
+RATES = (2_000, 3_000, 5_000, 8_000)
+
+#: Figures the target summary reads, filled in by the latency benchmarks that ran.
+FIGURES: dict[str, Any] = {}
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:g} ms"
+
+
+def _handler_note(result: dict[str, Any]) -> str:
+    settings = ", ".join(f"{name}={value}" for name, value in result.get("handler", {}).items())
+    extra = f"; --handler-option {HANDLER_OPTIONS}" if HANDLER_OPTIONS else ""
+    return f"PosthogLogHandler defaults ({settings}{extra})"
+
+
+def bench_latency(count: int) -> str:
+    """A burst of ``count`` spans, then close(), at each simulated round trip."""
+    rows = []
+    for latency in LATENCIES:
+        ours = deliver("ours", count, latency=latency)
+        client = deliver("client", count, latency=latency, **CLIENT_OPTIONS)
+        FIGURES[f"burst {latency}"] = {"ours": ours, "client": client}
+        cpu_client = client["cpu"] / max(client["events"], 1)
+        for label, r in (("PosthogLogHandler", ours), ("posthog.Client", client)):
+            cpu = r["cpu"] / max(r["events"], 1)
+            rows.append(
+                [
+                    _ms(latency),
+                    label,
+                    f"{r['wall'] / client['wall']:.2f}x" + (" (not all)" if r["dropped"] else ""),
+                    f"{cpu / cpu_client:.2f}x",
+                    f"{r['events']:,} / {count:,}",
+                    f"{r['wall']:.2f} s",
+                    f"{r['events'] / r['wall']:,.0f}",
+                    f"{cpu * 1000:.3f} s",
+                    f"{r['requests']:,}",
+                    f"{r['max_in_flight']}",
+                ]
+            )
+    return (
+        table(
+            f"6. Burst of {count:,} spans, then close(), per round trip"
+            " (goal at 50 ms: all delivered within shutdown_timeout, <= 0.5x the client)",
+            [
+                "round trip",
+                "variant",
+                "time vs client",
+                "CPU vs client",
+                "delivered",
+                "log + close()",
+                "events/s",
+                "CPU s per 1,000 delivered",
+                "requests",
+                "max in flight",
+            ],
+            rows,
+        )
+        + f"\n\n{_handler_note(ours)}; posthog.Client(max_queue_size=100_000, gzip=True)."
+        "\nThe capture server (own process) answers each POST one round trip after its body"
+        " arrived; concurrent requests overlap.  '(not all)': the time is that of a close()"
+        " that gave up, not of a delivery.  CPU is the sending process's; the client's"
+        " events were mapped beforehand, outside the timing, so its CPU excludes mapping."
+    )
+
+
+def _holds(result: dict[str, Any], count: int) -> bool:
+    """The sustained target: at least 95 % within a second of being logged, none dropped."""
+    within: int = result["within_1s"]
+    dropped: int = result["dropped"]
+    return within >= 0.95 * count and dropped == 0
+
+
+def _sustained_row(
+    latency: float, rate: int, label: str, r: dict[str, Any], count: int
+) -> list[str]:
+    def delay(name: str) -> str:
+        value = r[name]
+        return "-" if value is None else f"{value:.2f} s"
+
+    return [
+        _ms(latency),
+        f"{rate:,}/s",
+        label,
+        f"{r['within_1s'] / count:.1%}",
+        "yes" if _holds(r, count) else "no",
+        f"{r['events']:,} / {count:,}",
+        f"{r['dropped']:,}",
+        delay("delay_p50"),
+        delay("delay_p95"),
+        f"{r['logging']:.1f} s + {r['wall'] - r['logging']:.1f} s",
+        f"{r['max_in_flight']}",
+    ]
+
+
+def _rate(rate: int | None) -> str:
+    return f"below {RATES[0]:,}/s" if rate is None else f"{rate:,}/s"
+
+
+def bench_sustained(seconds: float) -> str:
+    """Spans at a steady rate; the highest rate that still arrives within a second.
+
+    Rates are tried upwards from 2,000/s at each round trip and the search stops
+    at the first that does not hold (the backlog of a failing rate only grows).
+    """
+    rows = []
+    highest: dict[tuple[float, str], int] = {}
+    for latency in LATENCIES[1:]:
+        for variant, label, options in (
+            ("ours", "PosthogLogHandler", {}),
+            ("client", "posthog.Client", CLIENT_OPTIONS),
+        ):
+            for rate in RATES:
+                count = int(rate * seconds)
+                result = deliver(variant, count, latency=latency, rate=rate, **options)
+                FIGURES[f"sustained {latency} {rate} {variant}"] = result
+                rows.append(_sustained_row(latency, rate, label, result, count))
+                if not _holds(result, count):
+                    break
+                highest[latency, variant] = rate
+    summary = [
+        [
+            _ms(latency),
+            _rate(highest.get((latency, "ours"))),
+            _rate(highest.get((latency, "client"))),
+        ]
+        for latency in LATENCIES[1:]
+    ]
+    FIGURES["highest"] = highest
+    return table(
+        f"7. Sustained rate for {seconds:g} s: share delivered within 1 s of being logged"
+        " (goal: 2,000/s at 50 ms holds; highest rate 5,000/s)",
+        [
+            "round trip",
+            "rate",
+            "variant",
+            "within 1 s",
+            "holds",
+            "delivered",
+            "dropped",
+            "delay p50",
+            "delay p95",
+            "logging + close()",
+            "max in flight",
+        ],
+        rows,
+    ) + (
+        "\n\n'holds': >= 95 % delivered within one second of being logged and none dropped;"
+        " the rates are tried upwards and stop at the first that does not hold.\n"
+        + table(
+            "7b. Highest sustained rate that holds (of " + ", ".join(f"{r:,}" for r in RATES) + ")",
+            ["round trip", "PosthogLogHandler", "posthog.Client"],
+            summary,
+        )
+    )
+
+
+def targets() -> str:
+    """Issue 10's targets, met or not, from the latency benchmarks that ran."""
+    rows = []
+    burst = FIGURES.get("burst 0.05")
+    if burst:
+        ours, client = burst["ours"], burst["client"]
+        limit = ours.get("handler", {}).get("shutdown_timeout", 10.0)
+        ratio = ours["wall"] / client["wall"]
+        met = ours["dropped"] == 0 and ours["wall"] <= limit and ratio <= 0.5
+        rows.append(
+            [
+                "50 ms burst: all delivered within shutdown_timeout, <= 0.5x client time",
+                "met" if met else "not met",
+                f"{ours['events']:,} delivered in {ours['wall']:.2f} s ({ratio:.2f}x the"
+                f" client's {client['wall']:.2f} s)",
+            ]
+        )
+    caller = FIGURES.get("caller")
+    if caller:
+        cpu, wall = caller
+        rows.append(
+            [
+                "0 ms caller cost <= 0.8x QueueHandler(SimpleQueue())",
+                "met" if cpu <= 0.8 else "not met",
+                f"{cpu:.2f}x in caller CPU ({wall:.2f}x in wall time)",
+            ]
+        )
+    zero = FIGURES.get("burst 0.0")
+    if zero:
+        ratio = zero["ours"]["wall"] / zero["client"]["wall"]
+        rows.append(
+            [
+                "0 ms burst: end to end faster than the client",
+                "met" if ratio < 1 and zero["ours"]["dropped"] == 0 else "not met",
+                f"{zero['ours']['wall']:.2f} s vs {zero['client']['wall']:.2f} s ({ratio:.2f}x)",
+            ]
+        )
+    for latency in LATENCIES:
+        figures = FIGURES.get(f"burst {latency}")
+        if figures:
+            ours, client = (
+                figures[v]["cpu"] / max(figures[v]["events"], 1) * 1000 for v in ("ours", "client")
+            )
+            rows.append(
+                [
+                    f"CPU s per 1,000 events delivered, {_ms(latency)} burst",
+                    "-",
+                    f"{ours:.3f} s vs the client's {client:.3f} s ({ours / client:.2f}x)",
+                ]
+            )
+    steady = FIGURES.get("sustained 0.05 2000 ours")
+    if steady:
+        count = steady["events"] + steady["dropped"]
+        rows.append(
+            [
+                "2,000/s at 50 ms: >= 95 % within 1 s, none dropped",
+                "met" if _holds(steady, count) else "not met",
+                f"{steady['within_1s'] / count:.1%} within 1 s, {steady['dropped']:,} dropped",
+            ]
+        )
+    highest = FIGURES.get("highest")
+    if highest is not None:
+        for latency in LATENCIES[1:]:
+            rate = highest.get((latency, "ours"))
+            rows.append(
+                [
+                    f"highest sustained rate at {_ms(latency)} (goal 5,000/s)",
+                    "met" if rate is not None and rate >= 5_000 else "not met",
+                    _rate(rate),
+                ]
+            )
+    if not rows:
+        return ""
+    return table("Issue 10 targets (from the runs above)", ["target", "status", "figure"], rows)
+
+
 # ------------------------------------------------------------------- main
 
 
@@ -463,15 +769,29 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=["caller", "throughput", "memory", "tracing", "outage"],
+        choices=["caller", "throughput", "memory", "tracing", "latency", "sustained", "outage"],
         help="run only these benchmarks",
+    )
+    parser.add_argument(
+        "--handler-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="keyword argument for the handler in the delivery variants (VALUE as JSON,"
+        " else a string), e.g. max_in_flight=8; repeatable",
     )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    for option in args.handler_option:
+        name, _, value = option.partition("=")
+        try:
+            HANDLER_OPTIONS[name] = json.loads(value)
+        except ValueError:
+            HANDLER_OPTIONS[name] = value
     if args.child:
         kind, *rest = args.child
-        if kind == "throughput":
-            result = run_throughput_child(rest[0], int(rest[1]), rest[2])
+        if kind == "deliver":
+            result = run_delivery_child(json.loads(rest[0]))
         elif kind == "outage":
             result = run_outage_child(float(rest[0]), int(rest[1]), int(rest[2]))
         else:
@@ -484,12 +804,15 @@ def main() -> None:
         "throughput": lambda: bench_throughput(20_000 // scale),
         "memory": lambda: bench_memory(100_000 // scale),
         "tracing": lambda: bench_tracing(20_000 // scale),
+        "latency": lambda: bench_latency(20_000 // scale),
+        "sustained": lambda: bench_sustained(8 / (4 if args.quick else 1)),
         "outage": lambda: bench_outage(60 / scale),
     }
     print(f"posthog-logging benchmarks — {machine()}")
     # The 60-second outage runs only when asked for: --only outage.
     for name in args.only or [name for name in benchmarks if name != "outage"]:
-        print(benchmarks[name]())
+        print(benchmarks[name](), flush=True)
+    print(targets())
 
 
 if __name__ == "__main__":

@@ -268,6 +268,96 @@ def test_drop_connection_closes_without_an_answer(capture_server: CaptureServer)
     assert capture_server.events == agent_trace()
 
 
+def test_a_429_storm_answers_each_request_then_accepts_again(
+    capture_server: CaptureServer,
+) -> None:
+    storm = ScriptedResponse(429, '{"detail": "slow down"}', {"Retry-After": "2"})
+    capture_server.script(*[storm] * 5)
+    answers = [send(capture_server, agent_trace()[:1]) for _ in range(6)]
+    assert [(a.status_code, a.headers.get("Retry-After")) for a in answers] == [
+        *[(429, "2")] * 5,
+        (200, None),
+    ]
+    assert capture_server.events == agent_trace()[:1]
+
+
+def test_a_server_hanging_on_every_request_holds_them_until_it_stops() -> None:
+    server = CaptureServer().start()
+    server.answer_by_default(ScriptedResponse(hang=True))
+    for _ in range(2):
+        with pytest.raises(requests.Timeout):
+            send(server, agent_trace(), timeout=0.2)
+    assert server.wait_for_in_flight(2) == 2  # neither was ever answered
+    assert [(r.status, len(r.batch)) for r in server.requests] == [(DROPPED, 4)] * 2
+    assert server.events == []
+    server.answer_by_default(None)
+    assert send(server, agent_trace()).status_code == 200
+    started = time.monotonic()
+    server.stop()
+    assert server.wait_for_in_flight(0, timeout=5) == 0
+    assert time.monotonic() - started < 2
+
+
+# ------------------------------------------------------------------- latency
+
+
+def test_latency_holds_each_answer_from_the_arrival_of_its_body() -> None:
+    with CaptureServer(latency=0.3) as server:
+        server.script(ScriptedResponse(delay=0.2))
+        before = time.time()
+        assert send(server, agent_trace()).status_code == 200
+        first = time.time() - before
+        assert send(server, agent_trace()).status_code == 200
+        second = time.time() - before - first
+    assert first >= 0.5  # latency plus the scripted delay
+    assert second >= 0.3
+    request = server.requests[0]
+    assert before <= request.received_at <= before + first - 0.5
+    assert (request.in_flight, server.max_in_flight, server.in_flight) == (1, 1, 0)
+
+
+def test_concurrent_posts_overlap_under_latency() -> None:
+    latency = 0.5
+    with CaptureServer(latency=latency) as server:
+        start = threading.Barrier(3)
+        statuses: list[int] = []
+
+        def post_one() -> None:
+            start.wait()
+            # A session each: two connections, as a pool of senders would hold.
+            with requests.Session() as session:
+                statuses.append(
+                    session.post(f"{server.url}/batch/", json=[], timeout=5).status_code
+                )
+
+        threads = [threading.Thread(target=post_one) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        start.wait()
+        started = time.monotonic()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+        assert statuses == [200, 200]
+        assert (server.max_in_flight, server.in_flight) == (2, 0)
+        assert sorted(r.in_flight for r in server.requests) == [1, 2]
+        server.clear()
+        assert server.max_in_flight == 0
+    assert latency <= elapsed < 1.8 * latency  # side by side, not one after the other
+
+
+@pytest.mark.parametrize("latency", [-0.1, float("nan"), float("inf")])
+def test_latency_must_be_finite_and_not_negative(latency: float) -> None:
+    with pytest.raises(ValueError, match="latency must be finite and >= 0"):
+        CaptureServer(latency=latency)
+
+
+@pytest.mark.parametrize("latency", ["0.05", True, None])
+def test_latency_must_be_a_number(latency: Any) -> None:
+    with pytest.raises(TypeError, match="latency must be a number of seconds"):
+        CaptureServer(latency=latency)
+
+
 def test_wait_for_events_wakes_on_arrival_and_returns_partial_on_timeout(
     capture_server: CaptureServer,
 ) -> None:
@@ -364,14 +454,26 @@ def test_dev_server_on_a_busy_port_fails_with_a_message(
     assert "posthog-logging:" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["-1", "nan", "soon"])
+def test_dev_server_rejects_a_bad_latency(capsys: pytest.CaptureFixture[str], value: str) -> None:
+    assert main(["dev-server", "--port", "0", "--latency", value]) == 2
+    assert "argument --latency:" in capsys.readouterr().err
+
+
 @pytest.fixture
-def dev_server_process() -> Iterator[tuple[subprocess.Popen[str], int, queue.Queue[str]]]:
-    """``python -m posthog_logging dev-server`` on a free port, and its stdout lines."""
+def dev_server_process(
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[subprocess.Popen[str], int, queue.Queue[str]]]:
+    """``python -m posthog_logging dev-server`` on a free port, and its stdout lines.
+
+    Parametrize indirectly with a tuple of extra command-line arguments.
+    """
+    extra: tuple[str, ...] = getattr(request, "param", ())
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "posthog_logging", "dev-server", "--port", str(port)],
+        [sys.executable, "-m", "posthog_logging", "dev-server", "--port", str(port), *extra],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -413,6 +515,21 @@ def test_dev_server_command_prints_each_trace_tree_and_stops_on_ctrl_c(
     events = [*agent_trace(), feedback()]
     post(DUMMY_KEY, url, AI_BATCH_PATH, True, 5, batch=events[:3])
     post(DUMMY_KEY, url, AI_BATCH_PATH, True, 5, batch=events[3:])  # the root completes it
+    assert EXPECTED_TREE in read_until(lines, "feedback")
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=5) == 0
+
+
+@pytest.mark.parametrize("dev_server_process", [("--latency", "0.25")], indirect=True)
+def test_dev_server_command_answers_after_its_latency(
+    dev_server_process: tuple[subprocess.Popen[str], int, queue.Queue[str]],
+) -> None:
+    process, port, lines = dev_server_process
+    url = f"http://127.0.0.1:{port}"
+    assert f"listening on {url}, answering after 250 ms" in read_until(lines, "\n")
+    started = time.monotonic()
+    post(DUMMY_KEY, url, AI_BATCH_PATH, True, 5, batch=[*agent_trace(), feedback()])
+    assert time.monotonic() - started >= 0.25
     assert EXPECTED_TREE in read_until(lines, "feedback")
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=5) == 0

@@ -11,15 +11,13 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-from .contract import SpanEvent
-from .devserver import serve_forever
-from .handler import resolve_api_key, resolve_host
-from .mapping import EventMapper, MappingOptions, SpanRejected
-from .spill import Replayer
+from .config import resolve_api_key, resolve_host
+from .devserver import check_latency, serve_forever
+from .mapping import MappingOptions
+from .replay import Replayer
 from .transport import Transport
-from .values import time_ms
 
 Command = Callable[[argparse.Namespace], int]
 if TYPE_CHECKING:
@@ -38,11 +36,26 @@ def _add_dev_server(commands: Commands) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
     parser.add_argument("--verbose", action="store_true", help="also log every HTTP request")
+    parser.add_argument(
+        "--latency",
+        type=_latency,
+        default=0.0,
+        metavar="SECONDS",
+        help="answer each POST this long after its body arrived, as a network round trip "
+        "would; requests in flight at once overlap (default 0)",
+    )
     parser.set_defaults(run=_run_dev_server)
 
 
+def _latency(text: str) -> float:
+    try:
+        return check_latency(float(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _run_dev_server(args: argparse.Namespace) -> int:
-    serve_forever(args.host, args.port, sys.stdout, verbose=args.verbose)
+    serve_forever(args.host, args.port, sys.stdout, verbose=args.verbose, latency=args.latency)
     return 0
 
 
@@ -84,7 +97,7 @@ def _run_replay(args: argparse.Namespace) -> int:
         privacy_mode=args.privacy_mode,
         default_distinct_id=args.default_distinct_id,
     )
-    replayer = Replayer(Transport(api_key, resolve_host(args.host)), RecordReader(options))
+    replayer = Replayer(Transport(api_key, resolve_host(args.host)), options)
     report = replayer.replay(args.paths)
     for file in report.files:
         status = file.error or file.skipped or "done"
@@ -94,29 +107,6 @@ def _run_replay(args: argparse.Namespace) -> int:
         )
     print(f"replayed {report.delivered} events from {len(report.files)} files")
     return 1 if report.failed else 0
-
-
-class RecordReader:
-    """Maps ``SpanJsonFormatter`` lines (span or feedback records) found in replayed files."""
-
-    def __init__(self, options: MappingOptions) -> None:
-        self.mapper = EventMapper(options, on_reject=self._reject)
-        self.rejected = 0
-
-    def _reject(self, rejected: SpanRejected) -> None:
-        self.rejected += 1
-
-    def __call__(self, line: dict[str, Any]) -> list[dict[str, Any]] | None:
-        now_ms = time_ms(line.get("created")) or time_ms(line.get("time")) or 0
-        try:
-            if "span" in line:
-                span_event = SpanEvent(line.get("span_event") or SpanEvent.ENDED.value)
-                return self.mapper.map_span(line["span"], span_event, now_ms)
-            if "feedback" in line:
-                return [self.mapper.map_feedback(line["feedback"], now_ms)]
-        except (SpanRejected, ValueError):
-            self.rejected += 1
-        return None
 
 
 #: One entry per sub-command, in the order ``--help`` lists them.

@@ -3,9 +3,15 @@
 ``posthog-logging dev-server`` runs it and prints each trace as a tree as its
 events arrive, so a machine with no PostHog account still shows what the
 handler sends.  The test suite uses the same class over real HTTP, and its
-fault injection (scripted statuses, ``Retry-After``, delays, dropped
-connections, a body-size limit answered with 413) is how the reliability
-tests reach the failure paths without mocking the transport.
+fault injection (scripted statuses, ``Retry-After``, delays, hung requests,
+dropped connections, a body-size limit answered with 413) is how the
+reliability tests reach the failure paths without mocking the transport.
+
+``latency`` stands in for the network: localhost answers in microseconds and
+hides the cost of a round trip, which is what decides throughput over a real
+link.  Each request thread waits on its own, so requests in flight at once
+overlap as they do on a real connection pool, and ``max_in_flight`` shows how
+many a client really had outstanding.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import math
 import socket
 import sys
 import threading
@@ -21,6 +28,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 
@@ -47,6 +55,10 @@ class ReceivedRequest:
     api_key: str | None
     batch: list[dict[str, Any]]
     status: int  # DROPPED when the connection was closed without an answer
+    #: When the body had arrived (``time.time()``).
+    received_at: float = 0.0
+    #: POSTs in flight when this one arrived, itself included.
+    in_flight: int = 1
 
     @property
     def accepted(self) -> bool:
@@ -56,13 +68,21 @@ class ReceivedRequest:
 
 @dataclass
 class ScriptedResponse:
-    """How to answer one upcoming POST (fault injection, consumed in order)."""
+    """How to answer one upcoming POST (fault injection, consumed in order).
+
+    ``delay`` holds the answer that much longer than the server's ``latency``;
+    ``hang`` never answers: the request is recorded (as ``DROPPED``) and its
+    connection held open until the server stops.  A 429 storm is
+    ``script(*[ScriptedResponse(429, headers={"Retry-After": "1"})] * n)``; a
+    server that hangs on every request is ``answer_by_default(ScriptedResponse(hang=True))``.
+    """
 
     status: int = 200
     body: str = ACCEPTED_BODY
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     drop_connection: bool = False
+    hang: bool = False
 
 
 class _CaptureHTTPServer(ThreadingHTTPServer):
@@ -123,16 +143,36 @@ class _CaptureRequestHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         capture = self.server.capture
+        in_flight = capture._arrive()
+        try:
+            self._receive_and_answer(capture, in_flight)
+        finally:
+            capture._leave()
+
+    def _receive_and_answer(self, capture: CaptureServer, in_flight: int) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        received_at, arrived = time.time(), time.monotonic()
         scripted = capture._next_script()
-        if scripted.delay:
-            time.sleep(scripted.delay)
         encoding = self.headers.get("Content-Encoding", "")
         gzipped = raw[:2] == GZIP_MAGIC or encoding.strip().lower() == "gzip"
         api_key, batch, parsed = _parse_body(raw, gzipped)
         status, body, headers = _verdict(scripted, len(raw), parsed, capture.max_body_bytes)
+        if scripted.hang:
+            # Recorded on arrival, as it is never answered: the connection stays
+            # open, unanswered, until the server stops.
+            request = capture._record(
+                self.path, self.headers, gzipped, raw, api_key, batch, received_at, in_flight
+            )
+            if capture.on_request is not None:
+                capture.on_request(request)
+            capture._wait_until_stopped(None)
+            self.close_connection = True
+            return
+        # Parsing counts as part of the round trip: the answer leaves
+        # ``latency + delay`` after the body arrived, whatever the parsing took.
+        capture._wait_until_stopped(arrived + capture.latency + scripted.delay - time.monotonic())
         request = capture._record(
-            self.path, dict(self.headers.items()), gzipped, len(raw), api_key, batch, status
+            self.path, self.headers, gzipped, raw, api_key, batch, received_at, in_flight, status
         )
         try:
             if scripted.drop_connection:
@@ -175,7 +215,7 @@ def _verdict(
     (PostHog refuses an oversize body whatever it holds), then an injected
     error status, then a body that cannot be read.
     """
-    if scripted.drop_connection:
+    if scripted.drop_connection or scripted.hang:
         return DROPPED, "", {}
     if max_body_bytes is not None and body_bytes > max_body_bytes:
         return 413, '{"detail": "payload too large"}', {}
@@ -201,6 +241,15 @@ def _parse_body(raw: bytes, gzipped: bool) -> tuple[str | None, list[dict[str, A
     return (api_key if isinstance(api_key, str) else None), events, True
 
 
+def check_latency(latency: float) -> float:
+    """``latency`` if it is a usable number of seconds (finite, not negative)."""
+    if isinstance(latency, bool) or not isinstance(latency, (int, float)):
+        raise TypeError(f"latency must be a number of seconds, not {latency!r}")
+    if not math.isfinite(latency) or latency < 0:
+        raise ValueError(f"latency must be finite and >= 0 seconds, not {latency!r}")
+    return float(latency)
+
+
 class CaptureServer:
     """Accepts PostHog batch requests over HTTP and keeps what it received.
 
@@ -208,6 +257,11 @@ class CaptureServer:
     of accepted requests count as delivered (``events``), exactly as PostHog
     drops a batch it answered with an error.  Binds 127.0.0.1 and a free port
     by default, so parallel tests never collide.
+
+    Each POST is answered ``latency`` seconds after its body arrived (plus any
+    scripted ``delay``); every connection has its own thread, so concurrent
+    requests wait side by side.  ``in_flight`` and ``max_in_flight`` count the
+    POSTs received and not yet answered.
     """
 
     def __init__(
@@ -218,17 +272,24 @@ class CaptureServer:
         max_body_bytes: int | None = None,
         on_request: Callable[[ReceivedRequest], None] | None = None,
         verbose: bool = False,
+        latency: float = 0.0,
     ) -> None:
         self.host = host
         self.port = port
+        self.latency = check_latency(latency)
         self.max_body_bytes = max_body_bytes
         self.on_request = on_request
         self.verbose = verbose
-        # Guards everything below; notified whenever a request is recorded.
+        # Set by stop(): ends the waits of latency, delays and hung requests.
+        self._stopped = threading.Event()
+        # Guards everything below; notified whenever a request is recorded, arrives or leaves.
         self._changed = threading.Condition()
         self._requests: list[ReceivedRequest] = []
         self._events: list[dict[str, Any]] = []
         self._script: deque[ScriptedResponse] = deque()
+        self._default = ScriptedResponse()
+        self._in_flight = 0
+        self._max_in_flight = 0
         self._server: _CaptureHTTPServer | None = None
 
     @property
@@ -240,6 +301,7 @@ class CaptureServer:
         server = _CaptureHTTPServer((self.host, self.port), self)
         self.port = server.server_address[1]
         self._server = server
+        self._stopped.clear()
         threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -251,6 +313,7 @@ class CaptureServer:
     def stop(self) -> None:
         """Stop serving and close the listening socket and every open connection."""
         server, self._server = self._server, None
+        self._stopped.set()
         if server is not None:
             server.shutdown()
             server.close_connections()
@@ -266,6 +329,23 @@ class CaptureServer:
         """Answer the next POSTs with these responses, in order; then accept again."""
         with self._changed:
             self._script.extend(responses)
+
+    def answer_by_default(self, response: ScriptedResponse | None) -> None:
+        """Answer every POST with nothing scripted with ``response`` (None: accept again)."""
+        with self._changed:
+            self._default = response or ScriptedResponse()
+
+    @property
+    def in_flight(self) -> int:
+        """POSTs received and not yet answered, now."""
+        with self._changed:
+            return self._in_flight
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most POSTs that were in flight at once (since start or ``clear()``)."""
+        with self._changed:
+            return self._max_in_flight
 
     @property
     def requests(self) -> list[ReceivedRequest]:
@@ -285,30 +365,69 @@ class CaptureServer:
             self._changed.wait_for(lambda: len(self._events) >= count, timeout)
             return list(self._events)
 
+    def wait_for_in_flight(self, count: int, timeout: float = 10.0) -> int:
+        """The number of POSTs in flight once it is ``count``, or whatever it is at ``timeout``."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._in_flight == count, timeout)
+            return self._in_flight
+
     def clear(self) -> None:
-        """Forget requests, events and unconsumed scripted responses."""
+        """Forget requests, events, unconsumed scripted responses and the in-flight peak.
+
+        The default answer stays; the peak restarts from the requests in flight now.
+        """
         with self._changed:
             self._requests.clear()
             self._events.clear()
             self._script.clear()
+            self._max_in_flight = self._in_flight
 
     def _next_script(self) -> ScriptedResponse:
         with self._changed:
-            return self._script.popleft() if self._script else ScriptedResponse()
+            return self._script.popleft() if self._script else self._default
+
+    def _arrive(self) -> int:
+        """Count a POST in flight; the number in flight, this one included."""
+        with self._changed:
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+            self._changed.notify_all()
+            return self._in_flight
+
+    def _leave(self) -> None:
+        with self._changed:
+            self._in_flight -= 1
+            self._changed.notify_all()
+
+    def _wait_until_stopped(self, timeout: float | None) -> None:
+        """Wait ``timeout`` seconds (None: for ever), or less if the server stops."""
+        if timeout is None or timeout > 0:
+            self._stopped.wait(timeout)
 
     def _record(
         self,
         path: str,
-        headers: dict[str, str],
+        headers: Message,
         gzipped: bool,
-        body_bytes: int,
+        raw: bytes,
         api_key: str | None,
         batch: list[dict[str, Any]],
-        status: int,
+        received_at: float,
+        in_flight: int,
+        status: int = DROPPED,
     ) -> ReceivedRequest:
         with self._changed:
             request = ReceivedRequest(
-                len(self._requests), path, headers, gzipped, body_bytes, api_key, batch, status
+                len(self._requests),
+                path,
+                dict(headers.items()),
+                gzipped,
+                len(raw),
+                api_key,
+                batch,
+                status,
+                received_at,
+                in_flight,
             )
             self._requests.append(request)
             if request.accepted:
@@ -350,7 +469,7 @@ def _describe(event: Mapping[str, Any]) -> str:
         parts.append(repr(props.get("$ai_feedback_text")))
     else:
         parts.append(str(props.get("$ai_span_name", "")))
-    if kind == "generation":
+    if kind in ("generation", "embedding"):
         parts.append(f"[{props.get('$ai_model')}]")
     latency = props.get("$ai_latency")
     if isinstance(latency, (int, float)):
@@ -480,12 +599,18 @@ class TracePrinter:
                     self.out.flush()
 
 
-def serve_forever(host: str, port: int, out: TextIO, *, verbose: bool = False) -> None:
+def serve_forever(
+    host: str, port: int, out: TextIO, *, verbose: bool = False, latency: float = 0.0
+) -> None:
     """Run the dev server until interrupted, printing trace trees to ``out``."""
     printer = TracePrinter(out)
-    with CaptureServer(host, port, on_request=printer.on_request, verbose=verbose) as server:
+    with CaptureServer(
+        host, port, on_request=printer.on_request, verbose=verbose, latency=latency
+    ) as server:
+        answers = f", answering after {latency * 1000:g} ms" if latency else ""
         out.write(
-            f"posthog-logging dev server listening on {server.url}  (set POSTHOG_HOST to this)\n"
+            f"posthog-logging dev server listening on {server.url}{answers}"
+            "  (set POSTHOG_HOST to this)\n"
         )
         out.flush()
         with contextlib.suppress(KeyboardInterrupt):
