@@ -292,22 +292,25 @@ class PosthogLogHandler(logging.Handler):
 
     def _start_listener(self) -> None:
         with self._lifecycle_lock:
-            if self._listener is not None or self._closed or self._starting:
-                # _starting: a signal handler that logs interrupted this thread while
-                # it starts the listener; that listener will read this record too.
+            # A signal handler that logs may re-enter here on this thread, between any
+            # two bytecodes: _starting makes it leave the start to the call it
+            # interrupted (whose listener reads its record too), and the listener is
+            # checked only once _starting is set, so a start that a re-entrant call
+            # completed just before is seen.
+            if self._starting:
                 return
             self._starting = True
             try:
-                diagnostics.keep_enabled()
-                _worker_exit.arm()  # this process may end without logging.shutdown()
-                listener = EventListener(self._queue, self._pipeline)
-                listener.start()
+                if self._listener is None and not self._closed:
+                    diagnostics.keep_enabled()
+                    _worker_exit.arm()  # this process may end without logging.shutdown()
+                    listener = EventListener(self._queue, self._pipeline)
+                    listener.start()
+                    self._listener = listener
             except RuntimeError:
-                # At interpreter exit new threads cannot start; close() drains inline.
-                return
+                pass  # at interpreter exit new threads cannot start; close() drains inline
             finally:
                 self._starting = False
-            self._listener = listener
 
     # ------------------------------------------------------------- lifecycle
     def flush(self) -> None:
