@@ -22,6 +22,15 @@ CONFORMANCE_FIXTURES = Path(
     or (_SHARED_FIXTURES if _SHARED_FIXTURES.exists() else _LOCAL_FIXTURES)
 )
 DUMMY_KEY = "phc_test_dummy_key_0123456789"
+#: Settings the handler takes from the environment when no argument is given: a
+#: developer's shell must not change what the tests see (tests set them themselves).
+BEHAVIOUR_VARIABLES = ("POSTHOG_PRIVACY_MODE", "POSTHOG_AI_TRACE_SAMPLE_RATE", "POSTHOG_SERVERLESS")
+
+
+@pytest.fixture(autouse=True)
+def _no_behaviour_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in BEHAVIOUR_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

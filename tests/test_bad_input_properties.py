@@ -21,7 +21,7 @@ from posthog_logging import PosthogLogHandler
 from posthog_logging.devserver import CaptureServer
 
 from .conftest import DUMMY_KEY, span_logger
-from .test_handler import tool_span
+from .helpers import tool_span
 
 
 class BadStr:
@@ -87,25 +87,13 @@ span_events = st.one_of(
 
 @pytest.fixture(scope="module")
 def shared_server() -> Iterator[CaptureServer]:
+    """One server for every example (each example clears it and closes its handler)."""
     with CaptureServer() as server:
         yield server
 
 
-@pytest.fixture(scope="module")
-def shared_handler(shared_server: CaptureServer) -> Iterator[PosthogLogHandler]:
-    handler = PosthogLogHandler(api_key=DUMMY_KEY, host=shared_server.url, flush_at=50)
-    yield handler
-    handler.close()
-
-
-@settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(span=spans, span_event=span_events, feedback=values)
-def test_arbitrary_records_never_raise_and_are_accounted_for(
-    shared_handler: PosthogLogHandler, span: Any, span_event: Any, feedback: Any
-) -> None:
-    log = span_logger("test.properties", shared_handler)
+def log_strictly(log: logging.Logger, span: Any, span_event: Any, feedback: Any) -> None:
+    """Log one span record and one feedback record with ``logging.raiseExceptions`` on."""
     previous = logging.raiseExceptions
     logging.raiseExceptions = True
     try:
@@ -115,18 +103,99 @@ def test_arbitrary_records_never_raise_and_are_accounted_for(
         logging.raiseExceptions = previous
 
 
-def test_listener_survives_and_delivers_after_the_storm(
-    shared_handler: PosthogLogHandler, shared_server: CaptureServer
+#: Drop reasons a bad record may cause; anything else is a bug in the handler.
+RECORD_DROPS = {"invalid_span", "invalid_feedback"}
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(span=spans, span_event=span_events, feedback=values)
+def test_arbitrary_records_never_raise_and_are_accounted_for(
+    shared_server: CaptureServer, span: Any, span_event: Any, feedback: Any
 ) -> None:
-    log = span_logger("test.properties", shared_handler)
-    log.info("good", extra={"span": tool_span(424242)})
-    shared_handler.flush()
-    stats = shared_handler.stats()
+    shared_server.clear()
+    handler = PosthogLogHandler(api_key=DUMMY_KEY, host=shared_server.url, flush_at=50)
+    try:
+        # Never raise: an exception out of emit() would propagate from here.
+        log_strictly(span_logger("test.properties", handler), span, span_event, feedback)
+    finally:
+        handler.close()  # aborts open spans and delivers everything
+    stats = handler.stats()
+    events = shared_server.events
+    dropped = stats["dropped"]
+    # Every record reached the listener (None is no span/feedback at all: ignored) ...
+    queued = (span is not None) + (feedback is not None)
+    assert (stats["received"], stats["ignored"]) == (queued, 2 - queued)
+    assert set(dropped) <= RECORD_DROPS, dropped
+    # ... and every event built was delivered: nothing lost on the way.
+    assert stats.get("mapped", 0) == stats.get("sent", 0) == len(events)
+    feedback_events = [e for e in events if e["event"] == "$ai_feedback"]
+    span_events_sent = len(events) - len(feedback_events)
+    rejected_feedback = dropped.get("invalid_feedback", 0)
+    rejected_span = dropped.get("invalid_span", 0)
+    # The feedback became one event or one counted drop.
+    assert len(feedback_events) + rejected_feedback == (feedback is not None)
+    # The span became its event(s) (a root generation makes two) or one counted drop;
+    # only a span_updated of a valid span is ignored by design (mapping-spec §1.2).
+    assert rejected_span <= 1 and span_events_sent <= 2
+    if span is None:
+        assert span_events_sent + rejected_span == 0
+    elif span_event != "span_updated":
+        assert (span_events_sent > 0) != (rejected_span == 1)
+
+
+NASTY_VALUES: list[Any] = [
+    BadStr(),
+    _cyclic(),
+    math.nan,
+    "x" * 100_000,
+    object(),
+    b"\xff\xfe",
+    [BadStr(), _cyclic()],
+    {"id": BadStr(), "traceId": "t"},
+    {"id": "s", "traceId": "t", "startTime": BadStr(), "endTime": "soon"},
+    {
+        "id": "s",
+        "traceId": "t",
+        "parentSpanId": _cyclic(),
+        "type": BadStr(),
+        "startTime": math.inf,
+        "attributes": _cyclic(),
+        "metadata": {"userId": BadStr(), "sessionId": _cyclic()},
+        "input": BadStr(),
+        "output": _cyclic(),
+        "errorInfo": BadStr(),
+        "tags": [BadStr(), None, _cyclic()],
+    },
+    {"id": "s", "traceId": "t", "isEvent": True, "isRootSpan": BadStr(), "input": object()},
+]
+
+
+def test_listener_survives_and_delivers_after_a_storm_of_bad_records(
+    capture_server: CaptureServer,
+) -> None:
+    handler = PosthogLogHandler(api_key=DUMMY_KEY, host=capture_server.url, flush_at=50)
+    log = span_logger("test.properties.storm", handler)
+    try:
+        storm = [
+            (value, span_event, value)
+            for value in NASTY_VALUES
+            for span_event in (None, "span_started", "span_ended", "bogus", BadStr())
+        ]
+        for span, span_event, feedback in storm:
+            log_strictly(log, span, span_event, feedback)
+        log.info("good", extra={"span": tool_span(424242)})
+        handler.flush()
+        stats = handler.stats()
+    finally:
+        handler.close()
     assert stats["listener_alive"] is True
-    assert any(e["properties"].get("$ai_span_id") == f"{424242:016x}" for e in shared_server.events)
-    # Every record was queued (None values are no span at all: ignored), and each
-    # became events (starts and updates make none) or was dropped and counted.
-    assert stats["received"] + stats["ignored"] >= 601
-    assert sum(stats["dropped"].values()) > 0
-    assert "internal_error" not in stats["dropped"]
-    assert "emit_error" not in stats["dropped"]
+    assert stats["received"] == 2 * len(storm) + 1
+    assert any(
+        e["properties"].get("$ai_span_id") == f"{424242:016x}" for e in capture_server.events
+    )
+    assert set(stats["dropped"]) <= RECORD_DROPS, stats["dropped"]
+    assert stats.get("mapped", 0) == stats.get("sent", 0)
+    feedback_sent = sum(e["event"] == "$ai_feedback" for e in capture_server.events)
+    assert feedback_sent + stats["dropped"]["invalid_feedback"] == len(storm)

@@ -23,8 +23,7 @@ from posthog_logging.devserver import CaptureServer, ScriptedResponse
 from posthog_logging.transport import MAX_EVENT_BYTES
 
 from .conftest import DUMMY_KEY, RecordCollector
-from .test_handler import tool_span
-from .test_reliability import dead_url, handler_for, span_ids
+from .helpers import dead_url, handler_for, span_ids, tool_span
 
 
 def test_requests_overlap_up_to_max_in_flight() -> None:
@@ -61,6 +60,7 @@ def test_batches_grow_with_the_backlog_within_the_caps() -> None:
         assert len(sizes) < 3000 // 20
 
 
+@pytest.mark.slow
 def test_a_429_storm_drops_to_one_request_in_flight_and_recovers() -> None:
     storm = 5
     with CaptureServer(latency=0.1) as server:

@@ -145,6 +145,7 @@ def test_workflow_steps(capture_server: CaptureServer) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_rag_worker_one_trace_across_threads_and_processes(capture_server: CaptureServer) -> None:
     result = run_example(capture_server, "rag_worker.py")
     assert "worker answered" in result.stdout

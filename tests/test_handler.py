@@ -18,23 +18,9 @@ from posthog_logging.devserver import CaptureServer, ScriptedResponse
 from posthog_logging.handler import DISABLED_WARNING
 
 from .conftest import DUMMY_KEY, RecordCollector, span_logger
+from .helpers import TOOL_TRACE, tool_span
 
-TRACE = "b" * 32
-
-
-def tool_span(n: int, **fields: Any) -> dict[str, Any]:
-    span: dict[str, Any] = {
-        "id": f"{n:016x}",
-        "traceId": TRACE,
-        "parentSpanId": "f" * 16,
-        "name": f"tool {n}",
-        "type": "tool_call",
-        "startTime": "2025-01-01T00:00:00.000Z",
-        "endTime": "2025-01-01T00:00:01.000Z",
-        "metadata": {"userId": "u"},
-    }
-    span.update(fields)
-    return span
+TRACE = TOOL_TRACE  # the trace of tool_span()
 
 
 @pytest.fixture

@@ -10,47 +10,9 @@ from typing import Any
 
 import pytest
 
-from posthog_logging.contract import SpanEvent
-from posthog_logging.mapping import Event, EventMapper, MappingOptions, SpanRejected
+from posthog_logging.mapping import Event
 
-TRACE = "a" * 32
-ROOT = "1" * 16
-NOW_MS = 1_735_689_660_000  # 2025-01-01T00:01:00Z
-
-
-def mapper(compat: bool = False, **options: Any) -> EventMapper:
-    rejected: list[SpanRejected] = []
-    return EventMapper(MappingOptions(mastra_compat=compat, **options), rejected.append)
-
-
-def span(span_id: str, **fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "id": span_id,
-        "traceId": TRACE,
-        "name": f"span {span_id}",
-        "type": "generic",
-        "startTime": "2025-01-01T00:00:00.000Z",
-        "endTime": "2025-01-01T00:00:02.500Z",
-        "isEvent": False,
-        "isRootSpan": False,
-    }
-    base.update(fields)
-    return base
-
-
-def root(**fields: Any) -> dict[str, Any]:
-    return span(ROOT, type="agent_run", isRootSpan=True, **fields)
-
-
-def run(m: EventMapper, *steps: tuple[str, dict[str, Any]]) -> list[Event]:
-    events: list[Event] = []
-    for span_event, payload in steps:
-        events.extend(m.map_span(payload, SpanEvent(span_event), NOW_MS))
-    return events
-
-
-def generation(**attributes: Any) -> dict[str, Any]:
-    return span("2" * 16, type="model_generation", parentSpanId=ROOT, attributes=attributes)
+from .helpers import NOW_MS, ROOT, TRACE, generation, mapper, root, run, span
 
 
 def only(events: list[Event], name: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from posthog_logging.mapping import EventMapper, MappingOptions, SpanRejected
 from posthog_logging.mapping.messages import format_messages
 from posthog_logging.mapping.state import TraceRegistry
 
-from .test_mapping_default import NOW_MS, ROOT, TRACE, generation, root, run, span
+from .helpers import NOW_MS, ROOT, TRACE, generation, root, run, span
 
 
 class FakeClock:

@@ -32,7 +32,7 @@ from posthog_logging import PosthogLogHandler
 from posthog_logging.devserver import CaptureServer
 
 from .conftest import DUMMY_KEY, span_logger
-from .test_posthog_reads import posthog_token_buckets
+from .helpers import posthog_token_buckets
 
 #: The HTTP library the installed anthropic SDK takes: httpx2 (same API) from 2.x, else httpx.
 anthropic_httpx: types.ModuleType

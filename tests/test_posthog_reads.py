@@ -7,7 +7,7 @@ API or span-dict records in, the events PostHog would ingest out.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from posthog_logging import PosthogLogHandler
 from posthog_logging.devserver import CaptureServer
 
 from .conftest import DUMMY_KEY, span_logger
+from .helpers import posthog_token_buckets
 
 
 @dataclass
@@ -52,31 +53,6 @@ def sink(capture_server: CaptureServer) -> Iterator[Sink]:
 
 
 # --------------------------------------------------- (i) cache tokens and cost
-
-
-def posthog_token_buckets(props: Mapping[str, Any]) -> dict[str, int]:
-    """PostHog's input pricing, written out (ingestion's ``calculateInputCost``).
-
-    The flag: an explicit boolean ``$ai_cache_reporting_exclusive`` wins; else
-    exclusive when the provider is ``anthropic`` or the model mentions anthropic
-    or starts with ``claude``.  Anthropic-style pricing: uncached = input (exclusive)
-    or input - cache read - cache write, plus cache reads and writes at their own
-    rates.  Everyone else: uncached = input (exclusive) or input - cache read,
-    plus cache reads; cache writes are not priced apart (they are input).
-    """
-    provider = str(props.get("$ai_provider") or "").lower()
-    model = str(props.get("$ai_model") or "").lower()
-    anthropic_style = provider == "anthropic" or "anthropic" in model or model.startswith("claude")
-    explicit = props.get("$ai_cache_reporting_exclusive")
-    exclusive = explicit if isinstance(explicit, bool) else anthropic_style
-    tokens = int(props.get("$ai_input_tokens") or 0)
-    read = int(props.get("$ai_cache_read_input_tokens") or 0)
-    write = int(props.get("$ai_cache_creation_input_tokens") or 0)
-    if anthropic_style:
-        uncached = tokens if exclusive else tokens - read - write
-        return {"uncached": uncached, "cache_read": read, "cache_write": write}
-    uncached = tokens if exclusive else tokens - read
-    return {"uncached": uncached, "cache_read": read, "cache_write": 0}
 
 
 @dataclass

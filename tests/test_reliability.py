@@ -5,40 +5,19 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from posthog_logging import PosthogLogHandler
 from posthog_logging.cli import main as cli_main
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
 
-from .conftest import DUMMY_KEY, RecordCollector, span_logger
-from .test_handler import tool_span
-
-
-def dead_url() -> str:
-    """An address where nothing listens (connection refused at once)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
-def handler_for(url: str, name: str, **kwargs: Any) -> tuple[PosthogLogHandler, logging.Logger]:
-    kwargs.setdefault("api_key", DUMMY_KEY)
-    handler = PosthogLogHandler(host=url, **kwargs)
-    return handler, span_logger(f"test.reliability.{name}", handler)
-
-
-def span_ids(events: list[dict[str, Any]]) -> Counter[str]:
-    return Counter(event["properties"]["$ai_span_id"] for event in events)
+from .conftest import DUMMY_KEY, RecordCollector
+from .helpers import dead_url, handler_for, span_ids, tool_span
 
 
 def test_transient_faults_are_retried_and_everything_arrives_once(
@@ -112,6 +91,7 @@ def test_an_oversize_event_is_shrunk_to_fit(capture_server: CaptureServer) -> No
     assert handler.stats()["shrunk_events"] == 1
 
 
+@pytest.mark.slow
 def test_dead_server_with_spill_dir_then_replay_delivers_each_once(
     tmp_path: Path, capture_server: CaptureServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -169,6 +149,7 @@ def test_replay_maps_span_json_lines(
     assert not path.exists()
 
 
+@pytest.mark.slow
 def test_buffer_bound_holds_during_an_outage(tmp_path: Path) -> None:
     bound = 2_000_000
     handler, log = handler_for(dead_url(), "outage", max_buffer_bytes=bound, shutdown_timeout=0.5)
@@ -188,6 +169,7 @@ def test_buffer_bound_holds_during_an_outage(tmp_path: Path) -> None:
     assert accounted == 20_000
 
 
+@pytest.mark.slow
 def test_default_bounds_absorb_a_burst_of_20000_spans(capture_server: CaptureServer) -> None:
     handler, log = handler_for(capture_server.url, "burst")
     payload = "q" * 1000
@@ -269,6 +251,7 @@ print(json.dumps({"growth_kb": peak - baseline, "buffered": buffered,
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize("bound_mb", [4, 16])
 def test_memory_follows_the_bound_during_an_outage(bound_mb: int) -> None:

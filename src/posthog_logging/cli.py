@@ -13,10 +13,18 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
-from .config import resolve_api_key, resolve_host
+from .config import (
+    PRIVACY_MODE_ENV,
+    flag_setting,
+    hook_setting,
+    resolve_api_key,
+    resolve_host,
+    sample_rate_setting,
+)
 from .devserver import check_latency, serve_forever
 from .mapping import MappingOptions
 from .replay import Replayer
+from .sampling import sampler_for
 from .transport import Transport
 
 Command = Callable[[argparse.Namespace], int]
@@ -78,10 +86,17 @@ def _add_replay(commands: Commands) -> None:
     )
     parser.add_argument(
         "--privacy-mode",
-        action="store_true",
-        help="strip prompt and response content from span records",
+        action=argparse.BooleanOptionalAction,
+        help="strip prompt and response content from span records (default: $POSTHOG_PRIVACY_MODE)",
     )
     parser.add_argument("--default-distinct-id", help="distinct id when no userId is known")
+    parser.add_argument(
+        "--sample-rate",
+        type=float,
+        help="keep this fraction of span records' traces (default: $POSTHOG_AI_TRACE_SAMPLE_RATE)",
+    )
+    parser.add_argument("--mask", help="mask for span records' content, as package.module:function")
+    parser.add_argument("--before-send", help="before_send for span records' events, likewise")
     parser.set_defaults(run=_run_replay)
 
 
@@ -92,12 +107,26 @@ def _run_replay(args: argparse.Namespace) -> int:
             "posthog-logging replay: no API key (use --api-key or POSTHOG_API_KEY)", file=sys.stderr
         )
         return 2
+    try:  # the handler's settings, read the handler's way
+        privacy_mode = flag_setting(args.privacy_mode, "--privacy-mode", PRIVACY_MODE_ENV)
+        sampler = sampler_for(sample_rate_setting(args.sample_rate))
+        mask = hook_setting(args.mask, "--mask")
+        before_send = hook_setting(args.before_send, "--before-send")
+    except (TypeError, ValueError) as error:
+        print(f"posthog-logging replay: {error}", file=sys.stderr)
+        return 2
     options = MappingOptions(
         mastra_compat=args.mastra_compat,
-        privacy_mode=args.privacy_mode,
+        privacy_mode=privacy_mode,
         default_distinct_id=args.default_distinct_id,
     )
-    replayer = Replayer(Transport(api_key, resolve_host(args.host)), options)
+    replayer = Replayer(
+        Transport(api_key, resolve_host(args.host)),
+        options,
+        sampler=sampler,
+        mask=mask,
+        before_send=before_send,
+    )
     report = replayer.replay(args.paths)
     for file in report.files:
         status = file.error or file.skipped or "done"

@@ -29,12 +29,17 @@ from typing import Any
 
 from . import diagnostics
 from .config import (
+    PRIVACY_MODE_ENV,
+    SERVERLESS_ENV,
+    flag_setting,
+    hook_setting,
     optional_str,
     positive_int,
     positive_seconds,
     require_bool,
     resolve_api_key,
     resolve_host,
+    sample_rate_setting,
 )
 from .contract import (
     FEEDBACK_ATTR,
@@ -55,6 +60,8 @@ from .pipeline import (
     RecordItem,
 )
 from .processes import WorkerExit
+from .redaction import BeforeSend, Mask, OutgoingEvents
+from .sampling import sampler_for
 from .sender import DEFAULT_MAX_IN_FLIGHT, EventBuffer, Sender, library_thread
 from .spill import SpillWriter
 from .stats import Stats
@@ -114,7 +121,12 @@ class PosthogLogHandler(logging.Handler):
 
     Keyword names and defaults follow ``reference/api.md``; ``flush_at`` and
     ``flush_interval`` default to 20 and 10.0 s, or 10 and 2.0 s with
-    ``serverless=True`` unless given.  See the README for the extra knobs.
+    ``serverless=True`` unless given.  ``privacy_mode``, ``serverless`` and
+    ``sample_rate`` left unset come from ``$POSTHOG_PRIVACY_MODE``,
+    ``$POSTHOG_SERVERLESS`` and ``$POSTHOG_AI_TRACE_SAMPLE_RATE``.  ``mask`` and
+    ``before_send`` are callables or their dotted names (``"pkg.mod:func"``),
+    run on the listener thread (see :mod:`.redaction`).  See the README for the
+    extra knobs.
     """
 
     def __init__(
@@ -123,9 +135,9 @@ class PosthogLogHandler(logging.Handler):
         host: str | None = None,
         flush_at: int | None = None,
         flush_interval: float | None = None,
-        serverless: bool = False,
+        serverless: bool | None = None,
         default_distinct_id: str | None = None,
-        privacy_mode: bool = False,
+        privacy_mode: bool | None = None,
         mastra_compat: bool = False,
         spill_dir: str | os.PathLike[str] | None = None,
         level: int | str = logging.NOTSET,
@@ -145,10 +157,16 @@ class PosthogLogHandler(logging.Handler):
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         gzip: bool = True,
         capture_logs: bool = False,
+        sample_rate: float | None = None,
+        mask: Mask | str | None = None,
+        before_send: BeforeSend | str | None = None,
     ) -> None:
+        serverless = flag_setting(serverless, "serverless", SERVERLESS_ENV)
+        privacy_mode = flag_setting(privacy_mode, "privacy_mode", PRIVACY_MODE_ENV)
+        self.sample_rate = sample_rate_setting(sample_rate)
+        self.mask: Mask | None = hook_setting(mask, "mask")
+        self.before_send: BeforeSend | None = hook_setting(before_send, "before_send")
         for name, flag in (
-            ("serverless", serverless),
-            ("privacy_mode", privacy_mode),
             ("mastra_compat", mastra_compat),
             ("gzip", gzip),
             ("capture_logs", capture_logs),
@@ -440,7 +458,13 @@ class PosthogLogHandler(logging.Handler):
             spill_on_overflow=self.overflow == "spill",
         )
         encoder = EventEncoder(self.options, self._stats, max_event_bytes=self.max_event_bytes)
-        return EventPipeline(encoder, sender, flush_interval=self.flush_interval)
+        outgoing = OutgoingEvents(
+            self._stats,
+            sampler=sampler_for(self.sample_rate),
+            mask=self.mask,
+            before_send=self.before_send,
+        )
+        return EventPipeline(encoder, sender, flush_interval=self.flush_interval, outgoing=outgoing)
 
     def _reset_after_fork(self) -> None:
         """In a forked child: empty buffer, fresh state, a listener and senders of

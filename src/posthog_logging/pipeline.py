@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 from .contract import DIAGNOSTICS_LOGGER, SpanEvent
 from .mapping import Event, EventMapper, MappingOptions, SpanRejected
+from .redaction import OutgoingEvents
 from .sender import EventBuffer, Sender, library_thread
 from .stats import Stats
 from .transport import MAX_EVENT_BYTES, EncodedEvent, fit_event
@@ -125,8 +126,11 @@ class EventPipeline:
         *,
         flush_interval: float,
         clock: Callable[[], float] = time.monotonic,
+        outgoing: OutgoingEvents | None = None,
     ) -> None:
         self.encoder = encoder
+        #: Sampling, mask and before_send (:mod:`.redaction`), when given.
+        self.outgoing = outgoing
         self.mapper = encoder.mapper
         self.sender = sender
         self.stats = encoder.stats
@@ -190,10 +194,14 @@ class EventPipeline:
                 self.add(events)
 
     def add(self, events: list[Event]) -> None:
-        """Every built event passes here on its way out: encoded, then buffered."""
+        """Every built event passes here on its way out: sampled, masked and passed
+        to ``before_send`` (:mod:`.redaction`), encoded, then buffered.  ``mapped``
+        counts every built event, whatever the hooks keep."""
+        self.stats.add("mapped", len(events))
+        if self.outgoing is not None:
+            events = self.outgoing.filter(events)
         for event in events:
             self.sender.add(self.encoder.encode(event))
-        self.stats.add("mapped", len(events))
 
     def abort_open_spans(self, now_ms: int) -> None:
         """§1.2 at close: every span still open goes out with the SHUTDOWN error."""

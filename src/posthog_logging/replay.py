@@ -7,6 +7,10 @@ re-encoded by it too; batches go out through the same
 :class:`~.sender.Sender` (413 halving, backoff, ``Retry-After``), one request
 at a time on this thread, so that progress can be recorded after each
 delivered batch (the file format and its progress notes: ``spill``).
+
+Spilled events were sampled, masked and passed to ``before_send`` before they
+were spilled, so they are sent as they are; span and feedback records meet the
+``outgoing`` step (:mod:`.redaction`) right after mapping, as on the listener.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from typing import IO, Any
 
 from .mapping import MappingOptions
 from .pipeline import FEEDBACK_ITEM, SPAN_ITEM, EventEncoder, RecordItem
+from .redaction import BeforeSend, Mask, OutgoingEvents
+from .sampling import TraceSampler
 from .sender import EventBuffer, Sender
 from .spill import PROGRESS_SUFFIX, read_progress, spill_files, try_lock, write_progress
 from .stats import Stats
@@ -69,9 +75,16 @@ class Replayer:
         retry: RetryPolicy | None = None,
         max_event_bytes: int = MAX_EVENT_BYTES,
         sleep: Callable[[float], None] = time.sleep,
+        sampler: TraceSampler | None = None,
+        mask: Mask | None = None,
+        before_send: BeforeSend | None = None,
     ) -> None:
         self.stats = Stats()
         self.encoder = EventEncoder(options, self.stats, max_event_bytes=max_event_bytes)
+        #: Sampling, mask and before_send for mapped records, as on the listener.
+        self.outgoing = OutgoingEvents(
+            self.stats, sampler=sampler, mask=mask, before_send=before_send
+        )
         # Replay sends one batch at a time from this thread: the buffer is unused.
         self.sender = Sender(
             transport, self.stats, EventBuffer(1, 1), flush_at=batch_lines, retry=retry
@@ -142,6 +155,7 @@ class Replayer:
         if events is None:
             report.malformed += 1
             return []
+        events = self.outgoing.filter(events)
         return [self.encoder.encode(event) for event in events]
 
     def _deliver(self, batch: list[EncodedEvent], report: FileReport) -> bool:

@@ -20,6 +20,8 @@ COUNTERS = (
     "spilled",
     "shrunk_events",
     "truncated_properties",
+    "sampled_out",
+    "filtered_out",
 )
 
 

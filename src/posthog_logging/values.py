@@ -78,6 +78,31 @@ def js_string(value: Any) -> str:
     return safe_str(value)
 
 
+def id_text(value: Any) -> str | None:
+    """An id as text (js-string), or None when ``value`` has no text that identifies.
+
+    Strings and finite numbers are ids; so is an object whose class defines its
+    own ``__str__`` (a ``UUID``, an id type).  Booleans, NaN and infinity,
+    containers, bytes, plain objects (whose text is a memory address) and objects
+    whose ``__str__`` raises are not: sending their text would make up an id.
+    """
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, (bool, Mapping, list, tuple, set, frozenset)):
+        return None
+    if isinstance(value, (int, float)):
+        return js_string(value) if math.isfinite(value) else None
+    if (
+        isinstance(value, (bytes, bytearray))
+        or getattr(type(value), "__str__", None) is object.__str__
+    ):
+        return None
+    try:
+        return str(value)
+    except Exception:  # a broken __str__: no id to send
+        return None
+
+
 def _js_number(value: float) -> str:
     if math.isnan(value):
         return "NaN"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..values import JsonValue, is_truthy, js_string, json_safe, time_ms
+from ..values import JsonValue, id_text, is_truthy, js_string, json_safe, time_ms
 from .envelope import Event, MappingOptions, SpanRejected, make_event
 from .layers import library, merge_layers, passthrough
 from .spans import CONSUMED_METADATA, as_mapping
@@ -26,12 +26,16 @@ class FeedbackEventBuilder:
         self.options = options
 
     def build(self, feedback: Any, now_ms: int) -> Event:
-        """The event; raises :class:`SpanRejected` for feedback with no trace id."""
+        """The event; raises :class:`SpanRejected` for feedback without a usable trace id."""
         if not isinstance(feedback, Mapping):
             raise SpanRejected(f"feedback is a {type(feedback).__name__}, not a mapping")
         if not is_truthy(feedback.get("traceId")):
             raise SpanRejected("feedback has no traceId")
-        trace_id = js_string(feedback["traceId"])
+        trace_id = id_text(feedback["traceId"])
+        if trace_id is None:
+            # A bad value, not the missing trace id above (DEBUG only, §1.13): an ERROR.
+            kind = type(feedback["traceId"]).__name__
+            raise SpanRejected(f"feedback dropped: its trace id (a {kind}) has no text")
         metadata = as_mapping(feedback.get("metadata"))
         properties: dict[str, JsonValue] = {"$ai_trace_id": trace_id}
         properties["$ai_feedback_text"] = self._text(feedback)

@@ -1,0 +1,146 @@
+"""Builders shared by several test modules (fixtures live in conftest.py).
+
+Test modules import these from here, never from one another, so each test
+module can be run, moved or deleted on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from posthog_logging import PosthogLogHandler
+from posthog_logging.contract import SpanEvent
+from posthog_logging.mapping import Event, EventMapper, MappingOptions, SpanRejected
+
+from .conftest import DUMMY_KEY, span_logger
+
+#: Trace of the mapper-level span builders below.
+TRACE = "a" * 32
+ROOT = "1" * 16
+NOW_MS = 1_735_689_660_000  # 2025-01-01T00:01:00Z
+#: Trace of :func:`tool_span`, the span the handler-level tests log.
+TOOL_TRACE = "b" * 32
+
+
+def mapper(compat: bool = False, **options: Any) -> EventMapper:
+    """A mapper that keeps rejected aborts to itself."""
+    rejected: list[SpanRejected] = []
+    return EventMapper(MappingOptions(mastra_compat=compat, **options), rejected.append)
+
+
+def span(span_id: str, **fields: Any) -> dict[str, Any]:
+    """A complete non-root generic span of :data:`TRACE`, 2.5 s long."""
+    base: dict[str, Any] = {
+        "id": span_id,
+        "traceId": TRACE,
+        "name": f"span {span_id}",
+        "type": "generic",
+        "startTime": "2025-01-01T00:00:00.000Z",
+        "endTime": "2025-01-01T00:00:02.500Z",
+        "isEvent": False,
+        "isRootSpan": False,
+    }
+    base.update(fields)
+    return base
+
+
+def root(**fields: Any) -> dict[str, Any]:
+    return span(ROOT, type="agent_run", isRootSpan=True, **fields)
+
+
+def generation(**attributes: Any) -> dict[str, Any]:
+    return span("2" * 16, type="model_generation", parentSpanId=ROOT, attributes=attributes)
+
+
+def run(m: EventMapper, *steps: tuple[str, dict[str, Any]]) -> list[Event]:
+    """Feed ``(span_event, span)`` steps to ``m``; every event they produce."""
+    events: list[Event] = []
+    for span_event, payload in steps:
+        events.extend(m.map_span(payload, SpanEvent(span_event), NOW_MS))
+    return events
+
+
+def tool_span(n: int, **fields: Any) -> dict[str, Any]:
+    """The ``n``-th ended tool call of :data:`TOOL_TRACE` (span id ``n`` in hex)."""
+    tool: dict[str, Any] = {
+        "id": f"{n:016x}",
+        "traceId": TOOL_TRACE,
+        "parentSpanId": "f" * 16,
+        "name": f"tool {n}",
+        "type": "tool_call",
+        "startTime": "2025-01-01T00:00:00.000Z",
+        "endTime": "2025-01-01T00:00:01.000Z",
+        "metadata": {"userId": "u"},
+    }
+    tool.update(fields)
+    return tool
+
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def scrub_emails(value: Any) -> Any:
+    """A typical ``mask``: e-mail addresses out of every string, at any depth."""
+    if isinstance(value, str):
+        return _EMAIL.sub("<email>", value)
+    if isinstance(value, list):
+        return [scrub_emails(item) for item in value]
+    if isinstance(value, dict):
+        return {key: scrub_emails(item) for key, item in value.items()}
+    return value
+
+
+def label_event(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A typical ``before_send``: drop feedback, label everything else."""
+    if event["event"] == "$ai_feedback":
+        return None
+    event["properties"]["labelled_by"] = "before_send"
+    return event
+
+
+def dead_url() -> str:
+    """An address where nothing listens (connection refused at once)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def handler_for(url: str, name: str, **kwargs: Any) -> tuple[PosthogLogHandler, logging.Logger]:
+    kwargs.setdefault("api_key", DUMMY_KEY)
+    handler = PosthogLogHandler(host=url, **kwargs)
+    return handler, span_logger(f"test.reliability.{name}", handler)
+
+
+def span_ids(events: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(event["properties"]["$ai_span_id"] for event in events)
+
+
+def posthog_token_buckets(props: Mapping[str, Any]) -> dict[str, int]:
+    """PostHog's input pricing, written out (ingestion's ``calculateInputCost``).
+
+    The flag: an explicit boolean ``$ai_cache_reporting_exclusive`` wins; else
+    exclusive when the provider is ``anthropic`` or the model mentions anthropic
+    or starts with ``claude``.  Anthropic-style pricing: uncached = input (exclusive)
+    or input - cache read - cache write, plus cache reads and writes at their own
+    rates.  Everyone else: uncached = input (exclusive) or input - cache read,
+    plus cache reads; cache writes are not priced apart (they are input).
+    """
+    provider = str(props.get("$ai_provider") or "").lower()
+    model = str(props.get("$ai_model") or "").lower()
+    anthropic_style = provider == "anthropic" or "anthropic" in model or model.startswith("claude")
+    explicit = props.get("$ai_cache_reporting_exclusive")
+    exclusive = explicit if isinstance(explicit, bool) else anthropic_style
+    tokens = int(props.get("$ai_input_tokens") or 0)
+    read = int(props.get("$ai_cache_read_input_tokens") or 0)
+    write = int(props.get("$ai_cache_creation_input_tokens") or 0)
+    if anthropic_style:
+        uncached = tokens if exclusive else tokens - read - write
+        return {"uncached": uncached, "cache_read": read, "cache_write": write}
+    uncached = tokens if exclusive else tokens - read
+    return {"uncached": uncached, "cache_read": read, "cache_write": 0}
