@@ -92,6 +92,9 @@ POOLS = {
         "2, initializer=logging.config.dictConfig, initargs=(CONFIG,))"
         for method in ("fork", "spawn")
     },
+    # billiard's Pool (outside Celery) ends its workers with os._exit() and no exit
+    # step; its on_process_exit hook runs in each worker just before (the README's pattern).
+    "billiard-on_process_exit": f"billiard.pool.Pool({CHILDREN}, on_process_exit=close_handler)",
 }
 
 
@@ -102,7 +105,10 @@ def test_pool_close_and_join_delivers_everything_once(
     program = write_program(
         tmp_path,
         f"""
-import multiprocessing
+import billiard.pool, multiprocessing
+
+def close_handler(pid, exitcode):
+    posthog_handler().close()
 
 if __name__ == "__main__":
     pool = {pool}
