@@ -9,7 +9,7 @@ from posthog_logging import PosthogLogHandler
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
 
 from .conftest import DUMMY_KEY
-from .process_helpers import run_program, write_program
+from .process_helpers import delivered_span_ids, run_program, write_program
 
 
 def test_stats_lists_every_counter_from_the_start(capture_server: CaptureServer) -> None:
@@ -72,3 +72,26 @@ logging.shutdown()
     result = run_program(capture_server, program)
     assert result.returncode == 0, result.stderr
     assert "dropped 5 events" in result.stderr
+
+
+def test_a_worker_framework_whose_exit_hook_fails_costs_no_record(
+    capture_server: CaptureServer, tmp_path: Path
+) -> None:
+    # A celery.signals without the signal the handler connects to (fault injection):
+    # hooking the worker's end fails on the first record, which is still delivered.
+    program = write_program(
+        tmp_path,
+        """
+import types
+sys.modules["celery.signals"] = types.ModuleType("celery.signals")
+work(0, 5)
+logging.shutdown()
+""",
+    )
+    result = run_program(capture_server, program)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith(
+        "posthog-logging: could not hook the end of this worker process (AttributeError: "
+    )
+    assert len(result.stderr.splitlines()) == 1
+    assert delivered_span_ids(capture_server, 5) == list(range(5))

@@ -31,6 +31,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .diagnostics import log
+
 if TYPE_CHECKING:
     from multiprocessing.util import Finalize
 
@@ -58,17 +60,23 @@ class WorkerExit:
         self._celery_pid: int | None = None
 
     def arm(self) -> None:
-        """Hook this process's exit, for the worker frameworks it has imported."""
-        if "multiprocessing.util" in sys.modules:
-            import multiprocessing  # noqa: PLC0415 - imported already (see the docstring)
+        """Hook this process's exit, for the worker frameworks it has imported.
 
-            if multiprocessing.parent_process() is not None:
-                self._finalize_at_exit()  # a multiprocessing child, already running
-            else:
-                self._register_after_fork()  # children it starts, or a child not yet bootstrapped
-        if self._celery_pid != os.getpid() and "celery.signals" in sys.modules:
-            self._celery_pid = os.getpid()
-            self._connect_celery()
+        Runs on the caller's thread (its first record): a failure is reported, not raised.
+        """
+        try:
+            if "multiprocessing.util" in sys.modules:
+                import multiprocessing  # noqa: PLC0415 - imported already (see the docstring)
+
+                if multiprocessing.parent_process() is not None:
+                    self._finalize_at_exit()  # a multiprocessing child, already running
+                else:
+                    self._register_after_fork()  # children to come, or one not bootstrapped yet
+            if self._celery_pid != os.getpid() and "celery.signals" in sys.modules:
+                self._celery_pid = os.getpid()
+                self._connect_celery()
+        except Exception as error:
+            _report(error)
 
     def after_fork(self) -> None:
         """In a forked child: if multiprocessing forked it, its bootstrap arms the exit.
@@ -76,8 +84,11 @@ class WorkerExit:
         billiard imports ``multiprocessing.util`` only in the child's bootstrap, too
         late for that: import it here for billiard.
         """
-        if "multiprocessing.util" in sys.modules or "billiard" in sys.modules:
-            self._register_after_fork()
+        try:
+            if "multiprocessing.util" in sys.modules or "billiard" in sys.modules:
+                self._register_after_fork()
+        except Exception as error:
+            _report(error)
 
     def _register_after_fork(self) -> None:
         if self._after_fork_pid == os.getpid():
@@ -103,3 +114,12 @@ class WorkerExit:
 
     def _on_celery_worker_exit(self, *args: Any, **kwargs: Any) -> None:
         self._on_exit()
+
+
+def _report(error: Exception) -> None:
+    log.warning(
+        "posthog-logging: could not hook the end of this worker process (%s: %s); "
+        "call flush() on the handler before it ends",
+        type(error).__name__,
+        error,
+    )
