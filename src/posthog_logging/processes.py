@@ -14,8 +14,8 @@ multiprocessing's own exit step, which calls the finalizers registered with
   the handler, before that bootstrap.
 
 ``Finalize`` and ``register_after_fork`` are in ``multiprocessing.util.__all__``
-(undocumented, unchanged since Python 2.6; ``concurrent.futures`` relies on
-them).  billiard, Celery's fork of multiprocessing, shares their registries, so
+(undocumented, but unchanged since Python 2.6; multiprocessing's own pools,
+queues and managers rely on them).  billiard, Celery's fork of multiprocessing, shares their registries, so
 its ``Process`` children are covered too.  Celery's prefork pool ends its
 workers with ``os._exit()`` without that exit step; it sends its documented
 ``worker_process_shutdown`` signal just before, which is the hook used there.
