@@ -15,10 +15,11 @@ multiprocessing's own exit step, which calls the finalizers registered with
 
 ``Finalize`` and ``register_after_fork`` are in ``multiprocessing.util.__all__``
 (undocumented, but unchanged since Python 2.6; multiprocessing's own pools,
-queues and managers rely on them).  billiard, Celery's fork of multiprocessing, shares their registries, so
-its ``Process`` children are covered too.  Celery's prefork pool ends its
-workers with ``os._exit()`` without that exit step; it sends its documented
-``worker_process_shutdown`` signal just before, which is the hook used there.
+queues and managers rely on them).  billiard, Celery's fork of
+multiprocessing, shares their registries, so its ``Process`` children are
+covered too.  Celery's prefork pool ends its workers with ``os._exit()``
+without that exit step; it sends its documented ``worker_process_shutdown``
+signal just before, which is the hook used there.
 
 Nothing here imports multiprocessing or Celery: a program that does not use
 them pays nothing.
