@@ -27,6 +27,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
+from . import diagnostics
 from .config import (
     PRIVACY_MODE_ENV,
     SERVERLESS_ENV,
@@ -41,7 +42,6 @@ from .config import (
     sample_rate_setting,
 )
 from .contract import (
-    DIAGNOSTICS_LOGGER,
     FEEDBACK_ATTR,
     POSTHOG_EVENT_ATTR,
     SPAN_ATTR,
@@ -61,6 +61,7 @@ from .pipeline import (
     FlushRequest,
     RecordItem,
 )
+from .processes import WorkerExit
 from .records import payload_fields
 from .redaction import BeforeSend, Mask, OutgoingEvents
 from .sampling import sampler_for
@@ -91,7 +92,7 @@ OVERFLOW_POLICIES = ("drop_oldest", "spill", "block")
 #: both together (as ``logging.shutdown()`` calls them) take ``shutdown_timeout``.
 FLUSH_THEN_CLOSE = 0.1
 
-_log = logging.getLogger(DIAGNOSTICS_LOGGER)
+_log = diagnostics.log
 
 #: Nested span fields copied on the caller's thread, so later mutation can't leak in.
 _SNAPSHOT_FIELDS = ("attributes", "metadata", "input", "output", "properties")
@@ -99,9 +100,19 @@ _SNAPSHOT_FIELDS = ("attributes", "metadata", "input", "output", "properties")
 _live_handlers: weakref.WeakSet[PosthogLogHandler] = weakref.WeakSet()
 
 
+def _close_live_handlers() -> None:
+    """A worker process ends without ``logging.shutdown()``: close as it would have."""
+    for handler in list(_live_handlers):
+        handler.close()
+
+
+_worker_exit = WorkerExit(on_exit=_close_live_handlers)
+
+
 def _after_fork_in_child() -> None:
     for handler in list(_live_handlers):
         handler._reset_after_fork()
+    _worker_exit.after_fork()
 
 
 if hasattr(os, "register_at_fork"):
@@ -210,6 +221,7 @@ class PosthogLogHandler(logging.Handler):
         self._closed = False
         self._last_flush: tuple[float, float] | None = None  # (started, returned)
         self._lifecycle_lock = threading.RLock()  # re-entrant: a signal handler may log
+        self._starting = False
         self._transport = Transport(
             api_key or "",
             self.host,
@@ -301,19 +313,30 @@ class PosthogLogHandler(logging.Handler):
 
     def _count_drop(self, reason: str, message: str) -> None:
         if self._stats.drop(reason) == 1:
+            diagnostics.keep_enabled()
             _log.warning("posthog-logging: %s (counted in stats()['dropped'][%r])", message, reason)
 
     def _start_listener(self) -> None:
         with self._lifecycle_lock:
-            if self._listener is not None or self._closed:
+            # A signal handler that logs may re-enter here on this thread, between any
+            # two bytecodes: _starting makes it leave the start to the call it
+            # interrupted (whose listener reads its record too), and the listener is
+            # checked only once _starting is set, so a start that a re-entrant call
+            # completed just before is seen.
+            if self._starting:
                 return
-            listener = EventListener(self._queue, self._pipeline)
+            self._starting = True
             try:
-                listener.start()
+                if self._listener is None and not self._closed:
+                    diagnostics.keep_enabled()
+                    _worker_exit.arm()  # this process may end without logging.shutdown()
+                    listener = EventListener(self._queue, self._pipeline)
+                    listener.start()
+                    self._listener = listener
             except RuntimeError:
-                # At interpreter exit new threads cannot start; close() drains inline.
-                return
-            self._listener = listener
+                pass  # at interpreter exit new threads cannot start; close() drains inline
+            finally:
+                self._starting = False
 
     # ------------------------------------------------------------- lifecycle
     def flush(self) -> None:
@@ -410,7 +433,7 @@ class PosthogLogHandler(logging.Handler):
     def _report_losses(self) -> None:
         """One WARNING at close when events were dropped or spilled."""
         counts = self._stats.snapshot()
-        dropped, spilled = counts["dropped"], counts.get("spilled", 0)
+        dropped, spilled = counts["dropped"], counts["spilled"]
         if dropped or spilled:
             _log.warning(
                 "posthog-logging: closed with dropped events %s and %d events spilled to %s",
@@ -465,6 +488,7 @@ class PosthogLogHandler(logging.Handler):
         """
         self._queue = queue.SimpleQueue()
         self._lifecycle_lock = threading.RLock()
+        self._starting = False
         self._stats = Stats()
         self._ignored = 0
         self._received = 0
@@ -472,6 +496,10 @@ class PosthogLogHandler(logging.Handler):
         self._transport.reset_after_fork()
         self._pipeline = self._new_pipeline()
         self._listener = None
+
+
+# The handler never consumes the library's own warnings: never let it be their only reader.
+_log.addFilter(diagnostics.LastResortFilter(blind=PosthogLogHandler))
 
 
 def _snapshot(payload: Any) -> Any:

@@ -10,13 +10,27 @@ import threading
 from collections import Counter
 from typing import Any
 
+#: Counters ``stats()`` lists from the start, zero until something happens.
+COUNTERS = (
+    "sent",
+    "mapped",
+    "requests",
+    "bytes",
+    "retried",
+    "spilled",
+    "shrunk_events",
+    "truncated_properties",
+    "sampled_out",
+    "filtered_out",
+)
+
 
 class Stats:
     """Thread-safe counters, and dropped events counted by reason."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._counts: Counter[str] = Counter()
+        self._counts: Counter[str] = Counter(dict.fromkeys(COUNTERS, 0))
         self._dropped: Counter[str] = Counter()
 
     def add(self, name: str, amount: int = 1) -> int:

@@ -1,0 +1,97 @@
+"""What the handler reports about itself: counters from the start, and losses that stay visible."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from posthog_logging import PosthogLogHandler
+from posthog_logging.devserver import CaptureServer, ScriptedResponse
+
+from .conftest import DUMMY_KEY
+from .process_helpers import delivered_span_ids, run_program, write_program
+
+
+def test_stats_lists_every_counter_from_the_start(capture_server: CaptureServer) -> None:
+    handler = PosthogLogHandler(api_key=DUMMY_KEY, host=capture_server.url)
+    try:
+        stats = handler.stats()
+        counters = ["sent", "mapped", "requests", "bytes", "retried", "spilled", "shrunk_events"]
+        counters += ["truncated_properties", "sampled_out", "filtered_out"]
+        assert {name: stats[name] for name in counters} == dict.fromkeys(counters, 0)
+        assert stats["dropped"] == {}
+    finally:
+        handler.close()
+
+
+#: A handler on the root logger, then a second configuration, as an app that applies its
+#: settings again does: dictConfig closes the handler but leaves it on the root logger,
+#: and (``disable_existing_loggers`` being on by default) disables every existing logger
+#: it does not configure, the library's diagnostics logger among them.
+STALE_HANDLER_PROGRAM = """
+handler = logging.getLogger("app").handlers[0]
+logging.getLogger("app").removeHandler(handler)
+logging.getLogger().addHandler(handler)
+logging.getLogger().setLevel(logging.INFO)
+logging.config.dictConfig({"version": 1, "loggers": {"other": {"level": "INFO"}}})
+for i in range(3):
+    logging.getLogger("late").info("tool", extra={"span": span(i)})
+print(json.dumps(handler.stats()["dropped"]))
+"""
+
+
+def test_records_reaching_a_handler_closed_by_a_new_config_are_reported_once(
+    capture_server: CaptureServer, tmp_path: Path
+) -> None:
+    program = write_program(tmp_path, "import json\n" + STALE_HANDLER_PROGRAM)
+    result = run_program(capture_server, program)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"closed": 3}
+    assert result.stderr.splitlines() == [
+        "posthog-logging: records logged after close() are dropped "
+        "(counted in stats()['dropped']['closed'])"
+    ]
+    assert capture_server.events == []
+
+
+def test_loss_reports_stay_visible_after_a_config_that_disables_existing_loggers(
+    capture_server: CaptureServer, tmp_path: Path
+) -> None:
+    # The handler is built by a dictConfig with the default disable_existing_loggers;
+    # its batches are refused (400, not retried): the drop must be reported.
+    capture_server.script(*[ScriptedResponse(400)] * 3)
+    program = write_program(
+        tmp_path,
+        """
+logging.config.dictConfig({**CONFIG, "disable_existing_loggers": True})
+work(0, 5)
+logging.shutdown()
+""",
+        configure=False,
+    )
+    result = run_program(capture_server, program)
+    assert result.returncode == 0, result.stderr
+    assert "dropped 5 events" in result.stderr
+
+
+def test_a_worker_framework_whose_exit_hook_fails_costs_no_record(
+    capture_server: CaptureServer, tmp_path: Path
+) -> None:
+    # A celery.signals without the signal the handler connects to (fault injection):
+    # hooking the worker's end fails on the first record, which is still delivered.
+    program = write_program(
+        tmp_path,
+        """
+import types
+sys.modules["celery.signals"] = types.ModuleType("celery.signals")
+work(0, 5)
+logging.shutdown()
+""",
+    )
+    result = run_program(capture_server, program)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith(
+        "posthog-logging: could not hook the end of this worker process (AttributeError: "
+    )
+    assert len(result.stderr.splitlines()) == 1
+    assert delivered_span_ids(capture_server, 5) == list(range(5))
