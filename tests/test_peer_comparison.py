@@ -207,6 +207,11 @@ class Pair:
     ours: dict[str, Any]
 
 
+def _says_nothing(value: Any) -> bool:
+    """An empty list, or a zero count (posthog 6.7 sends 0 tokens for a failed call)."""
+    return value == [] or (type(value) is int and value == 0)
+
+
 def compare(pair: Pair) -> None:
     """Every peer ``$ai_*`` property: same meaning in ours, or a named deliberate difference."""
     unexplained = []
@@ -216,8 +221,9 @@ def compare(pair: Pair) -> None:
         rule = SAME_MEANING.get(key)
         if rule is None:
             unexplained.append(f"{key}: not compared (add to SAME_MEANING or DELIBERATE)")
-        elif key not in pair.ours and pair.peer[key] != []:  # an empty list says nothing
-            unexplained.append(f"{key}: missing from ours")
+        elif key not in pair.ours:
+            if not _says_nothing(pair.peer[key]):
+                unexplained.append(f"{key}: missing from ours")
         elif not rule(pair.peer, pair.ours):
             unexplained.append(f"{key}: peer {pair.peer[key]!r}, ours {pair.ours.get(key)!r}")
     assert not unexplained, "\n".join(unexplained)
