@@ -17,11 +17,13 @@ from example_support import setup
 TOOLS = [
     {
         "type": "function",
-        "name": "convert_currency",
-        "description": "Convert an amount between currencies",
-        "parameters": {
-            "type": "object",
-            "properties": {"amount": {"type": "number"}, "to": {"type": "string"}},
+        "function": {
+            "name": "convert_currency",
+            "description": "Convert an amount between currencies",
+            "parameters": {
+                "type": "object",
+                "properties": {"amount": {"type": "number"}, "to": {"type": "string"}},
+            },
         },
     }
 ]

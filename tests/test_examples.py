@@ -99,7 +99,9 @@ def test_chat_loop_with_tools(capture_server: CaptureServer) -> None:
     assert "92.0 EUR" in result.stdout
     generations = [e for e in capture_server.events if e["event"] == "$ai_generation"]
     assert len(generations) == 2
-    assert generations[0]["properties"]["$ai_tools"][0]["function"]["name"] == "convert_currency"
+    definition = generations[0]["properties"]["$ai_tools"][0]["function"]
+    assert definition["name"] == "convert_currency"
+    assert definition["parameters"]["properties"]["to"] == {"type": "string"}
     assert generations[1]["properties"]["$ai_reasoning_tokens"] == 3
     tool = named(capture_server, "$ai_span")
     (tool_props,) = tool.values()
@@ -141,3 +143,22 @@ def test_workflow_steps(capture_server: CaptureServer) -> None:
         "sleep: wait for reviewer",
         "step: ship",
     ]
+
+
+def test_rag_worker_one_trace_across_threads_and_processes(capture_server: CaptureServer) -> None:
+    result = run_example(capture_server, "rag_worker.py")
+    assert "worker answered" in result.stdout
+    lines = tree(capture_server).splitlines()
+    assert lines[1].startswith("└── trace  request: refund question")
+    assert lines[2].startswith("    ├── embedding  embed chunk  [text-embedding-3-small]")
+    assert lines[3].startswith("    ├── embedding  embed chunk")
+    assert lines[4].startswith("    └── span  dispatch to worker")
+    assert lines[5].startswith("        └── span  worker: answer")
+    assert lines[6].startswith("            └── generation  llm: answer  [claude-sonnet-4-5]")
+    answer = named(capture_server, "$ai_generation")["llm: answer"]
+    assert answer["$ai_cache_reporting_exclusive"] is False
+    assert (answer["$ai_input_tokens"], answer["$ai_cache_read_input_tokens"]) == (430, 400)
+    assert answer["$ai_stop_reason"] == "end_turn"
+    assert answer["$session_id"] == "replay-5f1c"
+    assert answer["$ai_session_id"] == "support-chat-12"
+    assert {e["distinct_id"] for e in capture_server.events} == {"reader-3"}

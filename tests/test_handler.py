@@ -223,10 +223,8 @@ def test_flush_returns_after_everything_logged_before_is_sent(
         log.info("x", extra={"span": tool_span(n)})
     handler.flush()
     assert len(capture_server.events) == 250
-    assert [len(r.batch) for r in capture_server.requests] == [100, 100, 50] or sum(
-        len(r.batch) for r in capture_server.requests
-    ) == 250
-    assert max(len(r.batch) for r in capture_server.requests) <= 1000
+    # Nothing went before the flush (flush_at=1000), then all 250 in one request.
+    assert [len(r.batch) for r in capture_server.requests] == [250]
 
 
 def test_close_batches_like_the_spec_example(
@@ -236,7 +234,8 @@ def test_close_batches_like_the_spec_example(
     for n in range(9):
         log.info("x", extra={"span": tool_span(n)})
     handler.close()
-    assert [len(r.batch) for r in capture_server.requests] == [4, 4, 1]
+    # Requests in flight at once may arrive in any order.
+    assert sorted(len(r.batch) for r in capture_server.requests) == [1, 4, 4]
 
 
 def test_records_after_close_are_dropped_and_counted(

@@ -265,3 +265,89 @@ def test_event_uuid_is_deterministic_per_trace_span_and_event() -> None:
     other = run(mapper(), ("span_ended", span("6" * 16, parentSpanId=ROOT)))[0]
     assert first["uuid"] == again["uuid"]
     assert first["uuid"] != other["uuid"]
+
+
+# ------------------------------------------------- Part 2 (i)-(n), both modes
+
+
+def test_i_cache_flag_only_in_default_mode() -> None:
+    usage = {"input_tokens": 30, "cache_read_input_tokens": 10, "cache_creation_input_tokens": 4}
+    attributes = {"provider": "anthropic", "usage": usage}
+    compat = only(run(mapper(True), ("span_ended", generation(**attributes))), "$ai_generation")
+    assert "$ai_input_tokens" not in compat  # Mastra reads its own shape only
+    assert "$ai_cache_reporting_exclusive" not in compat
+    props = only(run(mapper(), ("span_ended", generation(**attributes))), "$ai_generation")
+    assert props["$ai_input_tokens"] == 44
+    assert props["$ai_cache_read_input_tokens"] == 10
+    assert props["$ai_cache_creation_input_tokens"] == 4
+    assert props["$ai_cache_reporting_exclusive"] is False
+
+
+def test_j_openai_chat_tools_emptied_only_in_compat_mode() -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    compat = only(run(mapper(True), ("span_ended", generation(tools=[tool]))), "$ai_generation")
+    assert compat["$ai_tools"] == [{"type": "function", "function": {}}]
+    props = only(run(mapper(), ("span_ended", generation(tools=[tool]))), "$ai_generation")
+    assert props["$ai_tools"] == [tool]
+    tool_map = {"f": {"description": "d"}}
+    compat = only(run(mapper(True), ("span_ended", generation(tools=tool_map))), "$ai_generation")
+    assert "$ai_tools" not in compat
+
+
+@pytest.mark.parametrize(
+    ("error_info", "message"),
+    [({"message": "boom", "id": "X"}, "boom"), ("plain text", "plain text"), ({}, "{}")],
+)
+def test_k_error_string_on_every_event_in_default_mode(error_info: Any, message: str) -> None:
+    steps = [
+        ("span_started", root()),
+        ("span_ended", span("3" * 16, parentSpanId=ROOT, errorInfo=error_info)),
+        ("span_ended", generation() | {"errorInfo": error_info}),
+        ("span_ended", root(errorInfo=error_info)),
+    ]
+    for props in (event["properties"] for event in run(mapper(), *steps)):
+        assert props["$ai_is_error"] is True
+        assert props["$ai_error"] == message
+    compat = run(mapper(True), *steps)
+    assert [("$ai_error" in e["properties"]) for e in compat] == [False, False, True]
+
+
+def test_l_m_allow_list_and_model_parameters_only_in_default_mode() -> None:
+    meta = {"$session_id": "s", "$ai_model_parameters": {"x": 1}, "$other": 1}
+    params = {"temperature": 0.5, "seed": 3}
+    spans_ = (
+        generation(parameters=params) | {"metadata": meta},
+        span("3" * 16, metadata=meta),
+    )
+    for event in run(mapper(), *(("span_ended", s) for s in spans_)):
+        props = event["properties"]
+        assert props["$session_id"] == "s"
+        assert "$other" not in props
+    generation_props = only(run(mapper(), ("span_ended", spans_[0])), "$ai_generation")
+    assert generation_props["$ai_model_parameters"] == params
+    compat = only(run(mapper(True), ("span_ended", spans_[0])), "$ai_generation")
+    assert compat["$ai_model_parameters"] == {"x": 1}  # metadata passthrough, as upstream
+
+
+def test_n_embedding_event_only_in_default_mode() -> None:
+    embedding = span(
+        "4" * 16,
+        type="model_embedding",
+        parentSpanId=ROOT,
+        input="text",
+        output=[0.1],
+        attributes={"model": "e", "usage": {"inputTokens": 3}, "extra": 1},
+    )
+    steps = [("span_started", root()), ("span_ended", embedding)]
+    compat = only(run(mapper(True), *steps), "$ai_span")
+    assert compat["extra"] == 1
+    props = only(run(mapper(), *steps), "$ai_embedding")
+    assert props["$ai_input"] == "text"
+    assert props["$ai_input_tokens"] == 3
+    assert props["$ai_parent_id"] == TRACE
+    assert props["$ai_model"] == "e" and props["$ai_provider"] == "unknown-provider"
+    assert "extra" not in props and "$ai_output_choices" not in props
+    root_embedding = span(ROOT, type="model_embedding", isRootSpan=True, input="t")
+    events = run(mapper(), ("span_ended", root_embedding))
+    assert [e["event"] for e in events] == ["$ai_embedding", "$ai_trace"]
+    assert "$ai_parent_id" not in events[0]["properties"]

@@ -291,7 +291,7 @@ def test_memory_follows_the_bound_during_an_outage(bound_mb: int) -> None:
 def test_hanging_server_at_shutdown_still_spills_everything(
     tmp_path: Path, capture_server: CaptureServer
 ) -> None:
-    capture_server.script(ScriptedResponse(delay=3.0))
+    capture_server.script(*[ScriptedResponse(delay=3.0)] * 10)  # every request hangs
     handler, log = handler_for(
         capture_server.url,
         "hang",
@@ -302,7 +302,7 @@ def test_hanging_server_at_shutdown_still_spills_everything(
     )
     for n in range(12):
         log.info("x", extra={"span": tool_span(n)})
-    time.sleep(0.2)  # the first batch of 5 is now stuck in flight
+    time.sleep(0.2)  # two batches of 5 are now stuck in flight
     started = time.monotonic()
     handler.close()
     assert time.monotonic() - started < 1.5

@@ -6,9 +6,24 @@ from ._version import __version__
 from .contract import SpanEvent, SpanType
 from .formatter import SpanJsonFormatter
 from .handler import PosthogLogHandler
-from .tracing import Generation, Span, current_span, feedback, generation, span, traced
+from .tracing import (
+    ContextThreadPoolExecutor,
+    Embedding,
+    Generation,
+    Span,
+    carry_context,
+    current_span,
+    embedding,
+    feedback,
+    generation,
+    span,
+    traced,
+    traceparent,
+)
 
 __all__ = [
+    "ContextThreadPoolExecutor",
+    "Embedding",
     "Generation",
     "PosthogLogHandler",
     "Span",
@@ -16,9 +31,12 @@ __all__ = [
     "SpanJsonFormatter",
     "SpanType",
     "__version__",
+    "carry_context",
     "current_span",
+    "embedding",
     "feedback",
     "generation",
     "span",
     "traced",
+    "traceparent",
 ]

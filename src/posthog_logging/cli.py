@@ -11,15 +11,13 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-from .contract import SpanEvent
+from .config import resolve_api_key, resolve_host
 from .devserver import check_latency, serve_forever
-from .handler import resolve_api_key, resolve_host
-from .mapping import EventMapper, MappingOptions, SpanRejected
-from .spill import Replayer
+from .mapping import MappingOptions
+from .replay import Replayer
 from .transport import Transport
-from .values import time_ms
 
 Command = Callable[[argparse.Namespace], int]
 if TYPE_CHECKING:
@@ -99,7 +97,7 @@ def _run_replay(args: argparse.Namespace) -> int:
         privacy_mode=args.privacy_mode,
         default_distinct_id=args.default_distinct_id,
     )
-    replayer = Replayer(Transport(api_key, resolve_host(args.host)), RecordReader(options))
+    replayer = Replayer(Transport(api_key, resolve_host(args.host)), options)
     report = replayer.replay(args.paths)
     for file in report.files:
         status = file.error or file.skipped or "done"
@@ -109,29 +107,6 @@ def _run_replay(args: argparse.Namespace) -> int:
         )
     print(f"replayed {report.delivered} events from {len(report.files)} files")
     return 1 if report.failed else 0
-
-
-class RecordReader:
-    """Maps ``SpanJsonFormatter`` lines (span or feedback records) found in replayed files."""
-
-    def __init__(self, options: MappingOptions) -> None:
-        self.mapper = EventMapper(options, on_reject=self._reject)
-        self.rejected = 0
-
-    def _reject(self, rejected: SpanRejected) -> None:
-        self.rejected += 1
-
-    def __call__(self, line: dict[str, Any]) -> list[dict[str, Any]] | None:
-        now_ms = time_ms(line.get("created")) or time_ms(line.get("time")) or 0
-        try:
-            if "span" in line:
-                span_event = SpanEvent(line.get("span_event") or SpanEvent.ENDED.value)
-                return self.mapper.map_span(line["span"], span_event, now_ms)
-            if "feedback" in line:
-                return [self.mapper.map_feedback(line["feedback"], now_ms)]
-        except (SpanRejected, ValueError):
-            self.rejected += 1
-        return None
 
 
 #: One entry per sub-command, in the order ``--help`` lists them.

@@ -35,11 +35,16 @@ class SpanEvent(str, enum.Enum):
 
 
 class SpanType(str, enum.Enum):
-    """Mastra's span types (``SpanType`` in ``@mastra/core``)."""
+    """Mastra's span types (``SpanType`` in ``@mastra/core``), plus ``model_embedding``.
+
+    ``model_embedding`` is this library's: default mode sends it as
+    ``$ai_embedding``; compat mode treats it like any type Mastra does not map.
+    """
 
     AGENT_RUN = "agent_run"
     GENERIC = "generic"
     MODEL_GENERATION = "model_generation"
+    MODEL_EMBEDDING = "model_embedding"
     MODEL_STEP = "model_step"
     MODEL_CHUNK = "model_chunk"
     MODEL_INFERENCE = "model_inference"

@@ -469,7 +469,7 @@ def _describe(event: Mapping[str, Any]) -> str:
         parts.append(repr(props.get("$ai_feedback_text")))
     else:
         parts.append(str(props.get("$ai_span_name", "")))
-    if kind == "generation":
+    if kind in ("generation", "embedding"):
         parts.append(f"[{props.get('$ai_model')}]")
     latency = props.get("$ai_latency")
     if isinstance(latency, (int, float)):

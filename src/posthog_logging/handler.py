@@ -1,57 +1,65 @@
 """``PosthogLogHandler``: span records in, PostHog LLM-analytics events out.
 
-The caller's thread does as little as the standard library's ``QueueHandler``:
-it takes a shallow snapshot of the span and puts it on a queue.  Mapping,
-serialisation and HTTP all happen on the handler's own ``QueueListener``
-thread, which the handler starts itself (lazily, and again in a forked child)
-because ``dictConfig`` on 3.12+ builds but never starts listeners.
+This module is the caller's side only: it validates the configuration,
+snapshots each record's span on the caller's thread (as cheaply as the
+standard library's ``QueueHandler``), queues it, and owns the lifecycle.
+Mapping happens on the pipeline's ``EventListener`` thread and HTTP on the
+sender's threads (``pipeline``, ``sender``); the handler starts its listener
+itself (lazily, and again in a forked child) because ``dictConfig`` on 3.12+
+builds but never starts listeners.
 
-Shutdown is owned here too.  ``logging.shutdown()`` (run at exit) calls
-``flush()`` and ``close()`` with the handler's lock held; the listener never
-takes that lock, so waiting for it there is safe.  If the listener could not
-be started (new threads may fail at interpreter exit), the caller's thread
-drains the queue itself.
+Shutdown is owned here too, in :meth:`PosthogLogHandler.close`, step by step.
+``logging.shutdown()`` (run at exit) calls ``flush()`` and ``close()`` with the
+handler's lock held; no thread of the library takes that lock, so waiting for
+them there is safe.  If no listener could be started (new threads may fail at
+interpreter exit), the calling thread does the listener's and the senders'
+work itself.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import queue
 import threading
 import time
 import weakref
 from collections.abc import Mapping
-from logging.handlers import QueueListener
 from typing import Any
 
-from posthog import request as posthog_request
-
+from .config import (
+    optional_str,
+    positive_int,
+    positive_seconds,
+    require_bool,
+    resolve_api_key,
+    resolve_host,
+)
 from .contract import (
-    CURRENT_SPAN,
     DIAGNOSTICS_LOGGER,
     FEEDBACK_ATTR,
     SPAN_ATTR,
     SPAN_EVENT_ATTR,
     SupportsSpanDict,
 )
-from .mapping import EventMapper, MappingOptions, SpanRejected
+from .mapping import MappingOptions
+from .mapping.logs import is_own_logger, log_event_span
 from .pipeline import (
     FEEDBACK_ITEM,
     SPAN_ITEM,
     CloseRequest,
-    EventBuffer,
+    EventEncoder,
+    EventListener,
     EventPipeline,
     FlushRequest,
     RecordItem,
-    Stats,
 )
+from .sender import DEFAULT_MAX_IN_FLIGHT, EventBuffer, Sender, library_thread
 from .spill import SpillWriter
+from .stats import Stats
 from .transport import MAX_EVENT_BYTES, RetryPolicy, Transport
 from .values import time_ms
 
-DEFAULT_HOST = "https://us.i.posthog.com"
 DISABLED_WARNING = (
     "posthog disabled: Missing required API key. "
     "Set POSTHOG_API_KEY environment variable or pass apiKey in config."
@@ -62,82 +70,21 @@ DISABLED_WARNING = (
 #: in bytes on the caller's thread, stays a fraction of the memory the bytes-bounded
 #: buffer allows.
 DEFAULT_MAX_QUEUE_SIZE = 32_768
-#: Encoded events the listener buffers (sending, or waiting out an outage).
+#: Encoded events the sender holds (queued, in flight, or waiting out an outage).
 DEFAULT_MAX_BUFFER_EVENTS = 100_000
 DEFAULT_MAX_BUFFER_BYTES = 64 * 1024 * 1024
 #: What happens when the caller's queue or the listener's buffer is full:
 #: drop the oldest (counted), spill the oldest buffered events, or make the
 #: caller wait up to ``block_timeout`` for room (then drop the oldest).
 OVERFLOW_POLICIES = ("drop_oldest", "spill", "block")
+#: A close() this soon after a flush() returned continues that flush's shutdown:
+#: both together (as ``logging.shutdown()`` calls them) take ``shutdown_timeout``.
+FLUSH_THEN_CLOSE = 0.1
 
 _log = logging.getLogger(DIAGNOSTICS_LOGGER)
-#: Loggers whose records this handler never consumes (its own and its transport's).
-_OWN_LOGGERS = frozenset({DIAGNOSTICS_LOGGER, "posthog", "urllib3", "requests"})
-
-
-def _is_own_logger(name: str) -> bool:
-    """True for the library's diagnostics and its transport's loggers (and their children)."""
-    return any(name == own or name.startswith(own + ".") for own in _OWN_LOGGERS)
-
 
 #: Nested span fields copied on the caller's thread, so later mutation can't leak in.
 _SNAPSHOT_FIELDS = ("attributes", "metadata", "input", "output")
-
-
-class EventListener(QueueListener):
-    """A ``QueueListener`` whose waits double as the pipeline's timers."""
-
-    def __init__(self, event_queue: queue.SimpleQueue[Any], pipeline: EventPipeline) -> None:
-        super().__init__(event_queue)
-        self.event_queue = event_queue
-        self.pipeline = pipeline
-        self._backlog = 0
-
-    def dequeue(self, block: bool) -> Any:
-        _pipeline_thread.active = True  # this thread's own log records are never consumed
-        while True:
-            try:
-                return self.event_queue.get(block, self.pipeline.seconds_until_due())
-            except queue.Empty:
-                self.pipeline.on_timer()
-
-    def handle(self, record: Any) -> None:
-        self.pipeline.process(record)
-        # While the application is logging (the queue grows), hand the GIL back
-        # after every record: its threads come first, and the listener catches
-        # up when they pause (bench/: a burst costs 0.9x a QueueHandler instead
-        # of 1.3x).  When nothing new arrives, run at full speed.
-        backlog = self.event_queue.qsize()
-        if backlog > self._backlog:
-            time.sleep(0)
-        self._backlog = backlog
-
-    @property
-    def thread(self) -> threading.Thread | None:
-        thread: threading.Thread | None = getattr(self, "_thread", None)
-        return thread
-
-    def stop_within(self, timeout: float) -> bool:
-        """Ask the thread to finish and wait at most ``timeout``; True if it did."""
-        thread = self.thread
-        self.enqueue_sentinel()
-        if thread is None:
-            return True
-        thread.join(timeout)
-        if thread.is_alive():
-            return False
-        self._thread = None
-        return True
-
-
-class _PipelineThread(threading.local):
-    """Set while a thread does pipeline work (the listener, or an inline drain)."""
-
-    active = False
-
-
-_pipeline_thread = _PipelineThread()
-
 
 _live_handlers: weakref.WeakSet[PosthogLogHandler] = weakref.WeakSet()
 
@@ -184,6 +131,7 @@ class PosthogLogHandler(logging.Handler):
         flush_timeout: float = 5.0,
         shutdown_timeout: float = 10.0,
         request_timeout: float = 10.0,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         gzip: bool = True,
         capture_logs: bool = False,
     ) -> None:
@@ -194,18 +142,19 @@ class PosthogLogHandler(logging.Handler):
             ("gzip", gzip),
             ("capture_logs", capture_logs),
         ):
-            _require_bool(name, flag)
-        self.flush_at = _positive_int("flush_at", flush_at, 10 if serverless else 20)
-        self.flush_interval = _positive_seconds(
+            require_bool(name, flag)
+        self.flush_at = positive_int("flush_at", flush_at, 10 if serverless else 20)
+        self.flush_interval = positive_seconds(
             "flush_interval", flush_interval, 2.0 if serverless else 10.0
         )
-        self.max_queue_size = _positive_int("max_queue_size", max_queue_size, 0)
-        self.max_buffer_events = _positive_int("max_buffer_events", max_buffer_events, 0)
-        self.max_buffer_bytes = _positive_int("max_buffer_bytes", max_buffer_bytes, 0)
-        self.flush_timeout = _positive_seconds("flush_timeout", flush_timeout, 0)
-        self.shutdown_timeout = _positive_seconds("shutdown_timeout", shutdown_timeout, 0)
-        request_timeout = _positive_seconds("request_timeout", request_timeout, 0)
-        _optional_str("default_distinct_id", default_distinct_id)
+        self.max_queue_size = positive_int("max_queue_size", max_queue_size, 0)
+        self.max_buffer_events = positive_int("max_buffer_events", max_buffer_events, 0)
+        self.max_buffer_bytes = positive_int("max_buffer_bytes", max_buffer_bytes, 0)
+        self.flush_timeout = positive_seconds("flush_timeout", flush_timeout, 0)
+        self.shutdown_timeout = positive_seconds("shutdown_timeout", shutdown_timeout, 0)
+        request_timeout = positive_seconds("request_timeout", request_timeout, 0)
+        self.max_in_flight = positive_int("max_in_flight", max_in_flight, 0)
+        optional_str("default_distinct_id", default_distinct_id)
         self.serverless = serverless
         self.capture_logs = capture_logs
         self.privacy_mode = privacy_mode
@@ -216,12 +165,12 @@ class PosthogLogHandler(logging.Handler):
         if overflow == "spill" and self.spill_dir is None:
             raise ValueError("overflow='spill' needs spill_dir")
         self.overflow = overflow
-        self.block_timeout = _positive_seconds("block_timeout", block_timeout, 0)
-        self.max_event_bytes = _positive_int("max_event_bytes", max_event_bytes, 0)
+        self.block_timeout = positive_seconds("block_timeout", block_timeout, 0)
+        self.max_event_bytes = positive_int("max_event_bytes", max_event_bytes, 0)
         self.retry = RetryPolicy(
-            max_attempts=_positive_int("max_attempts", max_attempts, 0),
-            base_delay=_positive_seconds("retry_base_delay", retry_base_delay, 0),
-            max_delay=_positive_seconds("retry_max_delay", retry_max_delay, 0),
+            max_attempts=positive_int("max_attempts", max_attempts, 0),
+            base_delay=positive_seconds("retry_base_delay", retry_base_delay, 0),
+            max_delay=positive_seconds("retry_max_delay", retry_max_delay, 0),
         )
         self.host = resolve_host(host)
         api_key = resolve_api_key(api_key)
@@ -238,8 +187,15 @@ class PosthogLogHandler(logging.Handler):
         self._ignored = 0
         self._received = 0
         self._closed = False
-        self._lifecycle_lock = threading.Lock()
-        self._transport = Transport(api_key or "", self.host, gzip=gzip, timeout=request_timeout)
+        self._last_flush: tuple[float, float] | None = None  # (started, returned)
+        self._lifecycle_lock = threading.RLock()  # re-entrant: a signal handler may log
+        self._transport = Transport(
+            api_key or "",
+            self.host,
+            gzip=gzip,
+            timeout=request_timeout,
+            connections=self.max_in_flight,
+        )
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._pipeline = self._new_pipeline()
         self._listener: EventListener | None = None
@@ -262,28 +218,25 @@ class PosthogLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Queue a snapshot of the record's span or feedback; everything else is ignored."""
-        if self.disabled or _pipeline_thread.active:
+        if self.disabled or library_thread.active:
             return  # never feed on records made while handling records
         try:
             attributes = record.__dict__
             span = attributes.get(SPAN_ATTR)
             if span is not None:
-                item: RecordItem = (
-                    SPAN_ITEM,
-                    _snapshot(span),
-                    attributes.get(SPAN_EVENT_ATTR),
-                    record.created,
+                item = RecordItem(
+                    SPAN_ITEM, _snapshot(span), attributes.get(SPAN_EVENT_ATTR), record.created
                 )
             else:
                 feedback = attributes.get(FEEDBACK_ATTR)
-                if feedback is not None and not _is_own_logger(record.name):
-                    item = (FEEDBACK_ITEM, _snapshot(feedback), None, record.created)
+                if feedback is not None and not is_own_logger(record.name):
+                    item = RecordItem(FEEDBACK_ITEM, _snapshot(feedback), None, record.created)
                 elif self.capture_logs and record.levelno >= logging.WARNING:
-                    log_span = _log_event_span(record)
+                    log_span = log_event_span(record)
                     if log_span is None:
                         self._ignored += 1
                         return
-                    item = (SPAN_ITEM, log_span, None, record.created)
+                    item = RecordItem(SPAN_ITEM, log_span, None, record.created)
                 else:
                     self._ignored += 1
                     return
@@ -315,7 +268,7 @@ class PosthogLogHandler(logging.Handler):
         """overflow='block': wait up to ``block_timeout`` for the listener to catch up."""
         deadline = time.monotonic() + self.block_timeout
         while self._queue.qsize() >= self.max_queue_size:
-            if time.monotonic() >= deadline or _pipeline_thread.active:
+            if time.monotonic() >= deadline or library_thread.active:
                 return False
             time.sleep(0.001)
         return True
@@ -338,52 +291,86 @@ class PosthogLogHandler(logging.Handler):
 
     # ------------------------------------------------------------- lifecycle
     def flush(self) -> None:
-        """Block until everything logged before this call was sent (or timed out)."""
+        """Block until everything logged before this call was sent (or spilled, or
+        dropped), for at most ``flush_timeout`` and never longer than ``shutdown_timeout``."""
         if self.disabled or self._closed:
             return
-        self._finish(FlushRequest(time.monotonic() + self.flush_timeout), self.flush_timeout)
+        started = time.monotonic()
+        deadline = started + min(self.flush_timeout, self.shutdown_timeout)
+        self._finish(FlushRequest(deadline), deadline)
+        self._last_flush = (started, time.monotonic())
 
     def close(self) -> None:
-        """Abort open spans, deliver everything within ``shutdown_timeout``, stop."""
+        """Abort open spans, deliver everything within ``shutdown_timeout``, stop.
+
+        A ``flush()`` that returned just before (``logging.shutdown()`` calls
+        both) counts as the start of the shutdown: together they take at most
+        ``shutdown_timeout``.
+        """
         with self._lifecycle_lock:
             first_close = not self._closed
             self._closed = True
         if first_close and not self.disabled:
-            timeout = self.shutdown_timeout
-            deadline = time.monotonic() + timeout
-            request = CloseRequest(deadline, now_ms=time_ms(time.time()) or 0)
-            self._finish(request, timeout)
-            listener = self._listener
-            remaining = max(0.1, deadline - time.monotonic())
-            if listener is not None and not listener.stop_within(remaining):
-                # Stuck in a request to a hanging server: keep what it holds.
-                self._pipeline.rescue(self._drain_queue(), request.now_ms)
-                listener.enqueue_sentinel()  # drained with the rest: the thread may stop later
-                _log.warning("posthog-logging: listener still busy at the shutdown deadline")
-            self._report_losses()
+            now = time.monotonic()
+            last = self._last_flush
+            started = last[0] if last is not None and now - last[1] < FLUSH_THEN_CLOSE else now
+            self._shut_down(started + self.shutdown_timeout)
         _live_handlers.discard(self)
         super().close()
 
-    def _finish(self, request: FlushRequest, timeout: float) -> None:
+    def _shut_down(self, deadline: float) -> None:
+        """Deliver what was logged before close() by ``deadline``; keep the rest.
+
+        The shutdown order, in one place:
+        """
+        pipeline, listener = self._pipeline, self._listener
+        request = CloseRequest(deadline, now_ms=time_ms(time.time()) or 0)
+        # 1. The listener maps every record queued before close() (later ones are
+        #    refused: _closed is set), aborts the spans still open (§1.2), and stops.
+        #    Without a listener, this thread does that work.
+        self._finish(request, deadline, stop_listener=True)
+        # 2. If the listener missed the deadline, this thread maps what it never
+        #    reached, so that those events are spilled with the rest (step 4).
+        if not request.done.is_set():
+            pipeline.rescue(self._drain_queue(), request.now_ms)
+            if listener is not None:
+                listener.enqueue_sentinel()  # drained above: the thread may stop later
+            _log.warning("posthog-logging: listener still busy at the shutdown deadline")
+        # 3. The senders deliver everything buffered, in batches however small,
+        #    until the deadline; this thread sends when no sender thread could start.
+        pipeline.sender.drain(deadline)
+        # 4. Whatever is still undelivered (in flight included) is spilled, or dropped
+        #    and counted; the sender threads stop, the kept-alive connections close.
+        pipeline.sender.abandon()
+        self._transport.close()
+        # 5. One warning sums up what was lost or spilled.
+        self._report_losses()
+
+    def _finish(
+        self, request: FlushRequest, deadline: float, *, stop_listener: bool = False
+    ) -> None:
+        """Have ``request`` carried out by the listener, waiting up to ``deadline``."""
         listener = self._listener
         thread = listener.thread if listener is not None else None
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             self._queue.put(request)
-            request.done.wait(timeout)
+            if stop_listener and listener is not None:
+                listener.enqueue_sentinel()
+            request.done.wait(max(0.0, deadline - time.monotonic()))
             return
         self._drain_inline(request)
 
     def _drain_inline(self, request: FlushRequest) -> None:
         """Do the listener's work on this thread (no listener could run)."""
         with self._lifecycle_lock:
-            _pipeline_thread.active = True
+            was_active, library_thread.active = library_thread.active, True
             try:
                 for item in self._drain_queue():
                     if item is not None:
                         self._pipeline.process(item)
                 self._pipeline.process(request)
             finally:
-                _pipeline_thread.active = False
+                library_thread.active = was_active
 
     def _drain_queue(self) -> list[Any]:
         """Everything still queued (records, requests, the sentinel), oldest first."""
@@ -419,56 +406,34 @@ class PosthogLogHandler(logging.Handler):
         return counts
 
     def _new_pipeline(self) -> EventPipeline:
-        mapper = EventMapper(self.options, on_reject=self._reject_while_aborting)
-        return EventPipeline(
-            mapper,
+        sender = Sender(
             self._transport,
             self._stats,
             EventBuffer(self.max_buffer_events, self.max_buffer_bytes),
             flush_at=self.flush_at,
-            flush_interval=self.flush_interval,
+            max_in_flight=self.max_in_flight,
+            retry=self.retry,
             spiller=None if self.spill_dir is None else SpillWriter(self.spill_dir),
             spill_on_overflow=self.overflow == "spill",
-            max_event_bytes=self.max_event_bytes,
-            retry=self.retry,
         )
-
-    def _reject_while_aborting(self, rejected: SpanRejected) -> None:
-        self._pipeline.reject(rejected)
+        encoder = EventEncoder(self.options, self._stats, max_event_bytes=self.max_event_bytes)
+        return EventPipeline(encoder, sender, flush_interval=self.flush_interval)
 
     def _reset_after_fork(self) -> None:
-        """In a forked child: empty buffer, fresh state, a listener of its own later.
+        """In a forked child: empty buffer, fresh state, a listener and senders of
+        its own later, and fresh connections.
 
         The parent's buffered events stay the parent's to send.
         """
         self._queue = queue.SimpleQueue()
-        self._lifecycle_lock = threading.Lock()
+        self._lifecycle_lock = threading.RLock()
         self._stats = Stats()
         self._ignored = 0
         self._received = 0
+        self._last_flush = None
+        self._transport.reset_after_fork()
         self._pipeline = self._new_pipeline()
         self._listener = None
-        reset_sessions = getattr(posthog_request, "reset_sessions", None)
-        if reset_sessions is not None:
-            reset_sessions()  # the parent's pooled connections are not ours to use
-
-
-def _log_event_span(record: logging.LogRecord) -> Mapping[str, Any] | None:
-    """capture_logs: a warning logged inside an active span, as an event span under it."""
-    active = CURRENT_SPAN.get()
-    if active is None or _is_own_logger(record.name):
-        return None
-    message = record.getMessage()
-    attributes: dict[str, Any] = {"level": record.levelname, "logger": record.name}
-    if record.exc_info and record.exc_info[1] is not None:
-        error = record.exc_info[1]
-        attributes["exception"] = f"{type(error).__name__}: {error}"
-    event = dict(
-        active.event_span_dict(f"log {record.levelname}: {message[:80]}", message, attributes)
-    )
-    if record.levelno >= logging.ERROR:
-        event["errorInfo"] = {"message": message, "category": "USER"}
-    return event
 
 
 def _snapshot(payload: Any) -> Any:
@@ -485,60 +450,3 @@ def _snapshot(payload: Any) -> Any:
     if isinstance(payload, Mapping):
         return dict(payload)
     return payload  # not a mapping: the listener rejects it, counted
-
-
-def resolve_api_key(api_key: Any) -> str | None:
-    """The API key from the argument, else ``$POSTHOG_API_KEY``; None when neither."""
-    if api_key is None:
-        api_key = os.environ.get("POSTHOG_API_KEY")
-    if api_key is not None and not isinstance(api_key, str):
-        raise TypeError(f"api_key must be a string, not {type(api_key).__name__}")
-    return (api_key.strip() or None) if api_key else None
-
-
-def resolve_host(host: Any) -> str:
-    """The host from the argument, else ``$POSTHOG_HOST``, else the US cloud."""
-    if host is None:
-        host = os.environ.get("POSTHOG_HOST") or None
-    if host is None:
-        _log.info(
-            "posthog-logging: no host given, using the US cloud %s "
-            "(EU projects set host or POSTHOG_HOST to https://eu.i.posthog.com)",
-            DEFAULT_HOST,
-        )
-        return DEFAULT_HOST
-    if not isinstance(host, str):
-        raise TypeError(f"host must be a string, not {type(host).__name__}")
-    if not host.startswith(("http://", "https://")):
-        raise ValueError(f"host must be an http:// or https:// URL, got {host!r}")
-    return host.rstrip("/")
-
-
-def _require_bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, not {value!r}")
-
-
-def _optional_str(name: str, value: Any) -> None:
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"{name} must be a string or None, not {type(value).__name__}")
-
-
-def _positive_int(name: str, value: Any, default: int) -> int:
-    if value is None and default:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-    return value
-
-
-def _positive_seconds(name: str, value: Any, default: float) -> float:
-    if value is None and default:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, not {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {value}")
-    return float(value)

@@ -19,17 +19,14 @@ resumes where it stopped and two replays never send the same file.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from .transport import EncodedEvent, PostResult, RetryPolicy, Transport
+from .transport import EncodedEvent
 
 try:
     import fcntl
@@ -95,38 +92,6 @@ class SpillWriter:
         return self._file
 
 
-# ------------------------------------------------------------------ replay
-
-
-@dataclass
-class FileReport:
-    """What replay did with one file."""
-
-    path: Path
-    delivered: int = 0
-    already_sent: int = 0
-    malformed: int = 0
-    error: str | None = None
-    skipped: str | None = None
-
-
-@dataclass
-class ReplayReport:
-    files: list[FileReport] = field(default_factory=list)
-
-    @property
-    def delivered(self) -> int:
-        return sum(report.delivered for report in self.files)
-
-    @property
-    def failed(self) -> bool:
-        return any(report.error for report in self.files)
-
-
-#: Turns one parsed line that is a span/feedback record into events (None: not a record).
-RecordMapper = Callable[[dict[str, Any]], list[dict[str, Any]] | None]
-
-
 def spill_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """The files replay should read: given files, and the complete or orphaned spill
     files of given directories, oldest first."""
@@ -155,105 +120,8 @@ def _orphaned(part: Path) -> bool:
     return False
 
 
-class Replayer:
-    """Sends spill (and ``SpanJsonFormatter``) files once each, resumably."""
-
-    def __init__(
-        self,
-        transport: Transport,
-        map_record: RecordMapper,
-        *,
-        batch_size: int = 100,
-        retry: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.transport = transport
-        self.map_record = map_record
-        self.batch_size = batch_size
-        self.retry = retry or RetryPolicy()
-        self.sleep = sleep
-
-    def replay(self, paths: Iterable[str | os.PathLike[str]]) -> ReplayReport:
-        report = ReplayReport()
-        for path in spill_files(paths):
-            report.files.append(self.replay_file(path))
-        return report
-
-    def replay_file(self, path: Path) -> FileReport:
-        report = FileReport(path)
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                if not _try_lock(handle):
-                    report.skipped = "another replay holds it"
-                    return report
-                self._send_file(handle, path, report)
-        except FileNotFoundError:
-            report.skipped = "gone (replayed by another process)"
-        except OSError as error:
-            report.error = f"{type(error).__name__}: {error}"
-        return report
-
-    def _send_file(self, handle: IO[str], path: Path, report: FileReport) -> None:
-        progress = path.with_name(path.name + PROGRESS_SUFFIX)
-        done = _read_progress(progress)
-        report.already_sent = done
-        lines = iter(handle)
-        for _ in range(done):
-            next(lines, None)
-        batch: list[EncodedEvent] = []
-        batch_lines = 0
-        for line in lines:
-            batch_lines += 1
-            events = self._events(line, report)
-            batch.extend(events)
-            if len(batch) >= self.batch_size:
-                if not self._deliver(batch, report):
-                    return
-                done += batch_lines
-                _write_progress(progress, done)
-                batch, batch_lines = [], 0
-        if batch and not self._deliver(batch, report):
-            return
-        # Everything is out: the file and its progress note go.
-        path.unlink()
-        with contextlib.suppress(FileNotFoundError):
-            progress.unlink()
-
-    def _events(self, line: str, report: FileReport) -> list[EncodedEvent]:
-        line = line.strip()
-        if not line:
-            return []
-        try:
-            parsed = json.loads(line)
-        except ValueError:
-            report.malformed += 1
-            return []
-        if not isinstance(parsed, dict):
-            report.malformed += 1
-            return []
-        if "event" in parsed and "properties" in parsed:
-            return [json.dumps(parsed, separators=(",", ":"))]
-        mapped = self.map_record(parsed)
-        if mapped is None:
-            report.malformed += 1
-            return []
-        return [json.dumps(event, separators=(",", ":"), default=str) for event in mapped]
-
-    def _deliver(self, batch: list[EncodedEvent], report: FileReport) -> bool:
-        failures = 0
-        while True:
-            result: PostResult = self.transport.post(batch)
-            if result.ok:
-                report.delivered += len(batch)
-                return True
-            failures += 1
-            if not result.retryable or failures >= self.retry.max_attempts:
-                report.error = result.describe()
-                return False
-            self.sleep(self.retry.delay(failures, result.retry_after))
-
-
-def _try_lock(handle: IO[str]) -> bool:
+def try_lock(handle: IO[str]) -> bool:
+    """Lock a spill file for this replay alone; False when another replay holds it."""
     if fcntl is None:
         return True
     try:
@@ -263,14 +131,16 @@ def _try_lock(handle: IO[str]) -> bool:
     return True
 
 
-def _read_progress(progress: Path) -> int:
+def read_progress(progress: Path) -> int:
+    """Lines of a spill file already delivered (0 when no progress note)."""
     try:
         return int(progress.read_text().strip() or 0)
     except (FileNotFoundError, ValueError):
         return 0
 
 
-def _write_progress(progress: Path, done: int) -> None:
+def write_progress(progress: Path, done: int) -> None:
+    """Record delivered lines atomically."""
     temporary = progress.with_name(progress.name + ".tmp")
     temporary.write_text(str(done))
     os.replace(temporary, progress)

@@ -1,10 +1,12 @@
 """A small tracing API that emits Mastra-shaped span records through ``logging``.
 
 Plain Python code has no Mastra to build span mappings, so this module does
-it: ``span()`` / ``generation()`` context managers (sync and async),
-``traced`` for functions and generators, and ``current_span()``.  Parent and
-trace ids flow through a ``ContextVar``, so nesting, ``asyncio`` tasks and
-threads started with a copied context all link up.
+it: ``span()`` / ``generation()`` / ``embedding()`` context managers (sync and
+async), ``traced`` for functions and generators, and ``current_span()``.
+Parent and trace ids flow through a ``ContextVar``, so nesting, ``asyncio``
+tasks, threads started with a copied context and :class:`ContextThreadPoolExecutor`
+workers all link up; ``traceparent()`` and ``span(traceparent=...)`` carry a
+trace across processes as a W3C ``traceparent`` header.
 
 Each span logs one record when it ends (``span_ended``), and one more when
 it starts if ``emit_start=True``; the record's ``span`` is a fresh dict
@@ -15,14 +17,17 @@ Serialising is the handler's job, on its own thread.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import datetime as dt
 import functools
 import inspect
 import logging
 import random
+import re
 import traceback
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
-from typing import Any, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, overload
 
 from .contract import (
     CURRENT_SPAN,
@@ -50,6 +55,14 @@ UNSET: Any = _Unset()
 
 F = TypeVar("F", bound=Callable[..., Any])
 SpanT = TypeVar("SpanT", bound="Span")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+_SPAN_ID = re.compile(r"[0-9a-f]{16}")
+_TRACEPARENT = re.compile(
+    r"(?P<version>[0-9a-f]{2})-(?P<trace>[0-9a-f]{32})-(?P<span>[0-9a-f]{16})-[0-9a-f]{2}(-.*)?"
+)
 
 
 def new_id(bits: int) -> str:
@@ -76,6 +89,35 @@ def resolve_span_type(span_type: SpanType | str) -> SpanType:
             pass
     known = ", ".join(member.value for member in SpanType)
     raise ValueError(f"unknown span type {span_type!r}; use one of: {known}")
+
+
+def _checked_id(kind: str, value: Any, pattern: re.Pattern[str], digits: int) -> str:
+    """A W3C trace or span id (lowercase hex, not all zeros), else a clear ``ValueError``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{kind} must be a str, not {type(value).__name__}")
+    text = value.strip().lower()
+    if not pattern.fullmatch(text) or text == "0" * digits:
+        raise ValueError(
+            f"{kind} must be {digits} hex digits, not all zero (W3C trace context), not {value!r}"
+        )
+    return text
+
+
+def parse_traceparent(header: str) -> tuple[str, str]:
+    """(trace id, parent span id) of a W3C ``traceparent`` header; ``ValueError`` if malformed."""
+    if not isinstance(header, str):
+        raise TypeError(f"traceparent must be a str, not {type(header).__name__}")
+    match = _TRACEPARENT.fullmatch(header.strip().lower())
+    version = match.group("version") if match else ""
+    if match is None or version == "ff" or (version == "00" and match.group(4)):
+        raise ValueError(
+            "traceparent must look like 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>, "
+            f"not {header!r}"
+        )
+    return (
+        _checked_id("traceparent trace id", match.group("trace"), _TRACE_ID, 32),
+        _checked_id("traceparent parent id", match.group("span"), _SPAN_ID, 16),
+    )
 
 
 def _optional_mapping(name: str, value: Any) -> dict[str, Any]:
@@ -131,20 +173,31 @@ class Span:
         capture_traceback: bool = False,
         parent: Span | _Unset | None = UNSET,
         is_event: bool = False,
+        trace_id: str | None = None,
+        parent_span_id: str | None = None,
+        traceparent: str | None = None,
     ) -> None:
         if not isinstance(name, str):
             raise TypeError(f"span name must be a str, not {name.__class__.__name__}")
         self.name = name
         self.span_type = resolve_span_type(type)
+        #: The parent's id when the parent lives elsewhere (another process or service).
+        self.remote_parent_id: str | None = None
+        remote_trace = self._remote_trace(trace_id, parent_span_id, traceparent, parent)
+        if remote_trace is not None:
+            parent = None
         self.parent: Span | None = current_span() if isinstance(parent, _Unset) else parent
         self.span_id = new_id(64)
-        self.trace_id: str = self.parent.trace_id if self.parent is not None else new_id(128)
+        if remote_trace is not None:
+            self.trace_id: str = remote_trace
+        else:
+            self.trace_id = self.parent.trace_id if self.parent is not None else new_id(128)
         inherited = self.parent.metadata if self.parent is not None else {}
         self.metadata: dict[str, Any] = {**inherited, **_optional_mapping("metadata", metadata)}
         self.attributes = _optional_mapping("attributes", attributes)
         if tags is not None and not isinstance(tags, (list, tuple)):
             raise TypeError(f"tags must be a list of str, not {tags.__class__.__name__}")
-        self.tags = list(tags or ()) if self.parent is None else []
+        self.tags = list(tags or ()) if self.is_root else []
         self.input = input
         self.output: Any = UNSET
         self.error: dict[str, Any] | None = None
@@ -159,9 +212,36 @@ class Span:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.span_type.value} {self.span_id}>"
 
+    def _remote_trace(
+        self,
+        trace_id: str | None,
+        parent_span_id: str | None,
+        traceparent: str | None,
+        parent: Span | _Unset | None,
+    ) -> str | None:
+        """The trace id to continue, from ``trace_id=``/``parent_span_id=`` or ``traceparent=``.
+
+        Sets :attr:`remote_parent_id`.  ``None`` means: take the trace from the
+        current (or given) parent span as usual.
+        """
+        if traceparent is not None:
+            if trace_id is not None or parent_span_id is not None:
+                raise ValueError("give traceparent= or trace_id=/parent_span_id=, not both")
+            trace_id, parent_span_id = parse_traceparent(traceparent)
+        if trace_id is None:
+            if parent_span_id is not None:
+                raise ValueError("parent_span_id= needs the trace_id= it belongs to")
+            return None
+        if not isinstance(parent, _Unset):
+            raise ValueError("parent= and a trace to continue cannot be given together")
+        if parent_span_id is not None:
+            self.remote_parent_id = _checked_id("parent_span_id", parent_span_id, _SPAN_ID, 16)
+        return _checked_id("trace_id", trace_id, _TRACE_ID, 32)
+
     @property
     def is_root(self) -> bool:
-        return self.parent is None
+        """A root starts its trace here: no parent span, local or remote."""
+        return self.parent is None and self.remote_parent_id is None
 
     # ------------------------------------------------------------ lifecycle
     def start(self: SpanT) -> SpanT:
@@ -280,6 +360,8 @@ class Span:
         }
         if self.parent is not None:
             span["parentSpanId"] = self.parent.span_id
+        elif self.remote_parent_id is not None:
+            span["parentSpanId"] = self.remote_parent_id
         if self.end_time is not None:
             span["endTime"] = self.end_time
         if not isinstance(self.input, _Unset):
@@ -324,7 +406,8 @@ class Generation(Span):
     """A ``model_generation`` span, with streaming support through :meth:`chunk`.
 
     ``model``, ``provider``, ``parameters`` (Mastra's keys: ``temperature``,
-    ``maxOutputTokens``...), ``streaming`` and ``tools`` go to its attributes.
+    ``maxOutputTokens``...), ``streaming`` and ``tools`` (a list in any provider's
+    shape, or Mastra's name -> tool map) go to its attributes.
     """
 
     def __init__(
@@ -335,25 +418,43 @@ class Generation(Span):
         provider: str | None = None,
         parameters: Mapping[str, Any] | None = None,
         streaming: bool | None = None,
-        tools: list[Any] | None = None,
+        tools: list[Any] | Mapping[str, Any] | None = None,
         emit_chunks: bool = False,
         attributes: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> None:
-        merged = _optional_mapping("attributes", attributes)
-        for key, value in (
-            ("model", model),
-            ("provider", provider),
-            ("parameters", None if parameters is None else dict(parameters)),
-            ("streaming", streaming),
-            ("tools", None if tools is None else list(tools)),
-        ):
-            if value is not None:
-                merged[key] = value
+        merged = _model_attributes(
+            attributes,
+            model=model,
+            provider=provider,
+            parameters=None if parameters is None else dict(parameters),
+            streaming=streaming,
+            tools=_copied_tools(tools),
+        )
         super().__init__(name, SpanType.MODEL_GENERATION, attributes=merged, **options)
         self.emit_chunks = emit_chunks
         self.chunk_count = 0
         self._text: list[str] = []
+
+    def update(
+        self,
+        *,
+        output: Any = UNSET,
+        input: Any = UNSET,
+        usage: Any = None,
+        attributes: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        stop_reason: str | None = None,
+    ) -> Generation:
+        """:meth:`Span.update`, plus the model's ``stop_reason`` (``stop``, ``end_turn``...)."""
+        super().update(
+            output=output, input=input, usage=usage, attributes=attributes, metadata=metadata
+        )
+        if stop_reason is not None:
+            if not isinstance(stop_reason, str):
+                raise TypeError(f"stop_reason must be a str, not {type(stop_reason).__name__}")
+            self.attributes["finishReason"] = stop_reason
+        return self
 
     def chunk(self, chunk: Any = None, *, chunk_type: str = "text-delta") -> None:
         """Record one streamed chunk; the first sets the time to first token."""
@@ -378,17 +479,96 @@ class Generation(Span):
             self.attributes.setdefault("streaming", True)
 
 
+class Embedding(Span):
+    """A ``model_embedding`` span: sent as ``$ai_embedding`` (model, input, input tokens).
+
+    Record the token count with ``update(usage=response.usage)``; an embedding
+    has no output worth sending, so none is.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        merged = _model_attributes(attributes, model=model, provider=provider)
+        super().__init__(name, SpanType.MODEL_EMBEDDING, attributes=merged, **options)
+
+
+def _model_attributes(attributes: Mapping[str, Any] | None, **fields: Any) -> dict[str, Any]:
+    """``attributes`` with the given model fields set (those that are not ``None``)."""
+    merged = _optional_mapping("attributes", attributes)
+    merged.update((key, value) for key, value in fields.items() if value is not None)
+    return merged
+
+
+def _copied_tools(tools: Any) -> Any:
+    """A shallow copy of a tool list, or of Mastra's tool map (name -> tool)."""
+    if tools is None:
+        return None
+    return dict(tools) if isinstance(tools, Mapping) else list(tools)
+
+
 #: ``span(name, type=..., input=..., metadata=..., attributes=..., tags=...)``: a span under
-#: the current one (or a new trace's root), for ``with`` / ``async with``.
+#: the current one (or a new trace's root), for ``with`` / ``async with``.  ``trace_id=`` and
+#: ``parent_span_id=``, or ``traceparent=``, continue a trace begun elsewhere.
 span = Span
 #: ``generation(name, model=..., provider=..., input=..., parameters=...)``: a model generation.
 generation = Generation
+#: ``embedding(name, model=..., provider=..., input=...)``: an embedding request.
+embedding = Embedding
 
 
 def current_span() -> Span | None:
     """The span the calling code runs in, if any."""
     current = CURRENT_SPAN.get()
     return current if isinstance(current, Span) else None
+
+
+def traceparent() -> str | None:
+    """The W3C ``traceparent`` header of the current span, or ``None`` outside any span.
+
+    Send it with a request or a task; the receiving side continues the trace
+    with ``span(..., traceparent=header)``.
+    """
+    current = current_span()
+    if current is None:
+        return None
+    return f"00-{current.trace_id}-{current.span_id}-01"
+
+
+def carry_context(function: Callable[P, R]) -> Callable[P, R]:
+    """``function`` bound to a copy of the caller's context (current span included).
+
+    For threads and executors that start with an empty context:
+    ``pool.submit(pl.carry_context(work), item)`` or
+    ``threading.Thread(target=pl.carry_context(work))``.  Each call of the
+    returned function runs in its own copy, so calls do not see each other's spans.
+    """
+    context = contextvars.copy_context()
+
+    @functools.wraps(function)
+    def run_in_context(*args: P.args, **kwargs: P.kwargs) -> R:
+        return context.copy().run(function, *args, **kwargs)
+
+    return run_in_context
+
+
+class ContextThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
+    """A ``ThreadPoolExecutor`` whose tasks run in the context they were submitted from.
+
+    Spans opened in a task (``submit`` or ``map``) nest under the span that was
+    current at submit time, as they would in the submitting thread.
+    """
+
+    def submit(
+        self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> concurrent.futures.Future[R]:
+        return super().submit(carry_context(fn), *args, **kwargs)
 
 
 def feedback(

@@ -3,20 +3,26 @@
 The handler never creates a ``posthog.Client``: a client registers its own
 ``atexit`` hook after ``logging.shutdown`` and stops its consumer threads
 before our handler is flushed, which lost every buffered event in a trial.
-Instead the listener thread posts through the ``posthog`` package's pooled
-HTTP session itself, so the order of draining at exit is ours.
+Nor does it borrow the ``posthog`` package's private HTTP session: a release
+that renamed it would make every request fail.  :class:`Transport` owns a
+pooled keep-alive ``requests.Session`` sized to the number of sender threads
+(``requests`` sessions may be shared between threads), made anew in a forked
+child, whose parent's connections are not its to use.  From ``posthog`` it
+takes only the public user agent.
 
 Events are encoded to JSON once, on the listener thread, as soon as they are
 built: the encoded size is what the memory bound and PostHog's size limits
 are about, and a request body is then just the encoded events joined.  When
-to retry is the pipeline's business; this module makes single attempts.
+to retry is the sender's business; this module makes single attempts.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import os
 import random
+import threading
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +30,7 @@ from typing import Any
 
 import requests
 from posthog import request as posthog_request
+from requests.adapters import HTTPAdapter
 
 from ._version import __version__
 
@@ -109,11 +116,14 @@ class RetryPolicy:
     max_retry_after: float = 30.0
 
     def delay(self, failures: int, retry_after: float | None) -> float:
-        """Seconds to wait after ``failures`` consecutive failed tries (from 1)."""
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_retry_after)
+        """Seconds to wait after ``failures`` consecutive failed tries (from 1): the
+        jittered backoff, or the server's ``Retry-After`` (up to ``max_retry_after``)
+        when that is longer."""
         ceiling = min(self.max_delay, self.base_delay * (2 ** (failures - 1)))
-        return random.uniform(ceiling / 2, ceiling)
+        backoff = random.uniform(ceiling / 2, ceiling)
+        if retry_after is None:
+            return backoff
+        return max(backoff, min(max(retry_after, 0.0), self.max_retry_after))
 
 
 @dataclass(frozen=True)
@@ -143,15 +153,29 @@ class PostResult:
 
 
 class Transport:
-    """Posts encoded batches to ``{host}/i/v0/ai/batch/``; never raises, never shows the key."""
+    """Posts encoded batches to ``{host}/i/v0/ai/batch/``; never raises, never shows the key.
+
+    Thread-safe: several senders post at once over one pooled session of up
+    to ``connections`` kept-alive connections.
+    """
 
     def __init__(
-        self, api_key: str, host: str, *, gzip: bool = True, timeout: float = 10.0
+        self,
+        api_key: str,
+        host: str,
+        *,
+        gzip: bool = True,
+        timeout: float = 10.0,
+        connections: int = 1,
     ) -> None:
         self._api_key = api_key
         self.host = host.rstrip("/")
         self.gzip = gzip
         self.timeout = timeout
+        self.connections = connections
+        self._session_lock = threading.Lock()
+        self._session: requests.Session | None = None
+        self._session_pid = 0
 
     def __repr__(self) -> str:
         return f"<Transport host={self.host!r}>"
@@ -163,7 +187,7 @@ class Transport:
         if self.gzip:
             headers["Content-Encoding"] = "gzip"
         try:
-            response = _session().post(
+            response = self.session().post(
                 self.host + AI_BATCH_PATH,
                 data=body,
                 headers=headers,
@@ -179,19 +203,37 @@ class Transport:
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "[redacted]") if self._api_key else text
 
+    def session(self) -> requests.Session:
+        """This process's pooled session: made on first use, and again after a fork."""
+        session, pid = self._session, os.getpid()
+        if session is not None and self._session_pid == pid:
+            return session
+        with self._session_lock:
+            if self._session is None or self._session_pid != pid:
+                self._session = _pooled_session(self.connections)
+                self._session_pid = pid
+            return self._session
 
-def _session() -> requests.Session:
-    """The ``posthog`` package's pooled HTTP session (keep-alive, its socket options).
+    def reset_after_fork(self) -> None:
+        """In a forked child: forget the parent's session and a lock one of its
+        threads may have held at the fork (the child makes a session of its own)."""
+        self._session_lock = threading.Lock()
+        self._session = None
 
-    posthog 7.x builds it lazily behind ``_get_session()`` (and renews it after a
-    fork); older releases keep one module-level ``_session``.
-    """
-    get_session = getattr(posthog_request, "_get_session", None)
-    session = (
-        get_session() if get_session is not None else getattr(posthog_request, "_session", None)
-    )
-    if not isinstance(session, requests.Session):
-        raise TypeError("posthog.request has no HTTP session")  # caught: a failed attempt
+    def close(self) -> None:
+        """Close this process's kept-alive connections (a later post opens new ones)."""
+        with self._session_lock:
+            session, self._session = self._session, None
+            if session is not None and self._session_pid == os.getpid():
+                session.close()
+
+
+def _pooled_session(connections: int) -> requests.Session:
+    """A session keeping up to ``connections`` connections alive, retrying nothing itself."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=connections, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
     return session
 
 

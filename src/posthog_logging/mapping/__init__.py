@@ -3,7 +3,10 @@
 :class:`EventMapper` is the only stateful piece: it keeps the §1.2 trace state
 and dispatches each record to the builders of the other modules, which mirror
 the spec's sections (``spans`` §1.3-§1.10, ``messages`` §1.11, ``layers`` §1.12,
-``feedback`` §1.13).  It runs on the listener thread only, so it needs no lock.
+``feedback`` §1.13).  It keeps no lock itself: the pipeline holds its own lock
+around every call, because the closing thread maps the leftovers when the
+listener misses the shutdown deadline (``EventPipeline.rescue``).  ``logs``
+turns warnings logged inside a span into event spans (``capture_logs``).
 """
 
 from __future__ import annotations

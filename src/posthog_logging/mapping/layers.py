@@ -5,7 +5,8 @@ them: the library's own keys, or user data passed through (tags, attributes,
 metadata).  Compat mode merges the layers in order, so a later passthrough
 overwrites the library's keys exactly as ``@mastra/posthog`` does; default mode
 merges the passthrough layers first and the library's keys on top, and drops
-``$``-prefixed passthrough keys other than ``$groups``.
+``$``-prefixed passthrough keys other than ``$groups`` and the documented
+PostHog properties of :data:`POSTHOG_PASSTHROUGH` (Part 2 (l)).
 """
 
 from __future__ import annotations
@@ -16,8 +17,31 @@ from typing import Any
 
 from ..values import JsonValue, js_string, json_safe
 
-#: The one ``$`` key passthrough may set in default mode (PostHog group analytics).
-GROUPS_KEY = "$groups"
+#: The ``$`` keys passthrough (metadata, attributes, tags) may set in default mode:
+#: properties PostHog documents and reads, which the library never computes itself
+#: (or, for ``$ai_session_id``, only from ``sessionId``; a library key always wins).
+POSTHOG_PASSTHROUGH = frozenset(
+    {
+        # Group analytics: https://posthog.com/docs/product-analytics/group-analytics
+        "$groups",
+        # Session replay link: https://posthog.com/docs/llm-analytics/link-session-replay
+        "$session_id",
+        "$window_id",
+        # Sessions view: https://posthog.com/docs/llm-analytics/sessions
+        "$ai_session_id",
+        # Custom pricing: https://posthog.com/docs/llm-analytics/calculating-costs
+        "$ai_input_token_price",
+        "$ai_output_token_price",
+        "$ai_cache_read_token_price",
+        "$ai_cache_write_token_price",
+        # $ai_generation properties: https://posthog.com/docs/llm-analytics/generations
+        "$ai_http_status",
+        "$ai_base_url",
+        "$ai_request_url",
+        "$ai_model_parameters",
+        "$ai_framework",
+    }
+)
 
 
 @dataclass
@@ -52,7 +76,7 @@ def merge_layers(layers: list[Layer], compat: bool) -> dict[str, JsonValue]:
             merged.update(
                 (key, value)
                 for key, value in layer.properties.items()
-                if not key.startswith("$") or key == GROUPS_KEY
+                if not key.startswith("$") or key in POSTHOG_PASSTHROUGH
             )
     for layer in layers:
         if not layer.passthrough:

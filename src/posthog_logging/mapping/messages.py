@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..values import JsonValue, is_truthy, json_safe, json_text
+from ..values import JsonValue, is_truthy, js_string, json_safe, json_text
 
 
 def format_messages(data: Any, role: str) -> list[JsonValue]:
@@ -67,8 +67,20 @@ def _tool_call_parts(data: Mapping[str, Any], tool_calls: list[Any]) -> list[Jso
     return parts
 
 
-def format_tools(tools: list[Any]) -> list[JsonValue]:
-    """§1.9 ``$ai_tools``: function tools rewritten to OpenAI's nested shape."""
+def format_tools(tools: list[Any] | Mapping[str, Any], compat: bool) -> list[JsonValue]:
+    """``$ai_tools``: §1.9 in compat mode, Part 2 (j) in default mode.
+
+    Compat mode rewrites ``type: "function"`` tools to OpenAI's nested shape
+    from their top-level ``name``/``description``/``parameters`` only (so an
+    OpenAI chat tool, already nested, loses its definition, as upstream does).
+    Default mode sends every tool as given, since PostHog reads OpenAI chat,
+    OpenAI Responses, Anthropic, Gemini and AI-SDK tools in their own shapes;
+    only Mastra's tool map (name -> tool) becomes a list of OpenAI chat tools.
+    """
+    if isinstance(tools, Mapping):
+        return [_map_tool(name, tool) for name, tool in tools.items()]
+    if not compat:
+        return [json_safe(tool) for tool in tools]
     formatted: list[JsonValue] = []
     for tool in tools:
         if isinstance(tool, Mapping) and tool.get("type") == "function":
@@ -81,3 +93,15 @@ def format_tools(tools: list[Any]) -> list[JsonValue]:
         else:
             formatted.append(json_safe(tool))
     return formatted
+
+
+def _map_tool(name: Any, tool: Any) -> JsonValue:
+    """One entry of Mastra's tool map as an OpenAI chat tool (schema: ``inputSchema``)."""
+    fields: Mapping[str, Any] = tool if isinstance(tool, Mapping) else {}
+    function: dict[str, JsonValue] = {"name": js_string(name)}
+    if "description" in fields:
+        function["description"] = json_safe(fields["description"])
+    schema = fields.get("inputSchema", fields.get("parameters"))
+    if schema is not None:
+        function["parameters"] = json_safe(schema)
+    return {"type": "function", "function": function}

@@ -5,7 +5,9 @@ layer is either the library's own keys or a passthrough of user data (tags,
 attributes, metadata).  Compat mode merges the layers in order, so a later
 passthrough overwrites the library's keys exactly as ``@mastra/posthog`` does;
 default mode merges the passthrough layers first and the library's keys on
-top, dropping ``$``-prefixed passthrough keys (Part 2 (c)).
+top, dropping ``$``-prefixed passthrough keys other than PostHog's own
+(Part 2 (c), (l)).  Default mode also sends ``model_embedding`` spans as
+``$ai_embedding`` (Part 2 (n)).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..contract import SpanType
+from ..usage import normalize_usage
 from ..values import (
     JsonValue,
     is_number,
     is_truthy,
     js_string,
     json_safe,
+    json_text,
     seconds_between,
     time_ms,
 )
@@ -35,6 +39,7 @@ CONTENT_PROPERTIES = ("$ai_input", "$ai_output_choices", "$ai_input_state", "$ai
 CONSUMED_METADATA = frozenset({"userId", "sessionId"})
 
 _GENERATION = SpanType.MODEL_GENERATION.value
+_EMBEDDING = SpanType.MODEL_EMBEDDING.value
 _CHUNK = SpanType.MODEL_CHUNK.value
 
 
@@ -105,20 +110,27 @@ class SpanEventBuilder:
     def build(self, facts: SpanFacts, context: SpanContext, now_ms: int) -> list[Event]:
         """The event(s) for one span; raises :class:`SpanRejected` if none can be built."""
         end_ms = facts.end_ms(now_ms)
+        name = self._child_name(facts)
         if facts.is_event:
-            name = "$ai_generation" if facts.type == _GENERATION else "$ai_span"
             return [self._child_event(name, facts, context, end_ms, latency=0)]
         if facts.is_root:
             events = []
-            if not self.compat and facts.type == _GENERATION:
+            if name != "$ai_span" and not self.compat:
                 latency = self._latency(facts, end_ms)
                 facts.parent_id = None  # Part 2 (b): a root generation has no parent
-                events.append(self._child_event("$ai_generation", facts, context, end_ms, latency))
+                events.append(self._child_event(name, facts, context, end_ms, latency))
             events.append(self._trace_event(facts, context, end_ms))
             return events
         latency = self._latency(facts, end_ms)
-        name = "$ai_generation" if facts.type == _GENERATION else "$ai_span"
         return [self._child_event(name, facts, context, end_ms, latency)]
+
+    def _child_name(self, facts: SpanFacts) -> str:
+        """§1.3, and Part 2 (n): embeddings are their own event in default mode."""
+        if facts.type == _GENERATION:
+            return "$ai_generation"
+        if facts.type == _EMBEDDING and not self.compat:
+            return "$ai_embedding"
+        return "$ai_span"
 
     def _latency(self, facts: SpanFacts, end_ms: int) -> float:
         if facts.start_ms is None:
@@ -148,8 +160,10 @@ class SpanEventBuilder:
             base["$ai_latency"] = seconds_between(facts.start_ms, end_ms)
         base.update(self._session(facts))
         base.update(self._states(span))
-        if is_truthy(facts.error_info):
+        if is_truthy(facts.error_info) and self.compat:
             base["$ai_error"] = self._trace_error(as_mapping(facts.error_info))
+        elif is_truthy(facts.error_info):
+            base.update(self._error_keys(facts))  # Part 2 (k)
         layers = [library(base), self._tags(span), self._metadata(facts)]
         return self._event("$ai_trace", facts, context, end_ms, layers)
 
@@ -206,6 +220,8 @@ class SpanEventBuilder:
         if name == "$ai_span":
             layers.append(library(self._span_keys(facts)))
             layers.append(passthrough(facts.attributes))
+        elif name == "$ai_embedding":
+            layers.append(library(self._embedding_keys(facts)))
         else:
             layers.append(library(self._generation_keys(facts)))
         layers.append(library(self._error_keys(facts)))
@@ -229,11 +245,8 @@ class SpanEventBuilder:
         span, attributes = facts.span, facts.attributes
         keys: dict[str, JsonValue] = {"$ai_generation_id": facts.span_id}
         if not self.compat:
-            keys["$ai_span_id"] = facts.span_id
-            if "name" in span:
-                keys["$ai_span_name"] = json_safe(span["name"])
-        keys["$ai_model"] = self._or_default(attributes.get("model"), "unknown-model")
-        keys["$ai_provider"] = self._or_default(attributes.get("provider"), "unknown-provider")
+            keys.update(self._span_identity(facts))
+        keys.update(self._model_keys(attributes))
         if is_truthy(span.get("input")):
             keys["$ai_input"] = format_messages(span["input"], "user")
         if is_truthy(span.get("output")):
@@ -245,14 +258,41 @@ class SpanEventBuilder:
                 keys["$ai_temperature"] = json_safe(parameters["temperature"])
             if "maxOutputTokens" in parameters:
                 keys["$ai_max_tokens"] = self._token_value(parameters["maxOutputTokens"])
+            if not self.compat:
+                keys["$ai_model_parameters"] = json_safe(parameters)  # Part 2 (m)
         if "streaming" in attributes:
             keys["$ai_stream"] = json_safe(attributes["streaming"])
         tools = attributes.get("tools")
-        if isinstance(tools, list) and tools:
-            keys["$ai_tools"] = format_tools(tools)
+        if tools and isinstance(tools, list if self.compat else (list, Mapping)):
+            keys["$ai_tools"] = format_tools(tools, self.compat)
         if not self.compat:
             keys.update(self._default_generation_keys(facts))
         return {key: value for key, value in keys.items() if value is not _OMIT}
+
+    @staticmethod
+    def _span_identity(facts: SpanFacts) -> dict[str, JsonValue]:
+        keys: dict[str, JsonValue] = {"$ai_span_id": facts.span_id}
+        if "name" in facts.span:
+            keys["$ai_span_name"] = json_safe(facts.span["name"])
+        return keys
+
+    def _model_keys(self, attributes: Mapping[str, Any]) -> dict[str, JsonValue]:
+        return {
+            "$ai_model": self._or_default(attributes.get("model"), "unknown-model"),
+            "$ai_provider": self._or_default(attributes.get("provider"), "unknown-provider"),
+        }
+
+    def _embedding_keys(self, facts: SpanFacts) -> dict[str, JsonValue]:
+        """Part 2 (n): an embedding's model, input and input tokens; it has no output."""
+        keys = self._span_identity(facts)
+        keys.update(self._model_keys(facts.attributes))
+        if is_truthy(facts.span.get("input")):
+            keys["$ai_input"] = json_safe(facts.span["input"])
+        tokens = self._usage_keys(facts.attributes)
+        if "$ai_input_tokens" in tokens:
+            keys["$ai_input_tokens"] = tokens["$ai_input_tokens"]
+        keys.update(_cost_keys(as_mapping(facts.attributes.get("costContext"))))
+        return keys
 
     @staticmethod
     def _or_default(value: Any, fallback: str) -> JsonValue:
@@ -268,9 +308,18 @@ class SpanEventBuilder:
     )
 
     def _usage_keys(self, attributes: Mapping[str, Any]) -> dict[str, JsonValue]:
+        """Token counts: §1.9 in compat mode; Part 2 (i) in default mode.
+
+        Default mode reads every usage shape ``normalize_usage`` knows and sends
+        gross input tokens, so whenever a cache count goes out it also sends
+        ``$ai_cache_reporting_exclusive: false``: PostHog then subtracts the cache
+        from the input, for Anthropic and Claude too, and counts every token once.
+        """
         usage = attributes.get("usage")
         if not is_truthy(usage) or not isinstance(usage, Mapping):
             return {}
+        if not self.compat:
+            usage = normalize_usage(usage)
         keys: dict[str, JsonValue] = {}
         for prop, path in self._TOKEN_ROWS:
             container: Any = usage
@@ -278,6 +327,8 @@ class SpanEventBuilder:
                 container = container.get(step) if isinstance(container, Mapping) else None
             if isinstance(container, Mapping) and path[-1] in container:
                 keys[prop] = self._token_value(container[path[-1]])
+        if not self.compat and any(prop.startswith("$ai_cache_") for prop in keys):
+            keys["$ai_cache_reporting_exclusive"] = False
         return keys
 
     def _token_value(self, value: Any) -> Any:
@@ -303,8 +354,8 @@ class SpanEventBuilder:
         return keys
 
     # §1.10 -----------------------------------------------------------------
-    @staticmethod
-    def _error_keys(facts: SpanFacts) -> dict[str, JsonValue]:
+    def _error_keys(self, facts: SpanFacts) -> dict[str, JsonValue]:
+        """§1.10; default mode adds ``$ai_error``, the message PostHog groups by (Part 2 (k))."""
         if not is_truthy(facts.error_info):
             return {}
         error = as_mapping(facts.error_info)
@@ -314,6 +365,11 @@ class SpanEventBuilder:
         for key, prop in (("id", "error_id"), ("category", "error_category")):
             if is_truthy(error.get(key)):
                 keys[prop] = json_safe(error[key])
+        if not self.compat:
+            info = facts.error_info
+            message = error.get("message") if isinstance(info, Mapping) else info
+            keys["$ai_is_error"] = True
+            keys["$ai_error"] = js_string(message) if is_truthy(message) else json_text(info)
         return keys
 
     # §1.12 -----------------------------------------------------------------

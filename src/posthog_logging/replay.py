@@ -1,0 +1,167 @@
+"""``posthog-logging replay``: spill files (and ``SpanJsonFormatter`` files) to PostHog.
+
+Replay takes the listener's own path: span and feedback records go through
+the same :class:`~.pipeline.EventEncoder` (``span_event`` checked the same
+way, oversize events shrunk the same way) and already-mapped spill lines are
+re-encoded by it too; batches go out through the same
+:class:`~.sender.Sender` (413 halving, backoff, ``Retry-After``), one request
+at a time on this thread, so that progress can be recorded after each
+delivered batch (the file format and its progress notes: ``spill``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .mapping import MappingOptions
+from .pipeline import FEEDBACK_ITEM, SPAN_ITEM, EventEncoder, RecordItem
+from .sender import EventBuffer, Sender
+from .spill import PROGRESS_SUFFIX, read_progress, spill_files, try_lock, write_progress
+from .stats import Stats
+from .transport import MAX_EVENT_BYTES, EncodedEvent, RetryPolicy, Transport
+from .values import time_ms
+
+#: Lines of a file sent per request (and per progress note).
+REPLAY_BATCH_LINES = 100
+
+
+@dataclass
+class FileReport:
+    """What replay did with one file."""
+
+    path: Path
+    delivered: int = 0
+    already_sent: int = 0
+    malformed: int = 0
+    error: str | None = None
+    skipped: str | None = None
+
+
+@dataclass
+class ReplayReport:
+    files: list[FileReport] = field(default_factory=list)
+
+    @property
+    def delivered(self) -> int:
+        return sum(report.delivered for report in self.files)
+
+    @property
+    def failed(self) -> bool:
+        return any(report.error for report in self.files)
+
+
+class Replayer:
+    """Sends spill (and ``SpanJsonFormatter``) files once each, resumably."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        options: MappingOptions,
+        *,
+        batch_lines: int = REPLAY_BATCH_LINES,
+        retry: RetryPolicy | None = None,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.stats = Stats()
+        self.encoder = EventEncoder(options, self.stats, max_event_bytes=max_event_bytes)
+        # Replay sends one batch at a time from this thread: the buffer is unused.
+        self.sender = Sender(
+            transport, self.stats, EventBuffer(1, 1), flush_at=batch_lines, retry=retry
+        )
+        self.batch_lines = batch_lines
+        self.sleep = sleep
+
+    def replay(self, paths: Iterable[str | os.PathLike[str]]) -> ReplayReport:
+        report = ReplayReport()
+        for path in spill_files(paths):
+            report.files.append(self.replay_file(path))
+        return report
+
+    def replay_file(self, path: Path) -> FileReport:
+        report = FileReport(path)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                if not try_lock(handle):
+                    report.skipped = "another replay holds it"
+                    return report
+                self._send_file(handle, path, report)
+        except FileNotFoundError:
+            report.skipped = "gone (replayed by another process)"
+        except OSError as error:
+            report.error = f"{type(error).__name__}: {error}"
+        return report
+
+    def _send_file(self, handle: IO[str], path: Path, report: FileReport) -> None:
+        progress = path.with_name(path.name + PROGRESS_SUFFIX)
+        done = read_progress(progress)
+        report.already_sent = done
+        lines = iter(handle)
+        for _ in range(done):
+            next(lines, None)
+        batch: list[EncodedEvent] = []
+        batch_lines = 0
+        for line in lines:
+            batch_lines += 1
+            batch.extend(self._events(line, report))
+            if batch_lines >= self.batch_lines:
+                if not self._deliver(batch, report):
+                    return
+                done += batch_lines
+                write_progress(progress, done)
+                batch, batch_lines = [], 0
+        if batch and not self._deliver(batch, report):
+            return
+        # Everything is out: the file and its progress note go.
+        path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            progress.unlink()
+
+    def _events(self, line: str, report: FileReport) -> list[EncodedEvent]:
+        """The encoded events of one line: a spilled event, or a span/feedback record."""
+        line = line.strip()
+        if not line:
+            return []
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            report.malformed += 1
+            return []
+        if "event" in parsed and "properties" in parsed:
+            return [self.encoder.encode(parsed)]
+        events = self.encoder.map(_record_item(parsed)) if _is_record(parsed) else None
+        if events is None:
+            report.malformed += 1
+            return []
+        return [self.encoder.encode(event) for event in events]
+
+    def _deliver(self, batch: list[EncodedEvent], report: FileReport) -> bool:
+        if not batch:
+            return True
+        outcome = self.sender.deliver(batch, self.sleep)
+        report.delivered += outcome.delivered
+        if outcome.failure is not None:
+            report.error = outcome.failure.describe()
+            return False
+        return True
+
+
+def _is_record(line: dict[str, Any]) -> bool:
+    return "span" in line or "feedback" in line
+
+
+def _record_item(line: dict[str, Any]) -> RecordItem:
+    """A ``SpanJsonFormatter`` line as the handler would have queued its record."""
+    created_ms = time_ms(line.get("created")) or time_ms(line.get("time")) or 0
+    if "span" in line:
+        return RecordItem(SPAN_ITEM, line["span"], line.get("span_event"), created_ms / 1000)
+    return RecordItem(FEEDBACK_ITEM, line["feedback"], None, created_ms / 1000)

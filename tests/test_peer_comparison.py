@@ -1,0 +1,377 @@
+"""Ours against the peer: the ``posthog`` package's own AI wrappers, for the same calls.
+
+Each scenario makes one SDK call twice against the same mocked provider API
+(``httpx.MockTransport``): once through ``posthog.ai.openai.OpenAI`` /
+``posthog.ai.anthropic.Anthropic`` with a ``posthog.Client`` sending to one dev
+server, once through the plain SDK client inside ``pl.generation`` /
+``pl.embedding`` with our handler sending to another.  Then every ``$ai_*``
+property the peer sent must either be in ours with the same meaning
+(:data:`SAME_MEANING`) or be a deliberate difference named, with its reason,
+in :data:`DELIBERATE`.  A property the peer starts sending fails the test
+until it is put in one list or the other.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+from posthog.ai.anthropic import Anthropic as PeerAnthropic
+from posthog.ai.openai import OpenAI as PeerOpenAI
+from posthog.client import Client
+
+import posthog_logging as pl
+from posthog_logging import PosthogLogHandler
+from posthog_logging.devserver import CaptureServer
+
+from .conftest import DUMMY_KEY, span_logger
+from .test_posthog_reads import posthog_token_buckets
+
+#: The HTTP library the installed anthropic SDK takes: httpx2 (same API) from 2.x, else httpx.
+anthropic_httpx: types.ModuleType
+try:
+    import httpx2 as anthropic_httpx
+except ImportError:  # pragma: no cover - depends on the installed anthropic
+    anthropic_httpx = httpx
+
+Props = Mapping[str, Any]
+
+OPENAI_BASE = "http://mock.openai/v1/"
+ANTHROPIC_BASE = "http://mock.anthropic"
+WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
+
+
+# ------------------------------------------------------ the mocked provider APIs
+
+
+def openai_api(request: Any) -> Any:
+    body = json.loads(request.content)
+    if request.url.path.endswith("/embeddings"):
+        return httpx.Response(
+            200,
+            json={
+                "object": "list",
+                "model": body["model"],
+                "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
+                "usage": {"prompt_tokens": 8, "total_tokens": 8},
+            },
+        )
+    if body["model"] == "overloaded-model":
+        error = {"message": "Rate limit reached", "type": "rate_limit", "code": "rate_limit"}
+        return httpx.Response(429, json={"error": error})
+    return httpx.Response(
+        200,
+        json={
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": "Sunny in Paris"},
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 100,
+                "completion_tokens": 20,
+                "total_tokens": 120,
+                "prompt_tokens_details": {"cached_tokens": 40},
+                "completion_tokens_details": {"reasoning_tokens": 3},
+            },
+        },
+    )
+
+
+def anthropic_api(request: Any) -> Any:
+    body = json.loads(request.content)
+    return anthropic_httpx.Response(
+        200,
+        json={
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": [{"type": "text", "text": "Sunny in Paris"}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": 30,
+                "output_tokens": 5,
+                "cache_read_input_tokens": 10,
+                "cache_creation_input_tokens": 4,
+            },
+        },
+    )
+
+
+def openai_client(cls: Any = openai.OpenAI, **kwargs: Any) -> Any:
+    transport = httpx.MockTransport(openai_api)
+    return cls(
+        api_key="sk-test",
+        base_url=OPENAI_BASE,
+        http_client=httpx.Client(transport=transport),
+        max_retries=0,
+        **kwargs,
+    )
+
+
+def anthropic_client(cls: Any = anthropic.Anthropic, **kwargs: Any) -> Any:
+    transport = anthropic_httpx.MockTransport(anthropic_api)
+    return cls(
+        api_key="sk-ant-test",
+        base_url=ANTHROPIC_BASE,
+        http_client=anthropic_httpx.Client(transport=transport),
+        max_retries=0,
+        **kwargs,
+    )
+
+
+# ------------------------------------------------------------- the comparison
+
+
+def _texts(messages: Any) -> list[tuple[str, str]]:
+    """(role, text) of each message, content given as a string or as typed parts."""
+    texts = []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, list):
+            content = "".join(part.get("text", "") for part in content)
+        texts.append((message["role"], content))
+    return texts
+
+
+def _same(key: str) -> Callable[[Props, Props], bool]:
+    return lambda peer, ours: bool(peer[key] == ours[key])
+
+
+def _same_cost(peer: Props, ours: Props) -> bool:
+    """Token counts may follow another convention; what PostHog prices must not differ."""
+    return posthog_token_buckets(peer) == posthog_token_buckets(ours)
+
+
+def _same_kind(key: str, kind: type) -> Callable[[Props, Props], bool]:
+    return lambda peer, ours: isinstance(peer[key], kind) and isinstance(ours[key], kind)
+
+
+#: Peer properties PostHog's UI reads, and how ours must match each.
+SAME_MEANING: dict[str, Callable[[Props, Props], bool]] = {
+    "$ai_model": _same("$ai_model"),
+    "$ai_provider": _same("$ai_provider"),
+    "$ai_input_tokens": _same_cost,
+    "$ai_cache_read_input_tokens": _same_cost,
+    "$ai_cache_creation_input_tokens": _same_cost,
+    "$ai_output_tokens": _same("$ai_output_tokens"),
+    "$ai_reasoning_tokens": _same("$ai_reasoning_tokens"),
+    "$ai_tools": _same("$ai_tools"),
+    "$ai_model_parameters": _same("$ai_model_parameters"),
+    "$ai_stop_reason": _same("$ai_stop_reason"),
+    "$ai_http_status": _same("$ai_http_status"),
+    "$ai_base_url": _same("$ai_base_url"),
+    "$ai_is_error": _same("$ai_is_error"),
+    "$ai_error": _same("$ai_error"),
+    "$ai_input": lambda peer, ours: (
+        peer["$ai_input"] == ours["$ai_input"]
+        if isinstance(peer["$ai_input"], str)
+        else _texts(peer["$ai_input"]) == _texts(ours["$ai_input"])
+    ),
+    "$ai_output_choices": lambda peer, ours: (
+        _texts(peer["$ai_output_choices"]) == _texts(ours.get("$ai_output_choices", []))
+    ),
+    "$ai_latency": _same_kind("$ai_latency", float),
+    "$ai_trace_id": _same_kind("$ai_trace_id", str),
+}
+
+#: Peer properties ours does not send as the peer does, each with the reason.
+DELIBERATE: dict[str, str] = {
+    "$ai_usage": "the provider's raw usage object; ours sends the counts PostHog prices "
+    "($ai_*_tokens) and keeps raw SDK objects out of events",
+    "$ai_tokens_source": "posthog-python marks whether the caller overrode SDK token counts; "
+    "ours always sends what the caller recorded",
+    "$ai_lib": "ours identifies itself with $lib = posthog-logging on every event",
+    "$ai_lib_version": "ours sends $lib_version",
+}
+
+
+@dataclass
+class Pair:
+    peer: dict[str, Any]
+    ours: dict[str, Any]
+
+
+def compare(pair: Pair) -> None:
+    """Every peer ``$ai_*`` property: same meaning in ours, or a named deliberate difference."""
+    unexplained = []
+    for key in sorted(pair.peer):
+        if not key.startswith("$ai_") or key in DELIBERATE:
+            continue
+        rule = SAME_MEANING.get(key)
+        if rule is None:
+            unexplained.append(f"{key}: not compared (add to SAME_MEANING or DELIBERATE)")
+        elif key not in pair.ours and pair.peer[key] != []:  # an empty list says nothing
+            unexplained.append(f"{key}: missing from ours")
+        elif not rule(pair.peer, pair.ours):
+            unexplained.append(f"{key}: peer {pair.peer[key]!r}, ours {pair.ours.get(key)!r}")
+    assert not unexplained, "\n".join(unexplained)
+
+
+@dataclass
+class Harness:
+    peer_client: Client
+    peer_server: CaptureServer
+    handler: PosthogLogHandler
+    logger: Any
+    server: CaptureServer
+
+    def pair(self, event: str) -> Pair:
+        self.peer_client.flush()
+        self.handler.flush()
+        (peer,) = (e for e in self.peer_server.events if e["event"] == event)
+        (ours,) = (e for e in self.server.events if e["event"] == event)
+        return Pair(peer["properties"], ours["properties"])
+
+
+@pytest.fixture
+def harness(capture_server: CaptureServer) -> Iterator[Harness]:
+    with CaptureServer() as peer_server:
+        peer_client = Client(DUMMY_KEY, host=peer_server.url, sync_mode=True)
+        handler = PosthogLogHandler(api_key=DUMMY_KEY, host=capture_server.url)
+        logger = span_logger("test.peer_comparison", handler)
+        try:
+            yield Harness(peer_client, peer_server, handler, logger, capture_server)
+        finally:
+            handler.close()
+            peer_client.shutdown()
+
+
+# ----------------------------------------------------------------- scenarios
+
+MESSAGES = [{"role": "user", "content": "Weather in Paris?"}]
+
+
+def test_openai_chat_completion(harness: Harness) -> None:
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "weather", "description": "Weather", "parameters": WEATHER_SCHEMA},
+        }
+    ]
+    request = {"model": "gpt-4o", "messages": MESSAGES, "temperature": 0.2, "max_tokens": 50}
+    peer = openai_client(PeerOpenAI, posthog_client=harness.peer_client)
+    peer.chat.completions.create(posthog_distinct_id="u1", tools=tools, **request)
+
+    client = openai_client()
+    with pl.generation(
+        "chat",
+        model="gpt-4o",
+        provider="openai",
+        input=MESSAGES,
+        parameters={"temperature": 0.2, "max_tokens": 50},
+        tools=tools,
+        metadata={"userId": "u1", "$ai_base_url": str(client.base_url)},
+        logger=harness.logger,
+    ) as llm:
+        response = client.chat.completions.create(tools=tools, **request)
+        choice = response.choices[0]
+        llm.update(
+            output=[{"role": "assistant", "content": choice.message.content}],
+            usage=response.usage,
+            stop_reason=choice.finish_reason,
+            metadata={"$ai_http_status": 200},
+        )
+    pair = harness.pair("$ai_generation")
+    compare(pair)
+    # What ours sends beyond the peer (README "Default mode vs Mastra").
+    assert pair.ours["$ai_cache_reporting_exclusive"] is False
+    assert pair.ours["$ai_span_id"] == pair.ours["$ai_generation_id"] == llm.span_id
+    assert pair.ours["$ai_temperature"] == 0.2
+
+
+def test_openai_chat_completion_that_fails(harness: Harness) -> None:
+    request = {"model": "overloaded-model", "messages": MESSAGES}
+    peer = openai_client(PeerOpenAI, posthog_client=harness.peer_client)
+    with pytest.raises(openai.RateLimitError):
+        peer.chat.completions.create(posthog_distinct_id="u1", **request)
+
+    client = openai_client()
+    with (
+        pytest.raises(openai.RateLimitError) as raised,
+        pl.generation(
+            "chat",
+            model="overloaded-model",
+            provider="openai",
+            input=MESSAGES,
+            parameters={},
+            metadata={"userId": "u1", "$ai_base_url": str(client.base_url)},
+            logger=harness.logger,
+        ) as llm,
+    ):
+        try:
+            client.chat.completions.create(**request)
+        except openai.APIStatusError as error:
+            llm.update(metadata={"$ai_http_status": error.status_code})
+            raise
+    assert raised.value.status_code == 429
+    pair = harness.pair("$ai_generation")
+    assert pair.peer["$ai_model_parameters"] == {}
+    compare(pair)
+
+
+def test_anthropic_message_with_cache(harness: Harness) -> None:
+    tools = [{"name": "weather", "description": "Weather", "input_schema": WEATHER_SCHEMA}]
+    request = {"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": MESSAGES}
+    peer = anthropic_client(PeerAnthropic, posthog_client=harness.peer_client)
+    peer.messages.create(posthog_distinct_id="u1", system="Be brief", tools=tools, **request)
+
+    client = anthropic_client()
+    with pl.generation(
+        "chat",
+        model="claude-sonnet-4-5",
+        provider="anthropic",
+        input=[{"role": "system", "content": "Be brief"}, *MESSAGES],
+        parameters={"max_tokens": 100},
+        tools=tools,
+        metadata={"userId": "u1", "$ai_base_url": str(client.base_url)},
+        logger=harness.logger,
+    ) as llm:
+        message = client.messages.create(system="Be brief", tools=tools, **request)
+        llm.update(
+            output=[{"role": "assistant", "content": message.content[0].text}],
+            usage=message.usage,
+            stop_reason=message.stop_reason,
+            metadata={"$ai_http_status": 200},
+        )
+    pair = harness.pair("$ai_generation")
+    compare(pair)
+    # Deliberate: ours counts input gross (30 + 10 read + 4 written) and says so with the
+    # flag; the peer sends Anthropic's own 30 and leaves the flag to PostHog's provider rule.
+    assert (pair.peer["$ai_input_tokens"], pair.ours["$ai_input_tokens"]) == (30, 44)
+    assert "$ai_cache_reporting_exclusive" not in pair.peer
+    assert pair.ours["$ai_cache_reporting_exclusive"] is False
+    assert posthog_token_buckets(pair.ours) == {"uncached": 30, "cache_read": 10, "cache_write": 4}
+
+
+def test_openai_embedding(harness: Harness) -> None:
+    peer = openai_client(PeerOpenAI, posthog_client=harness.peer_client)
+    peer.embeddings.create(model="text-embedding-3-small", input="hello", posthog_distinct_id="u1")
+
+    client = openai_client()
+    with pl.embedding(
+        "embed",
+        model="text-embedding-3-small",
+        provider="openai",
+        input="hello",
+        metadata={"userId": "u1", "$ai_base_url": str(client.base_url)},
+        logger=harness.logger,
+    ) as embedding:
+        response = client.embeddings.create(model="text-embedding-3-small", input="hello")
+        embedding.update(usage=response.usage, metadata={"$ai_http_status": 200})
+    compare(harness.pair("$ai_embedding"))
