@@ -289,7 +289,7 @@ def run_delivery_child(spec: dict[str, Any]) -> dict[str, Any]:
         "cpu": time.process_time() - cpu,
     }
     if spec["variant"] == "ours":
-        result["counted_drops"] = sum(handler.stats()["dropped"].values())
+        result["drop_reasons"] = {k: v for k, v in handler.stats()["dropped"].items() if v}
         result["handler"] = {
             name: getattr(handler, name)
             for name in ("flush_at", "max_in_flight", "shutdown_timeout")
@@ -616,7 +616,9 @@ def _sustained_row(
         f"{r['within_1s'] / count:.1%}",
         "yes" if _holds(r, count, seconds) else "no",
         f"{r['events']:,} / {count:,}",
-        f"{r['dropped']:,}",
+        ", ".join(
+            [f"{r['dropped']:,}", *(f"{n:,} {why}" for why, n in r.get("drop_reasons", {}).items())]
+        ),
         delay("delay_p50"),
         delay("delay_p95"),
         f"{r['logging']:.1f} s + {r['wall'] - r['logging']:.1f} s",
