@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
+
+import pytest
 
 from posthog_logging import PosthogLogHandler
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
 
 from .conftest import DUMMY_KEY
+from .helpers import handler_for, tool_span
 from .process_helpers import delivered_span_ids, run_program, write_program
 
 
@@ -95,3 +100,42 @@ logging.shutdown()
     )
     assert len(result.stderr.splitlines()) == 1
     assert delivered_span_ids(capture_server, 5) == list(range(5))
+
+
+def test_a_second_concurrent_close_waits_for_the_first() -> None:
+    with CaptureServer(latency=0.5) as server:
+        handler, log = handler_for(server.url, "close_twice", flush_at=20)
+        for n in range(100):
+            log.info("x", extra={"span": tool_span(n)})
+        first = threading.Thread(target=handler.close)
+        first.start()
+        time.sleep(0.05)
+        handler.close()  # e.g. logging.shutdown() at exit while another thread closes
+        sent_when_returned = handler.stats()["sent"]
+        first.join()
+        assert sent_when_returned == 100
+
+
+@pytest.mark.slow
+def test_exit_while_a_daemon_thread_closes_delivers_everything(tmp_path: Path) -> None:
+    # logging.shutdown()'s close() at exit must wait for the daemon thread's close(),
+    # which needs three round trips of 0.5 s (one request at a time, 1,000 events each).
+    with CaptureServer(latency=0.5) as server:
+        program = write_program(
+            tmp_path,
+            """
+import threading, time
+from posthog_logging import PosthogLogHandler
+handler = PosthogLogHandler(host=os.environ["TEST_HOST"], max_in_flight=1)
+logging.getLogger("app").addHandler(handler)
+logging.getLogger("app").setLevel(logging.INFO)
+work(0, 2500)
+threading.Thread(target=handler.close, daemon=True).start()
+time.sleep(0.05)
+""",
+            configure=False,
+        )
+        result = run_program(server, program)
+        assert result.returncode == 0, result.stderr
+        assert delivered_span_ids(server, 2500, timeout=2) == list(range(2500))
+        assert result.stderr == ""

@@ -219,6 +219,9 @@ class PosthogLogHandler(logging.Handler):
         self._ignored = 0
         self._received = 0
         self._closed = False
+        #: Set once the first close() finished: later callers wait for it (see close()).
+        self._shutdown_done = threading.Event()
+        self._closing_thread: int | None = None
         self._last_flush: tuple[float, float] | None = None  # (started, returned)
         self._lifecycle_lock = threading.RLock()  # re-entrant: a signal handler may log
         self._starting = False
@@ -354,16 +357,29 @@ class PosthogLogHandler(logging.Handler):
 
         A ``flush()`` that returned just before (``logging.shutdown()`` calls
         both) counts as the start of the shutdown: together they take at most
-        ``shutdown_timeout``.
+        ``shutdown_timeout``.  Only the first call shuts down; a later or
+        concurrent one (``logging.shutdown()`` at exit while another thread
+        closes) waits for it, up to its own ``shutdown_timeout``, unless it
+        comes from the closing thread itself or from one of the library's
+        threads (a log record of the shutdown), which the shutdown may wait on.
         """
         with self._lifecycle_lock:
             first_close = not self._closed
             self._closed = True
-        if first_close and not self.disabled:
-            now = time.monotonic()
-            last = self._last_flush
-            started = last[0] if last is not None and now - last[1] < FLUSH_THEN_CLOSE else now
-            self._shut_down(started + self.shutdown_timeout)
+            if first_close:
+                self._closing_thread = threading.get_ident()
+        if first_close:
+            try:
+                if not self.disabled:
+                    now = time.monotonic()
+                    last = self._last_flush
+                    recent = last is not None and now - last[1] < FLUSH_THEN_CLOSE
+                    started = last[0] if last is not None and recent else now
+                    self._shut_down(started + self.shutdown_timeout)
+            finally:
+                self._shutdown_done.set()
+        elif self._closing_thread != threading.get_ident() and not library_thread.active:
+            self._shutdown_done.wait(self.shutdown_timeout)
         _live_handlers.discard(self)
         super().close()
 
@@ -489,6 +505,11 @@ class PosthogLogHandler(logging.Handler):
         self._queue = queue.SimpleQueue()
         self._lifecycle_lock = threading.RLock()
         self._starting = False
+        # A close() another thread of the parent was running is not this process's to wait for.
+        self._shutdown_done = threading.Event()
+        if self._closed:
+            self._shutdown_done.set()
+        self._closing_thread = None
         self._stats = Stats()
         self._ignored = 0
         self._received = 0
