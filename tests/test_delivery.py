@@ -163,7 +163,27 @@ def test_exit_against_a_hanging_server_stays_within_shutdown_timeout(
     limit = 10.0 if shutdown_timeout is None else shutdown_timeout
     assert exited - returned < limit + 0.6
     assert capture_server.max_in_flight >= 1
-    assert "closed with dropped events {'shutdown_deadline': 500}" in process.stderr.read()
+    stderr = process.stderr.read()
+    assert "closed with dropped events {'shutdown_deadline': 500}" in stderr
+    assert "listener" not in stderr  # it was idle: flush() had mapped everything
+
+
+@pytest.mark.slow
+def test_close_with_a_mapping_backlog_stays_within_shutdown_timeout(
+    capture_server: CaptureServer,
+) -> None:
+    # Far more records queued than the listener maps in 0.5 s: the rest are
+    # counted as dropped, not mapped on the closing thread past the deadline.
+    capture_server.answer_by_default(ScriptedResponse(hang=True))
+    handler, log = handler_for(capture_server.url, "backlog", shutdown_timeout=0.5)
+    for n in range(30_000):
+        log.info("x", extra={"span": tool_span(n)})
+    started = time.monotonic()
+    handler.close()
+    assert time.monotonic() - started < 0.5 + 0.3
+    stats = handler.stats()
+    assert stats["mapped"] < 30_000
+    assert stats["dropped"] == {"shutdown_deadline": 30_000}
 
 
 def spill_from_a_dead_server(tmp_path: Path, count: int, random_input: int = 0) -> None:

@@ -314,8 +314,8 @@ class PosthogLogHandler(logging.Handler):
             time.sleep(0.001)
         return True
 
-    def _count_drop(self, reason: str, message: str) -> None:
-        if self._stats.drop(reason) == 1:
+    def _count_drop(self, reason: str, message: str, count: int = 1) -> None:
+        if self._stats.drop(reason, count) == count:
             diagnostics.keep_enabled()
             _log.warning("posthog-logging: %s (counted in stats()['dropped'][%r])", message, reason)
 
@@ -394,13 +394,20 @@ class PosthogLogHandler(logging.Handler):
         #    refused: _closed is set), aborts the spans still open (§1.2), and stops.
         #    Without a listener, this thread does that work.
         self._finish(request, deadline, stop_listener=True)
-        # 2. If the listener missed the deadline, this thread maps what it never
-        #    reached, so that those events are spilled with the rest (step 4).
+        # 2. If the listener missed the deadline, this thread aborts the open spans;
+        #    the records the listener never reached are dropped unmapped (counted):
+        #    mapping them here would overrun the deadline.
         if not request.done.is_set():
-            pipeline.rescue(self._drain_queue(), request.now_ms)
+            unmapped = pipeline.take_over(self._drain_queue(), request.now_ms)
             if listener is not None:
                 listener.enqueue_sentinel()  # drained above: the thread may stop later
-            _log.warning("posthog-logging: listener still busy at the shutdown deadline")
+            if unmapped:
+                self._count_drop(
+                    "shutdown_deadline",
+                    "the listener was still mapping at the shutdown deadline; "
+                    "records it never reached are dropped",
+                    unmapped,
+                )
         # 3. The senders deliver everything buffered, in batches however small,
         #    until the deadline; this thread sends when no sender thread could start.
         pipeline.sender.drain(deadline)
