@@ -7,9 +7,11 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -189,6 +191,42 @@ def test_block_policy_waits_for_room_instead_of_dropping(capture_server: Capture
     handler.close()
     assert handler.stats()["dropped"] == {}
     assert len(capture_server.events) == 300
+
+
+def test_a_record_waiting_for_room_when_close_begins_is_counted_not_lost(
+    capture_server: CaptureServer,
+) -> None:
+    gate = threading.Event()
+
+    def hold(event: dict[str, Any]) -> dict[str, Any]:
+        gate.wait(5)  # the listener is busy until the test lets it go
+        return event
+
+    handler, log = handler_for(
+        capture_server.url,
+        "block_close",
+        overflow="block",
+        max_queue_size=1,
+        block_timeout=5,
+        before_send=hold,
+    )
+
+    def producer() -> None:
+        # 0 is being mapped, 1 fills the queue, 2 waits for room.
+        for n in range(3):
+            log.info("x", extra={"span": tool_span(n)})
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    time.sleep(0.2)
+    threading.Timer(0.2, gate.set).start()
+    handler.close()  # the listener maps 0 and 1, then stops; 2 is still waiting
+    thread.join()
+    stats = handler.stats()
+    assert stats["received"] == 3, stats
+    # Every record received is mapped (and sent) or counted as dropped.
+    assert stats["mapped"] == stats["sent"] == 2, stats
+    assert stats["dropped"] == {"closed": 1}, stats
 
 
 def test_shutdown_summary_warns_about_losses(library_logs: RecordCollector) -> None:

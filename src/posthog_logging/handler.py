@@ -88,6 +88,8 @@ DEFAULT_MAX_BUFFER_BYTES = 64 * 1024 * 1024
 #: drop the oldest (counted), spill the oldest buffered events, or make the
 #: caller wait up to ``block_timeout`` for room (then drop the oldest).
 OVERFLOW_POLICIES = ("drop_oldest", "spill", "block")
+#: Why a record logged once close() began is dropped (counted).
+CLOSED_DROP = "records logged after close() are dropped"
 #: A close() this soon after a flush() returned continues that flush's shutdown:
 #: both together (as ``logging.shutdown()`` calls them) take ``shutdown_timeout``.
 FLUSH_THEN_CLOSE = 0.1
@@ -222,6 +224,8 @@ class PosthogLogHandler(logging.Handler):
         #: Set once the first close() finished: later callers wait for it (see close()).
         self._shutdown_done = threading.Event()
         self._closing_thread: int | None = None
+        #: Set when close() empties the queue for the last time: later puts clean up after.
+        self._queue_closed = False
         self._last_flush: tuple[float, float] | None = None  # (started, returned)
         self._lifecycle_lock = threading.RLock()  # re-entrant: a signal handler may log
         self._starting = False
@@ -287,28 +291,42 @@ class PosthogLogHandler(logging.Handler):
 
     def _enqueue(self, item: RecordItem) -> None:
         if self._closed:
-            self._count_drop("closed", "records logged after close() are dropped")
+            self._count_drop("closed", CLOSED_DROP)
             return
         if self._listener is None:
             self._start_listener()
         self._received += 1
         event_queue = self._queue
-        if event_queue.qsize() >= self.max_queue_size:
-            if self.overflow == "block" and self._wait_for_room():
-                event_queue.put(item)
-                return
-            try:
-                event_queue.get_nowait()
-            except queue.Empty:
-                pass
-            else:
-                self._count_drop("queue_full", "the queue is full; dropping the oldest records")
+        if event_queue.qsize() >= self.max_queue_size and not self._make_room():
+            return
         event_queue.put(item)
+        if self._queue_closed:  # close() emptied the queue for the last time before the put
+            self._drop_queued()
+
+    def _make_room(self) -> bool:
+        """The queue is full: wait for room (overflow='block') or drop the oldest record.
+
+        False when close() began while this caller waited: its record is dropped
+        (counted), since the listener may have stopped reading.
+        """
+        if self.overflow == "block" and self._wait_for_room():
+            if not self._closed:
+                return True
+            self._count_drop("closed", CLOSED_DROP)
+            return False
+        try:
+            self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        else:
+            self._count_drop("queue_full", "the queue is full; dropping the oldest records")
+        return True
 
     def _wait_for_room(self) -> bool:
-        """overflow='block': wait up to ``block_timeout`` for the listener to catch up."""
+        """overflow='block': wait up to ``block_timeout`` for the listener to catch up
+        (or for close() to begin)."""
         deadline = time.monotonic() + self.block_timeout
-        while self._queue.qsize() >= self.max_queue_size:
+        while self._queue.qsize() >= self.max_queue_size and not self._closed:
             if time.monotonic() >= deadline or library_thread.active:
                 return False
             time.sleep(0.001)
@@ -388,7 +406,7 @@ class PosthogLogHandler(logging.Handler):
 
         The shutdown order, in one place:
         """
-        pipeline, listener = self._pipeline, self._listener
+        pipeline = self._pipeline
         request = CloseRequest(deadline, now_ms=time_ms(time.time()) or 0)
         # 1. The listener maps every record queued before close() (later ones are
         #    refused: _closed is set), aborts the spans still open (§1.2), and stops.
@@ -399,8 +417,6 @@ class PosthogLogHandler(logging.Handler):
         #    mapping them here would overrun the deadline.
         if not request.done.is_set():
             unmapped = pipeline.take_over(self._drain_queue(), request.now_ms)
-            if listener is not None:
-                listener.enqueue_sentinel()  # drained above: the thread may stop later
             if unmapped:
                 self._count_drop(
                     "shutdown_deadline",
@@ -415,7 +431,11 @@ class PosthogLogHandler(logging.Handler):
         #    and counted; the sender threads stop, the kept-alive connections close.
         pipeline.sender.abandon()
         self._transport.close()
-        # 5. One warning sums up what was lost or spilled.
+        # 5. Records still queued (logged as close() began) are dropped, counted; a
+        #    caller that queues one after this drops it itself (see _enqueue).
+        self._queue_closed = True
+        self._drop_queued()
+        # 6. One warning sums up what was lost or spilled.
         self._report_losses()
 
     def _finish(
@@ -452,6 +472,25 @@ class PosthogLogHandler(logging.Handler):
                 items.append(self._queue.get_nowait())
             except queue.Empty:
                 return items
+
+    def _drop_queued(self) -> None:
+        """After the shutdown: whatever is still queued will never be read.
+
+        Records are counted as dropped, flush() callers released; a listener
+        still running gets its sentinel again (the drain took it), so it stops.
+        """
+        dropped = 0
+        for item in self._drain_queue():
+            if isinstance(item, RecordItem):
+                dropped += 1
+            elif isinstance(item, FlushRequest):
+                item.done.set()
+        if dropped:
+            self._count_drop("closed", CLOSED_DROP, dropped)
+        listener = self._listener
+        thread = listener.thread if listener is not None else None
+        if listener is not None and thread is not None and thread.is_alive():
+            listener.enqueue_sentinel()
 
     def _report_losses(self) -> None:
         """One WARNING at close when events were dropped or spilled."""
