@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -139,3 +140,35 @@ time.sleep(0.05)
         assert result.returncode == 0, result.stderr
         assert delivered_span_ids(server, 2500, timeout=2) == list(range(2500))
         assert result.stderr == ""
+
+
+def test_close_from_a_senders_log_record_neither_hangs_nor_loses(
+    capture_server: CaptureServer,
+) -> None:
+    # A 413 halves the batch; the first half is refused (400), the second is not
+    # tried yet when the drop is reported, and a user's handler closes on it.
+    capture_server.script(ScriptedResponse(status=413), ScriptedResponse(status=400, body="{}"))
+    handler, log = handler_for(capture_server.url, "close_in_sender", shutdown_timeout=2)
+    took: list[float] = []
+
+    class CloseOnDrop(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "dropped" in record.getMessage() and not took:
+                started = time.monotonic()
+                handler.close()
+                took.append(time.monotonic() - started)
+
+    closer = CloseOnDrop()
+    logging.getLogger("posthog_logging").addHandler(closer)
+    try:
+        for n in range(20):
+            log.info("x", extra={"span": tool_span(n)})
+        deadline = time.monotonic() + 5
+        while not took and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        logging.getLogger("posthog_logging").removeHandler(closer)
+    assert took and took[0] < 1.0, took  # nothing to wait for: 10 refused, 10 to send
+    stats = handler.stats()
+    assert stats["mapped"] == 20
+    assert (stats["sent"], stats["dropped"]) == (10, {"undeliverable": 10}), stats

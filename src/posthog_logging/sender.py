@@ -19,9 +19,12 @@ senders serve other batches or wait on the condition until the pause ends.
 Threads and locks: one condition (``Sender._ready``, over a re-entrant lock)
 guards the buffer, the batches in flight or waiting for a retry, the limit,
 the pause and the spiller.  The listener holds it to append, a sender to take
-a batch and to settle its outcome; nobody holds it while posting.  When no
-sender thread can start (at interpreter exit), ``flush()`` and ``close()``
-send on their own thread through the same methods.
+a batch and to settle its outcome; nobody holds it while posting or logging
+(warnings decided under it are logged once it is released).  When no sender
+thread can start (at interpreter exit), the thread that waits sends through
+the same methods itself: the listener for a ``flush()`` (the caller's thread
+when no listener runs either), the closing thread for ``close()``; so does a
+``close()`` called on one of the library's own threads.
 
 Order across concurrent requests is not kept: PostHog orders events by
 ``timestamp`` and de-duplicates on ``uuid``.
@@ -202,6 +205,8 @@ class Sender:
         self._unreported: Counter[str] = Counter()
         self._next_drop_report: dict[str, float] = {}
         self._reported_refusals: set[int | None] = set()
+        #: Warnings decided under ``_ready``, logged once it is released (see _report).
+        self._reports: list[tuple[str, tuple[object, ...]]] = []
 
     # ------------------------------------------------------------ listener side
     def add(self, event: EncodedEvent) -> None:
@@ -220,6 +225,7 @@ class Sender:
                 )
             if len(self.buffer) >= self.flush_at and self._start_threads():
                 self._ready.notify()
+        self._report()
 
     def make_due(self) -> int:
         """Everything buffered now goes, in batches however small; returns the
@@ -245,13 +251,18 @@ class Sender:
         self._send_inline(done.is_set, deadline)
 
     def drain(self, deadline: float) -> None:
-        """close(): send everything, however small the batches, until ``deadline``."""
+        """close(): send everything, however small the batches, until ``deadline``.
+
+        On one of the library's threads (close() called from a log record of the
+        senders or the listener) it sends on this thread rather than wait for
+        senders that may include this very thread.
+        """
         with self._ready:
             self._deadline = deadline
             if self._settled_all():
                 return
             threaded = self._start_threads()
-            if threaded:
+            if threaded and not library_thread.active:
                 self._ready.notify_all()
                 self._ready.wait_for(self._settled_all, max(0.0, deadline - self._clock()))
                 return
@@ -284,6 +295,7 @@ class Sender:
                 done.set()
             self._waiting.clear()
             self._ready.notify_all()
+        self._report()
 
     # -------------------------------------------------------------- senders
     def _start_threads(self) -> bool:
@@ -321,9 +333,12 @@ class Sender:
                     continue
                 with self._ready:
                     pause = self._paused_until - self._clock()
-                if pause <= 0:
-                    return  # nothing due
-                time.sleep(min(pause, max(0.0, deadline - self._clock())))
+                    if pause <= 0 and not self._in_flight:
+                        return  # nothing due
+                    # Wait out the pause, or for batches in flight on other threads
+                    # to settle (they may come back to be retried).
+                    left = max(0.0, deadline - self._clock())
+                    self._ready.wait(min(pause, left) if pause > 0 else left)
         finally:
             library_thread.active = was_active
 
@@ -364,12 +379,16 @@ class Sender:
     def _send(self, batch: Batch, deadline: float | None = None) -> None:
         """Post ``batch`` and settle its outcome; no request outlives ``deadline``
         (by default close()'s, once it is known)."""
+        error: Exception | None = None
         try:
             outcome = self.post(batch.events, self._timeout(deadline or self._deadline))
-        except Exception as error:  # a bug must not lose the batch nor kill the thread
-            _log.exception("posthog-logging: internal error while sending: %s", error)
+        except Exception as caught:  # a bug must not lose the batch nor kill the thread
+            error = caught
             outcome = Outcome(0, len(batch.events), PostResult(None, type(error).__name__))
         self._settle(batch, outcome)
+        if error is not None:  # logged once settled, like every warning (see _report)
+            _log.error("posthog-logging: internal error while sending: %s", error, exc_info=error)
+        self._report()
 
     def post(self, events: list[EncodedEvent], timeout: float | None = None) -> Outcome:
         """One attempt at ``events``, halving on 413 until the halves go through."""
@@ -479,12 +498,11 @@ class Sender:
         self._unreported[reason] += len(events)
         now = self._clock()
         if now >= self._next_drop_report.get(reason, now):
-            _log.warning(
-                "posthog-logging: dropped %d events (%s; %d %s in all)",
-                self._unreported.pop(reason),
-                why,
-                total,
-                reason,
+            self._reports.append(
+                (
+                    "posthog-logging: dropped %d events (%s; %d %s in all)",
+                    (self._unreported.pop(reason), why, total, reason),
+                )
             )
             self._next_drop_report[reason] = now + DROP_REPORT_INTERVAL
 
@@ -493,12 +511,23 @@ class Sender:
         if failure is None or failure.status in self._reported_refusals or self.spiller is None:
             return
         self._reported_refusals.add(failure.status)
-        _log.warning(
-            "posthog-logging: PostHog did not accept %d events (%s); spilled to %s for replay",
-            count,
-            failure.describe(),
-            self.spiller.directory,
+        self._reports.append(
+            (
+                "posthog-logging: PostHog did not accept %d events (%s); spilled to %s for replay",
+                (count, failure.describe(), self.spiller.directory),
+            )
         )
+
+    def _report(self) -> None:
+        """Log the warnings decided under ``_ready``, after releasing it: a user's
+        handler on them may be slow, or even call close(), which must find every
+        batch settled (requeued or given up) and the lock free."""
+        with self._ready:
+            if not self._reports:
+                return
+            reports, self._reports = self._reports, []
+        for message, args in reports:
+            _log.warning(message, *args)
 
     # ---------------------------------------------------------------- replay
     def deliver(
