@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -108,21 +109,24 @@ def test_a_refused_batch_is_reported_even_when_spilled(
     assert all(DUMMY_KEY not in m for m in messages)
 
 
-def test_flush_then_close_take_shutdown_timeout_together(capture_server: CaptureServer) -> None:
-    # What logging.shutdown() does, against a server that never answers.
-    capture_server.answer_by_default(ScriptedResponse(hang=True))
-    handler, log = handler_for(capture_server.url, "together", shutdown_timeout=1.0)
-    for n in range(50):
+@pytest.mark.slow
+def test_close_after_another_threads_flush_keeps_its_own_budget(
+    capture_server: CaptureServer,
+) -> None:
+    # A worker thread's flush() gives up after flush_timeout; the application's
+    # close() on the main thread then still has all of shutdown_timeout.
+    capture_server.script(*[ScriptedResponse(delay=3.3)] * 4)  # a slow patch, then fast again
+    handler, log = handler_for(
+        capture_server.url, "budget", flush_at=5, flush_timeout=2.0, shutdown_timeout=3.0
+    )
+    for n in range(200):
         log.info("x", extra={"span": tool_span(n)})
-    started = time.monotonic()
-    handler.acquire()
-    try:
-        handler.flush()  # flush_timeout is 5 s: the shutdown's 1 s bounds it
-        handler.close()
-    finally:
-        handler.release()
-    assert time.monotonic() - started < 1.4
-    assert handler.stats()["dropped"] == {"shutdown_deadline": 50}
+    worker = threading.Thread(target=handler.flush)  # e.g. a request-teardown flush
+    worker.start()
+    worker.join()
+    handler.close()
+    assert handler.stats()["sent"] == 200
+    assert span_ids(capture_server.events) == Counter(f"{n:016x}" for n in range(200))
 
 
 EXIT_PROGRAM = """
@@ -142,15 +146,13 @@ print(time.monotonic(), flush=True)
 """
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("shutdown_timeout", [None, 2.0])
-def test_exit_against_a_hanging_server_stays_within_shutdown_timeout(
-    capture_server: CaptureServer, shutdown_timeout: float | None
-) -> None:
-    capture_server.answer_by_default(ScriptedResponse(hang=True))
-    options = {} if shutdown_timeout is None else {"shutdown_timeout": shutdown_timeout}
+def exit_against_a_hanging_server(
+    server: CaptureServer, options: dict[str, float]
+) -> tuple[float, str]:
+    """Seconds from the program's return to its exit, and its stderr."""
+    server.answer_by_default(ScriptedResponse(hang=True))
     process = subprocess.Popen(
-        [sys.executable, "-c", EXIT_PROGRAM, capture_server.url, json.dumps(options)],
+        [sys.executable, "-c", EXIT_PROGRAM, server.url, json.dumps(options)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -160,12 +162,30 @@ def test_exit_against_a_hanging_server_stays_within_shutdown_timeout(
     process.wait(timeout=30)
     exited = time.monotonic()
     assert process.returncode == 0
+    assert server.max_in_flight >= 1
+    return exited - returned, process.stderr.read()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shutdown_timeout", [None, 2.0])
+def test_exit_against_a_hanging_server_stays_within_shutdown_timeout(
+    capture_server: CaptureServer, shutdown_timeout: float | None
+) -> None:
+    options = {} if shutdown_timeout is None else {"shutdown_timeout": shutdown_timeout}
+    took, stderr = exit_against_a_hanging_server(capture_server, options)
     limit = 10.0 if shutdown_timeout is None else shutdown_timeout
-    assert exited - returned < limit + 0.6
-    assert capture_server.max_in_flight >= 1
-    stderr = process.stderr.read()
+    assert took < limit + 0.6
     assert "closed with dropped events {'shutdown_deadline': 500}" in stderr
     assert "listener" not in stderr  # it was idle: flush() had mapped everything
+
+
+def test_flush_then_close_at_exit_take_shutdown_timeout_together(
+    capture_server: CaptureServer,
+) -> None:
+    # logging.shutdown() at exit: flush() (flush_timeout is 5 s) then close(), 1 s in all.
+    took, stderr = exit_against_a_hanging_server(capture_server, {"shutdown_timeout": 1.0})
+    assert took < 1.4
+    assert "closed with dropped events {'shutdown_deadline': 500}" in stderr
 
 
 @pytest.mark.slow

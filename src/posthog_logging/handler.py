@@ -18,6 +18,7 @@ work itself.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import queue
@@ -90,9 +91,6 @@ DEFAULT_MAX_BUFFER_BYTES = 64 * 1024 * 1024
 OVERFLOW_POLICIES = ("drop_oldest", "spill", "block")
 #: Why a record logged once close() began is dropped (counted).
 CLOSED_DROP = "records logged after close() are dropped"
-#: A close() this soon after a flush() returned continues that flush's shutdown:
-#: both together (as ``logging.shutdown()`` calls them) take ``shutdown_timeout``.
-FLUSH_THEN_CLOSE = 0.1
 
 _log = diagnostics.log
 
@@ -111,7 +109,30 @@ def _close_live_handlers() -> None:
 _worker_exit = WorkerExit(on_exit=_close_live_handlers)
 
 
+class InterpreterExit:
+    """Whether this process's exit has begun, for flush() and close() at exit to
+    share one ``shutdown_timeout`` (see :meth:`PosthogLogHandler.close`).
+
+    :meth:`begin` is an atexit hook registered when this module is imported,
+    after ``logging`` registered ``logging.shutdown``: atexit runs hooks last
+    registered first, so it runs before ``logging.shutdown()``.  A worker ended
+    by ``os._exit()`` runs no atexit hook; there only close() is called
+    (:mod:`.processes`), which takes ``shutdown_timeout`` on its own.
+    """
+
+    def __init__(self) -> None:
+        self.begun = False
+
+    def begin(self) -> None:
+        self.begun = True
+
+
+_interpreter_exit = InterpreterExit()
+atexit.register(_interpreter_exit.begin)
+
+
 def _after_fork_in_child() -> None:
+    _interpreter_exit.begun = False  # a child forked by an exit hook has its own exit
     for handler in list(_live_handlers):
         handler._reset_after_fork()
     _worker_exit.after_fork()
@@ -226,7 +247,8 @@ class PosthogLogHandler(logging.Handler):
         self._closing_thread: int | None = None
         #: Set when close() empties the queue for the last time: later puts clean up after.
         self._queue_closed = False
-        self._last_flush: tuple[float, float] | None = None  # (started, returned)
+        #: At exit: when this handler's shutdown_timeout ends (see _deadline).
+        self._exit_deadline: float | None = None
         self._lifecycle_lock = threading.RLock()  # re-entrant: a signal handler may log
         self._starting = False
         self._transport = Transport(
@@ -365,21 +387,19 @@ class PosthogLogHandler(logging.Handler):
         dropped), for at most ``flush_timeout`` and never longer than ``shutdown_timeout``."""
         if self.disabled or self._closed:
             return
-        started = time.monotonic()
-        deadline = started + min(self.flush_timeout, self.shutdown_timeout)
+        deadline = self._deadline(min(self.flush_timeout, self.shutdown_timeout))
         self._finish(FlushRequest(deadline), deadline)
-        self._last_flush = (started, time.monotonic())
 
     def close(self) -> None:
         """Abort open spans, deliver everything within ``shutdown_timeout``, stop.
 
-        A ``flush()`` that returned just before (``logging.shutdown()`` calls
-        both) counts as the start of the shutdown: together they take at most
-        ``shutdown_timeout``.  Only the first call shuts down; a later or
-        concurrent one (``logging.shutdown()`` at exit while another thread
-        closes) waits for it, up to its own ``shutdown_timeout``, unless it
-        comes from the closing thread itself or from one of the library's
-        threads (a log record of the shutdown), which the shutdown may wait on.
+        At exit, ``logging.shutdown()`` calls ``flush()`` and then ``close()``:
+        both together take at most ``shutdown_timeout`` (see :meth:`_deadline`).
+        Only the first call shuts down; a later or concurrent one
+        (``logging.shutdown()`` at exit while another thread closes) waits for it,
+        up to its own ``shutdown_timeout``, unless it comes from the closing
+        thread itself or from one of the library's threads (a log record of the
+        shutdown), which the shutdown may be waiting on.
         """
         with self._lifecycle_lock:
             first_close = not self._closed
@@ -389,17 +409,31 @@ class PosthogLogHandler(logging.Handler):
         if first_close:
             try:
                 if not self.disabled:
-                    now = time.monotonic()
-                    last = self._last_flush
-                    recent = last is not None and now - last[1] < FLUSH_THEN_CLOSE
-                    started = last[0] if last is not None and recent else now
-                    self._shut_down(started + self.shutdown_timeout)
+                    self._shut_down(self._deadline(self.shutdown_timeout))
             finally:
                 self._shutdown_done.set()
         elif self._closing_thread != threading.get_ident() and not library_thread.active:
-            self._shutdown_done.wait(self.shutdown_timeout)
+            self._shutdown_done.wait(
+                max(0.0, self._deadline(self.shutdown_timeout) - time.monotonic())
+            )
         _live_handlers.discard(self)
         super().close()
+
+    def _deadline(self, seconds: float) -> float:
+        """``seconds`` from now; at exit, never past this handler's shutdown deadline,
+        which its first flush() or close() at exit sets ``shutdown_timeout`` ahead.
+
+        So the flush() and close() of ``logging.shutdown()`` at exit share one
+        ``shutdown_timeout``, and the atexit hooks that ran before (joining a
+        ``multiprocessing`` child, say) take none of it.  Outside exit, flush()
+        and close() keep their own budgets, whatever another thread did.
+        """
+        now = time.monotonic()
+        if not _interpreter_exit.begun:
+            return now + seconds
+        if self._exit_deadline is None:
+            self._exit_deadline = now + self.shutdown_timeout
+        return min(now + seconds, self._exit_deadline)
 
     def _shut_down(self, deadline: float) -> None:
         """Deliver what was logged before close() by ``deadline``; keep the rest.
@@ -559,7 +593,7 @@ class PosthogLogHandler(logging.Handler):
         self._stats = Stats()
         self._ignored = 0
         self._received = 0
-        self._last_flush = None
+        self._exit_deadline = None
         self._transport.reset_after_fork()
         self._pipeline = self._new_pipeline()
         self._listener = None
