@@ -90,6 +90,23 @@ def test_a_429_storm_drops_to_one_request_in_flight_and_recovers() -> None:
         assert handler.stats()["retried"] == storm
 
 
+def test_one_wave_of_concurrent_failures_backs_off_once() -> None:
+    with CaptureServer(latency=0.1) as server:
+        server.script(*[ScriptedResponse(status=503)] * 4)
+        handler, log = handler_for(server.url, "wave", flush_at=5)  # base delay 0.25 s
+        for n in range(400):
+            log.info("x", extra={"span": tool_span(n)})
+        handler.close()
+        requests = server.requests
+        refused = [r for r in requests if r.status == 503]
+        assert max(r.in_flight for r in refused) == 4  # all four refused in one round
+        last_refusal = max(r.received_at for r in refused)
+        following = min(r.received_at for r in requests if r.received_at > last_refusal)
+        # One refused round pauses one base delay (0.125-0.25 s), not 2**3 of them.
+        assert following - last_refusal < 0.25 + 0.1 + 0.15
+        assert span_ids(server.events) == Counter(f"{n:016x}" for n in range(400))
+
+
 def test_a_refused_batch_is_reported_even_when_spilled(
     tmp_path: Path, capture_server: CaptureServer, library_logs: RecordCollector
 ) -> None:

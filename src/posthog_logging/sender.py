@@ -88,6 +88,8 @@ class Batch:
     #: Sequence number of its oldest event: flush() waits on these.
     first: int
     attempts: int = 0
+    #: When its latest attempt was taken to be posted (the sender's clock).
+    sent_at: float = 0.0
 
 
 class Outcome(NamedTuple):
@@ -192,7 +194,8 @@ class Sender:
         self.limit = max_in_flight
         self._in_flight: set[Batch] = set()
         self._retries: list[Batch] = []  # oldest first
-        self._failures = 0  # consecutive failed requests: the backoff's exponent
+        self._failures = 0  # consecutive failed rounds: the backoff's exponent
+        self._backed_off_at = float("-inf")  # when the latest round failed
         self._paused_until = 0.0
         #: Events before this sequence number go even as a batch under ``flush_at``.
         self._due = 0
@@ -353,6 +356,7 @@ class Sender:
                 elif len(self._in_flight) < self.limit:
                     batch = self._take()
                     if batch is not None:
+                        batch.sent_at = self._clock()
                         self._in_flight.add(batch)
                         return batch
                 if not wait:
@@ -420,8 +424,9 @@ class Sender:
             if delivered:
                 self.stats.add("sent", len(delivered))
             if outcome.failure is None:
-                self._failures = 0
-                self.limit = min(self.max_in_flight, self.limit + 1)
+                if batch.sent_at >= self._backed_off_at:  # not an answer from before a failure
+                    self._failures = 0
+                    self.limit = min(self.max_in_flight, self.limit + 1)
             else:
                 self._failed(batch, outcome, outcome.failure)
             self._release_waiters()
@@ -431,7 +436,7 @@ class Sender:
         """Schedule a retry of the failed part, or give up on it."""
         rest = batch.events[outcome.delivered :]
         if failure.retryable:
-            self._back_off(failure)
+            self._back_off(failure, batch.sent_at)
             if batch.attempts + 1 < self.retry.max_attempts:
                 self.stats.add("retried")
                 self._requeue(Batch(rest, batch.first, batch.attempts + 1))
@@ -447,10 +452,18 @@ class Sender:
         if untried:
             self._requeue(Batch(untried, batch.first, batch.attempts))
 
-    def _back_off(self, failure: PostResult) -> None:
-        """The server is struggling: fewer requests at once, and none for a while."""
-        self._failures += 1
+    def _back_off(self, failure: PostResult, sent_at: float) -> None:
+        """The server is struggling: fewer requests at once, and none for a while.
+
+        Each refusal halves the requests allowed in flight, but the backoff grows
+        once per round, as TCP's does: the failures of requests sent before the
+        latest back-off belong to the round it paid for already (four requests
+        refused at once pause the senders as one would, not as four in a row).
+        """
         self.limit = max(1, self.limit // 2)
+        if sent_at >= self._backed_off_at:
+            self._failures += 1
+            self._backed_off_at = self._clock()
         delay = self.retry.delay(self._failures, failure.retry_after)
         self._paused_until = max(self._paused_until, self._clock() + delay)
 
@@ -537,6 +550,7 @@ class Sender:
         threads do (halving on 413); for ``replay``, which sends a file in order."""
         delivered, attempts = 0, 0
         while True:
+            sent_at = self._clock()
             outcome = self.post(events[delivered:])
             delivered += outcome.delivered
             failure = outcome.failure
@@ -547,5 +561,5 @@ class Sender:
             if not failure.retryable or attempts >= self.retry.max_attempts:
                 return Outcome(delivered, outcome.failed, failure)
             self.stats.add("retried")
-            self._back_off(failure)
+            self._back_off(failure, sent_at)
             sleep(max(0.0, self._paused_until - self._clock()))
