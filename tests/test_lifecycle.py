@@ -172,3 +172,31 @@ def test_close_from_a_senders_log_record_neither_hangs_nor_loses(
     stats = handler.stats()
     assert stats["mapped"] == 20
     assert (stats["sent"], stats["dropped"]) == (10, {"undeliverable": 10}), stats
+
+
+def test_close_from_the_listener_thread_stops_the_listener(
+    capture_server: CaptureServer,
+) -> None:
+    handler, log = handler_for(capture_server.url, "close_in_listener")
+    closed = threading.Event()
+
+    class CloseOnError(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "exporter error" in record.getMessage() and not closed.is_set():
+                closed.set()
+                handler.close()  # on the listener thread, which reported the bad span
+
+    closer = CloseOnError()
+    logging.getLogger("posthog_logging").addHandler(closer)
+    try:
+        log.info("x", extra={"span": tool_span(0)})
+        log.info("x", extra={"span": {"bad": 1}})
+        assert closed.wait(5)
+        deadline = time.monotonic() + 2
+        while handler.stats()["listener_alive"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        logging.getLogger("posthog_logging").removeHandler(closer)
+    stats = handler.stats()
+    assert stats["sent"] == 1
+    assert not stats["listener_alive"]
