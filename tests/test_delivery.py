@@ -107,6 +107,24 @@ def test_one_wave_of_concurrent_failures_backs_off_once() -> None:
         assert span_ids(server.events) == Counter(f"{n:016x}" for n in range(400))
 
 
+@pytest.mark.slow
+def test_no_request_leaves_after_close_returned(capture_server: CaptureServer) -> None:
+    # A 413 halves the batch; the first half hangs past the shutdown deadline,
+    # and the second half must not be posted once close() has given up.
+    capture_server.script(ScriptedResponse(status=413), ScriptedResponse(delay=1.0))
+    handler, log = handler_for(capture_server.url, "after_close", shutdown_timeout=0.5)
+    for n in range(20):
+        log.info("x", extra={"span": tool_span(n)})
+    time.sleep(0.2)
+    handler.close()
+    closed_at = time.time()
+    time.sleep(1.5)
+    late = [r for r in capture_server.requests if r.received_at > closed_at]
+    assert late == []
+    assert [len(r.batch) for r in capture_server.requests] == [20, 10]
+    assert handler.stats()["dropped"] == {"shutdown_deadline": 20}  # in flight: not known sent
+
+
 def test_a_refused_batch_is_reported_even_when_spilled(
     tmp_path: Path, capture_server: CaptureServer, library_logs: RecordCollector
 ) -> None:

@@ -56,6 +56,9 @@ MAX_REQUEST_BYTES = 8 * 1024 * 1024
 #: Dropped events are reported at once, then at most this often per reason (seconds).
 DROP_REPORT_INTERVAL = 30.0
 
+#: The outcome of a request that was not made because the sender stopped.
+NOT_SENT = PostResult(None, "not sent: the handler was closed")
+
 _log = logging.getLogger(DIAGNOSTICS_LOGGER)
 
 
@@ -395,7 +398,13 @@ class Sender:
         self._report()
 
     def post(self, events: list[EncodedEvent], timeout: float | None = None) -> Outcome:
-        """One attempt at ``events``, halving on 413 until the halves go through."""
+        """One attempt at ``events``, halving on 413 until the halves go through.
+
+        Once close() gave up (:meth:`abandon`), no new request leaves, not even
+        the next half of a batch in flight: its events are spilled or counted.
+        """
+        if self._stopping:
+            return Outcome(0, 0, NOT_SENT)
         result = self.transport.post(events, timeout)
         self.stats.add("requests")
         self.stats.add("bytes", result.body_bytes)
