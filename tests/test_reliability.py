@@ -152,6 +152,28 @@ def test_replay_maps_span_json_lines(
 
 
 @pytest.mark.slow
+def test_a_429_storm_with_a_fast_producer_keeps_the_buffer_within_its_bound() -> None:
+    with CaptureServer(latency=0.01) as server:
+        server.answer_by_default(ScriptedResponse(status=429, headers={"Retry-After": "0.2"}))
+        handler, log = handler_for(
+            server.url, "storm_bound", max_buffer_events=500, shutdown_timeout=0.5
+        )
+        buffer = handler._pipeline.buffer
+        peak = 0
+        for n in range(20_000):
+            log.info("x", extra={"span": tool_span(n)})
+            if n % 100 == 0:
+                peak = max(peak, buffer.held_events)
+        time.sleep(0.5)
+        peak = max(peak, buffer.held_events)
+        handler.close()
+        stats = handler.stats()
+    assert peak <= 500, peak  # in flight and waiting for a retry included, never one more
+    assert stats["dropped"]["buffer_full"] > 0
+    assert sum(stats["dropped"].values()) == stats["mapped"] == stats["received"] == 20_000
+
+
+@pytest.mark.slow
 def test_buffer_bound_holds_during_an_outage(tmp_path: Path) -> None:
     bound = 2_000_000
     handler, log = handler_for(dead_url(), "outage", max_buffer_bytes=bound, shutdown_timeout=0.5)

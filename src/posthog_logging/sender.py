@@ -128,16 +128,25 @@ class EventBuffer:
         return self.removed + len(self._events)
 
     def append(self, event: EncodedEvent) -> list[EncodedEvent]:
-        """Add at the tail; returns the oldest queued events pushed out by the bound."""
-        self._events.append(event)
-        self.bytes += len(event)
-        self.held_events += 1
+        """Add at the tail; returns the oldest queued events pushed out by the bound,
+        or the new one itself when the events in flight alone leave no room.
+
+        Room is made before the event is counted: the bound holds at every moment.
+        """
+        size = len(event)
         overflow: list[EncodedEvent] = []
-        while len(self._events) > 1 and (
-            self.held_events > self.max_events or self.bytes > self.max_bytes
-        ):
+        while self._events and not self._fits(size):
             overflow.extend(self.release(self.take(1, 0)))
+        if not self._fits(size):
+            overflow.append(event)
+            return overflow
+        self._events.append(event)
+        self.bytes += size
+        self.held_events += 1
         return overflow
+
+    def _fits(self, size: int) -> bool:
+        return self.held_events < self.max_events and self.bytes + size <= self.max_bytes
 
     def take(self, count: int, max_bytes: int) -> list[EncodedEvent]:
         """Take up to ``count`` events off the head, within ``max_bytes`` (at least one).
