@@ -280,6 +280,26 @@ def test_replay_shrinks_an_oversize_event(
     assert "truncated" in shrunk["properties"]["$ai_input_state"]
 
 
+def test_replay_retries_what_the_listener_retries(
+    tmp_path: Path, capture_server: CaptureServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spill_from_a_dead_server(tmp_path, 5)
+    monkeypatch.setenv("POSTHOG_API_KEY", DUMMY_KEY)
+    # A 503 and a 429 are tried again (after Retry-After); a 400 is not.
+    capture_server.script(
+        ScriptedResponse(status=503),
+        ScriptedResponse(status=429, headers={"Retry-After": "0.2"}),
+        ScriptedResponse(status=400, body='{"detail": "bad request"}'),
+    )
+    started = time.monotonic()
+    assert cli_main(["replay", "--host", capture_server.url, str(tmp_path)]) == 1
+    assert time.monotonic() - started >= 0.2
+    assert [r.status for r in capture_server.requests] == [503, 429, 400]
+    assert len(list(tmp_path.glob("*.jsonl"))) == 1  # kept for the next replay
+    assert cli_main(["replay", "--host", capture_server.url, str(tmp_path)]) == 0
+    assert span_ids(capture_server.events) == Counter(f"{n:016x}" for n in range(5))
+
+
 def test_replay_checks_span_event_as_the_handler_does(
     tmp_path: Path, capture_server: CaptureServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -172,6 +172,64 @@ class EventBuffer:
         return events
 
 
+class Poster:
+    """Posts one batch: halving it on 413 (:meth:`post`), and for ``replay``
+    retrying it on this thread as the retry policy says (:meth:`deliver`).
+
+    The sender's threads and ``replay`` post through it, so both halve the
+    same way and retry the same failures (:meth:`.RetryPolicy.should_retry`).
+    """
+
+    def __init__(self, transport: Transport, stats: Stats, retry: RetryPolicy) -> None:
+        self.transport = transport
+        self.stats = stats
+        self.retry = retry
+        #: Set when the sender gives up at close(): no new request leaves.
+        self.stopped = False
+
+    def post(self, events: list[EncodedEvent], timeout: float | None = None) -> Outcome:
+        """One attempt at ``events``, halving on 413 until the halves go through.
+
+        Once the sender gave up (:meth:`Sender.abandon`), no new request leaves,
+        not even the next half of a batch in flight: its events are spilled or
+        counted.
+        """
+        if self.stopped:
+            return Outcome(0, 0, NOT_SENT)
+        result = self.transport.post(events, timeout)
+        self.stats.add("requests")
+        self.stats.add("bytes", result.body_bytes)
+        if result.ok:
+            return Outcome(len(events), 0, None)
+        if result.too_large and len(events) > 1:
+            middle = len(events) // 2
+            head = self.post(events[:middle], timeout)
+            if head.failure is not None:
+                return head
+            tail = self.post(events[middle:], timeout)
+            return Outcome(head.delivered + tail.delivered, tail.failed, tail.failure)
+        return Outcome(0, len(events), result)
+
+    def deliver(
+        self, events: list[EncodedEvent], sleep: Callable[[float], None] = time.sleep
+    ) -> Outcome:
+        """Post ``events`` now, waiting out the backoff (or ``Retry-After``) between
+        tries; for ``replay``, which sends a file in order, one request at a time
+        (so each failure is a round of its own)."""
+        delivered, attempts = 0, 0
+        while True:
+            outcome = self.post(events[delivered:])
+            delivered += outcome.delivered
+            failure = outcome.failure
+            if failure is None:
+                return Outcome(delivered, 0, None)
+            attempts += 1
+            if not self.retry.should_retry(failure, attempts):
+                return Outcome(delivered, outcome.failed, failure)
+            self.stats.add("retried")
+            sleep(self.retry.delay(attempts, failure.retry_after))
+
+
 class Sender:
     """Posts the buffer's events with up to ``max_in_flight`` requests at once."""
 
@@ -196,6 +254,7 @@ class Sender:
         self.flush_at = flush_at
         self.max_in_flight = max_in_flight
         self.retry = retry or RetryPolicy()
+        self.poster = Poster(transport, stats, self.retry)
         self.spiller = spiller
         self.spill_on_overflow = spill_on_overflow
         self.max_request_events = max(flush_at, max_request_events)
@@ -293,7 +352,7 @@ class Sender:
         with self._ready:
             if self.abandoned:
                 return
-            self.abandoned = self._stopping = True
+            self.abandoned = self._stopping = self.poster.stopped = True
             batches = sorted([*self._in_flight, *self._retries], key=lambda batch: batch.first)
             held = [event for batch in batches for event in batch.events]
             held.extend(self.buffer.take(len(self.buffer), self.buffer.bytes))
@@ -397,7 +456,7 @@ class Sender:
         (by default close()'s, once it is known)."""
         error: Exception | None = None
         try:
-            outcome = self.post(batch.events, self._timeout(deadline or self._deadline))
+            outcome = self.poster.post(batch.events, self._timeout(deadline or self._deadline))
         except Exception as caught:  # a bug must not lose the batch nor kill the thread
             error = caught
             outcome = Outcome(0, len(batch.events), PostResult(None, type(error).__name__))
@@ -405,28 +464,6 @@ class Sender:
         if error is not None:  # logged once settled, like every warning (see _report)
             _log.error("posthog-logging: internal error while sending: %s", error, exc_info=error)
         self._report()
-
-    def post(self, events: list[EncodedEvent], timeout: float | None = None) -> Outcome:
-        """One attempt at ``events``, halving on 413 until the halves go through.
-
-        Once close() gave up (:meth:`abandon`), no new request leaves, not even
-        the next half of a batch in flight: its events are spilled or counted.
-        """
-        if self._stopping:
-            return Outcome(0, 0, NOT_SENT)
-        result = self.transport.post(events, timeout)
-        self.stats.add("requests")
-        self.stats.add("bytes", result.body_bytes)
-        if result.ok:
-            return Outcome(len(events), 0, None)
-        if result.too_large and len(events) > 1:
-            middle = len(events) // 2
-            head = self.post(events[:middle], timeout)
-            if head.failure is not None:
-                return head
-            tail = self.post(events[middle:], timeout)
-            return Outcome(head.delivered + tail.delivered, tail.failed, tail.failure)
-        return Outcome(0, len(events), result)
 
     def _timeout(self, deadline: float | None) -> float | None:
         if deadline is None:
@@ -453,12 +490,13 @@ class Sender:
     def _failed(self, batch: Batch, outcome: Outcome, failure: PostResult) -> None:
         """Schedule a retry of the failed part, or give up on it."""
         rest = batch.events[outcome.delivered :]
-        if failure.retryable:
+        if failure.retryable:  # the server struggles, whatever becomes of this batch
             self._back_off(failure, batch.sent_at)
-            if batch.attempts + 1 < self.retry.max_attempts:
-                self.stats.add("retried")
-                self._requeue(Batch(rest, batch.first, batch.attempts + 1))
-                return
+        if self.retry.should_retry(failure, batch.attempts + 1):
+            self.stats.add("retried")
+            self._requeue(Batch(rest, batch.first, batch.attempts + 1))
+            return
+        if failure.retryable:
             failed, untried = rest, []
             why = "retries exhausted: " + failure.describe()
         else:
@@ -559,25 +597,3 @@ class Sender:
             reports, self._reports = self._reports, []
         for message, args in reports:
             _log.warning(message, *args)
-
-    # ---------------------------------------------------------------- replay
-    def deliver(
-        self, events: list[EncodedEvent], sleep: Callable[[float], None] = time.sleep
-    ) -> Outcome:
-        """Post ``events`` on this thread now, backing off and retrying as the
-        threads do (halving on 413); for ``replay``, which sends a file in order."""
-        delivered, attempts = 0, 0
-        while True:
-            sent_at = self._clock()
-            outcome = self.post(events[delivered:])
-            delivered += outcome.delivered
-            failure = outcome.failure
-            if failure is None:
-                self._failures = 0
-                return Outcome(delivered, 0, None)
-            attempts += 1
-            if not failure.retryable or attempts >= self.retry.max_attempts:
-                return Outcome(delivered, outcome.failed, failure)
-            self.stats.add("retried")
-            self._back_off(failure, sent_at)
-            sleep(max(0.0, self._paused_until - self._clock()))

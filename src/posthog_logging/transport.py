@@ -117,6 +117,10 @@ class RetryPolicy:
     max_delay: float = 8.0
     max_retry_after: float = 30.0
 
+    def should_retry(self, failure: PostResult, attempts: int) -> bool:
+        """Whether a batch whose ``attempts``-th try failed with ``failure`` gets another."""
+        return failure.retryable and attempts < self.max_attempts
+
     def delay(self, failures: int, retry_after: float | None) -> float:
         """Seconds to wait after ``failures`` consecutive failed tries (from 1): the
         jittered backoff, or the server's ``Retry-After`` (up to ``max_retry_after``)
