@@ -444,7 +444,8 @@ class PosthogLogHandler(logging.Handler):
         request = CloseRequest(deadline, now_ms=time_ms(time.time()) or 0)
         # 1. The listener maps every record queued before close() (later ones are
         #    refused: _closed is set), aborts the spans still open (§1.2), and stops.
-        #    Without a listener, this thread does that work.
+        #    Without a listener (or on the listener's own thread), this thread does
+        #    that work.
         self._finish(request, deadline, stop_listener=True)
         # 2. If the listener missed the deadline, this thread aborts the open spans;
         #    the records the listener never reached are dropped unmapped (counted):
@@ -459,14 +460,17 @@ class PosthogLogHandler(logging.Handler):
                     unmapped,
                 )
         # 3. The senders deliver everything buffered, in batches however small,
-        #    until the deadline; this thread sends when no sender thread could start.
+        #    until the deadline; this thread sends when no sender thread could start,
+        #    or when it is one of the library's own (close() from a log record of theirs).
         pipeline.sender.drain(deadline)
         # 4. Whatever is still undelivered (in flight included) is spilled, or dropped
         #    and counted; the sender threads stop, the kept-alive connections close.
         pipeline.sender.abandon()
         self._transport.close()
         # 5. Records still queued (logged as close() began) are dropped, counted; a
-        #    caller that queues one after this drops it itself (see _enqueue).
+        #    caller that queues one after this drops it itself (see _enqueue).  A
+        #    listener still running (late, or the thread that called close()) is
+        #    handed its sentinel, so it stops.
         self._queue_closed = True
         self._drop_queued()
         # 6. One warning sums up what was lost or spilled.
