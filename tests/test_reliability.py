@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import subprocess
 import sys
 import threading
@@ -43,6 +44,64 @@ def test_transient_faults_are_retried_and_everything_arrives_once(
     assert stats["retried"] == 5
     assert stats["sent"] == 50
     assert stats["dropped"] == {}
+
+
+def test_mixed_faults_with_concurrent_senders_arrive_exactly_once() -> None:
+    rng = random.Random(7)
+    faults = [
+        rng.choice(
+            [
+                ScriptedResponse(status=500),
+                ScriptedResponse(status=503),
+                ScriptedResponse(status=429, headers={"Retry-After": "0.05"}),
+                ScriptedResponse(drop_connection=True),
+                ScriptedResponse(status=413, body='{"detail":"too large"}'),
+                ScriptedResponse(),
+                ScriptedResponse(),
+            ]
+        )
+        for _ in range(60)
+    ]
+    count = 3000
+    with CaptureServer(latency=0.02) as server:
+        server.script(*faults)
+        handler, log = handler_for(
+            server.url,
+            "mixed",
+            flush_at=10,
+            retry_base_delay=0.01,
+            retry_max_delay=0.05,
+            max_attempts=30,
+            flush_interval=0.2,
+        )
+        for n in range(count):
+            log.info("x", extra={"span": tool_span(n)})
+        handler.close()
+        stats = handler.stats()
+        assert span_ids(server.events) == Counter(f"{n:016x}" for n in range(count))
+    assert stats["sent"] == stats["mapped"] == count
+    assert stats["dropped"] == {}
+
+
+def test_flush_waits_for_retries_and_every_sender() -> None:
+    with CaptureServer(latency=0.05) as server:
+        server.script(
+            ScriptedResponse(status=500),
+            ScriptedResponse(),
+            ScriptedResponse(status=429, headers={"Retry-After": "0.3"}),
+            ScriptedResponse(drop_connection=True),
+            ScriptedResponse(status=413),
+        )
+        handler, log = handler_for(
+            server.url, "flush_retries", flush_at=5, flush_interval=60, retry_base_delay=0.05
+        )
+        for round_ in range(3):
+            for n in range(round_ * 100, round_ * 100 + 100):
+                log.info("x", extra={"span": tool_span(n)})
+            handler.flush()  # everything logged so far is out, retries included
+            expected = Counter(f"{n:016x}" for n in range(round_ * 100 + 100))
+            assert not expected - span_ids(server.events), round_  # none missing
+        handler.close()
 
 
 def test_retry_after_is_honoured(capture_server: CaptureServer) -> None:
