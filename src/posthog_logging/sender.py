@@ -11,10 +11,12 @@ interval, ``flush()``, ``close()``).
 
 Back-pressure: a 429, 5xx or no answer halves the number of requests allowed
 in flight (down to one) and pauses every sender for the longer of the
-server's ``Retry-After`` and the backoff; each success allows one more again.
-A 413 halves the batch until the halves go through.  A failed batch waits in
-a retry list, oldest first, and no thread ever sleeps on its behalf: the
-senders serve other batches or wait on the condition until the pause ends.
+server's ``Retry-After`` and the backoff, which grows once per round of
+failures (requests refused together count once); each success of a request
+sent since allows one more again.  A 413 halves the batch until the halves go
+through.  A failed batch waits in a retry list, oldest first, and no thread
+ever sleeps on its behalf: the senders serve other batches or wait on the
+condition until the pause ends.
 
 Threads and locks: one condition (``Sender._ready``, over a re-entrant lock)
 guards the buffer, the batches in flight or waiting for a retry, the limit,
