@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -89,6 +90,41 @@ def test_a_429_storm_drops_to_one_request_in_flight_and_recovers() -> None:
         assert handler.stats()["retried"] == storm
 
 
+def test_one_wave_of_concurrent_failures_backs_off_once() -> None:
+    with CaptureServer(latency=0.1) as server:
+        server.script(*[ScriptedResponse(status=503)] * 4)
+        handler, log = handler_for(server.url, "wave", flush_at=5)  # base delay 0.25 s
+        for n in range(400):
+            log.info("x", extra={"span": tool_span(n)})
+        handler.close()
+        requests = server.requests
+        refused = [r for r in requests if r.status == 503]
+        assert max(r.in_flight for r in refused) == 4  # all four refused in one round
+        last_refusal = max(r.received_at for r in refused)
+        following = min(r.received_at for r in requests if r.received_at > last_refusal)
+        # One refused round pauses one base delay (0.125-0.25 s), not 2**3 of them.
+        assert following - last_refusal < 0.25 + 0.1 + 0.15
+        assert span_ids(server.events) == Counter(f"{n:016x}" for n in range(400))
+
+
+@pytest.mark.slow
+def test_no_request_leaves_after_close_returned(capture_server: CaptureServer) -> None:
+    # A 413 halves the batch; the first half hangs past the shutdown deadline,
+    # and the second half must not be posted once close() has given up.
+    capture_server.script(ScriptedResponse(status=413), ScriptedResponse(delay=1.0))
+    handler, log = handler_for(capture_server.url, "after_close", shutdown_timeout=0.5)
+    for n in range(20):
+        log.info("x", extra={"span": tool_span(n)})
+    time.sleep(0.2)
+    handler.close()
+    closed_at = time.time()
+    time.sleep(1.5)
+    late = [r for r in capture_server.requests if r.received_at > closed_at]
+    assert late == []
+    assert [len(r.batch) for r in capture_server.requests] == [20, 10]
+    assert handler.stats()["dropped"] == {"shutdown_deadline": 20}  # in flight: not known sent
+
+
 def test_a_refused_batch_is_reported_even_when_spilled(
     tmp_path: Path, capture_server: CaptureServer, library_logs: RecordCollector
 ) -> None:
@@ -108,21 +144,24 @@ def test_a_refused_batch_is_reported_even_when_spilled(
     assert all(DUMMY_KEY not in m for m in messages)
 
 
-def test_flush_then_close_take_shutdown_timeout_together(capture_server: CaptureServer) -> None:
-    # What logging.shutdown() does, against a server that never answers.
-    capture_server.answer_by_default(ScriptedResponse(hang=True))
-    handler, log = handler_for(capture_server.url, "together", shutdown_timeout=1.0)
-    for n in range(50):
+@pytest.mark.slow
+def test_close_after_another_threads_flush_keeps_its_own_budget(
+    capture_server: CaptureServer,
+) -> None:
+    # A worker thread's flush() gives up after flush_timeout; the application's
+    # close() on the main thread then still has all of shutdown_timeout.
+    capture_server.script(*[ScriptedResponse(delay=3.3)] * 4)  # a slow patch, then fast again
+    handler, log = handler_for(
+        capture_server.url, "budget", flush_at=5, flush_timeout=2.0, shutdown_timeout=3.0
+    )
+    for n in range(200):
         log.info("x", extra={"span": tool_span(n)})
-    started = time.monotonic()
-    handler.acquire()
-    try:
-        handler.flush()  # flush_timeout is 5 s: the shutdown's 1 s bounds it
-        handler.close()
-    finally:
-        handler.release()
-    assert time.monotonic() - started < 1.4
-    assert handler.stats()["dropped"] == {"shutdown_deadline": 50}
+    worker = threading.Thread(target=handler.flush)  # e.g. a request-teardown flush
+    worker.start()
+    worker.join()
+    handler.close()
+    assert handler.stats()["sent"] == 200
+    assert span_ids(capture_server.events) == Counter(f"{n:016x}" for n in range(200))
 
 
 EXIT_PROGRAM = """
@@ -142,15 +181,13 @@ print(time.monotonic(), flush=True)
 """
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("shutdown_timeout", [None, 2.0])
-def test_exit_against_a_hanging_server_stays_within_shutdown_timeout(
-    capture_server: CaptureServer, shutdown_timeout: float | None
-) -> None:
-    capture_server.answer_by_default(ScriptedResponse(hang=True))
-    options = {} if shutdown_timeout is None else {"shutdown_timeout": shutdown_timeout}
+def exit_against_a_hanging_server(
+    server: CaptureServer, options: dict[str, float]
+) -> tuple[float, str]:
+    """Seconds from the program's return to its exit, and its stderr."""
+    server.answer_by_default(ScriptedResponse(hang=True))
     process = subprocess.Popen(
-        [sys.executable, "-c", EXIT_PROGRAM, capture_server.url, json.dumps(options)],
+        [sys.executable, "-c", EXIT_PROGRAM, server.url, json.dumps(options)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -160,10 +197,48 @@ def test_exit_against_a_hanging_server_stays_within_shutdown_timeout(
     process.wait(timeout=30)
     exited = time.monotonic()
     assert process.returncode == 0
+    assert server.max_in_flight >= 1
+    return exited - returned, process.stderr.read()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shutdown_timeout", [None, 2.0])
+def test_exit_against_a_hanging_server_stays_within_shutdown_timeout(
+    capture_server: CaptureServer, shutdown_timeout: float | None
+) -> None:
+    options = {} if shutdown_timeout is None else {"shutdown_timeout": shutdown_timeout}
+    took, stderr = exit_against_a_hanging_server(capture_server, options)
     limit = 10.0 if shutdown_timeout is None else shutdown_timeout
-    assert exited - returned < limit + 0.6
-    assert capture_server.max_in_flight >= 1
-    assert "closed with dropped events {'shutdown_deadline': 500}" in process.stderr.read()
+    assert took < limit + 0.6
+    assert "closed with dropped events {'shutdown_deadline': 500}" in stderr
+    assert "listener" not in stderr  # it was idle: flush() had mapped everything
+
+
+def test_flush_then_close_at_exit_take_shutdown_timeout_together(
+    capture_server: CaptureServer,
+) -> None:
+    # logging.shutdown() at exit: flush() (flush_timeout is 5 s) then close(), 1 s in all.
+    took, stderr = exit_against_a_hanging_server(capture_server, {"shutdown_timeout": 1.0})
+    assert took < 1.4
+    assert "closed with dropped events {'shutdown_deadline': 500}" in stderr
+
+
+@pytest.mark.slow
+def test_close_with_a_mapping_backlog_stays_within_shutdown_timeout(
+    capture_server: CaptureServer,
+) -> None:
+    # Far more records queued than the listener maps in 0.5 s: the rest are
+    # counted as dropped, not mapped on the closing thread past the deadline.
+    capture_server.answer_by_default(ScriptedResponse(hang=True))
+    handler, log = handler_for(capture_server.url, "backlog", shutdown_timeout=0.5)
+    for n in range(30_000):
+        log.info("x", extra={"span": tool_span(n)})
+    started = time.monotonic()
+    handler.close()
+    assert time.monotonic() - started < 0.5 + 0.3
+    stats = handler.stats()
+    assert stats["mapped"] < 30_000
+    assert stats["dropped"] == {"shutdown_deadline": 30_000}
 
 
 def spill_from_a_dead_server(tmp_path: Path, count: int, random_input: int = 0) -> None:
@@ -203,6 +278,26 @@ def test_replay_shrinks_an_oversize_event(
     shrunk = events[f"{0:016x}"]
     assert len(json.dumps(shrunk, separators=(",", ":"))) <= MAX_EVENT_BYTES
     assert "truncated" in shrunk["properties"]["$ai_input_state"]
+
+
+def test_replay_retries_what_the_listener_retries(
+    tmp_path: Path, capture_server: CaptureServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spill_from_a_dead_server(tmp_path, 5)
+    monkeypatch.setenv("POSTHOG_API_KEY", DUMMY_KEY)
+    # A 503 and a 429 are tried again (after Retry-After); a 400 is not.
+    capture_server.script(
+        ScriptedResponse(status=503),
+        ScriptedResponse(status=429, headers={"Retry-After": "0.2"}),
+        ScriptedResponse(status=400, body='{"detail": "bad request"}'),
+    )
+    started = time.monotonic()
+    assert cli_main(["replay", "--host", capture_server.url, str(tmp_path)]) == 1
+    assert time.monotonic() - started >= 0.2
+    assert [r.status for r in capture_server.requests] == [503, 429, 400]
+    assert len(list(tmp_path.glob("*.jsonl"))) == 1  # kept for the next replay
+    assert cli_main(["replay", "--host", capture_server.url, str(tmp_path)]) == 0
+    assert span_ids(capture_server.events) == Counter(f"{n:016x}" for n in range(5))
 
 
 def test_replay_checks_span_event_as_the_handler_does(

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
+import time
 from pathlib import Path
+
+import pytest
 
 from posthog_logging import PosthogLogHandler
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
 
 from .conftest import DUMMY_KEY
+from .helpers import handler_for, tool_span
 from .process_helpers import delivered_span_ids, run_program, write_program
 
 
@@ -95,3 +101,102 @@ logging.shutdown()
     )
     assert len(result.stderr.splitlines()) == 1
     assert delivered_span_ids(capture_server, 5) == list(range(5))
+
+
+def test_a_second_concurrent_close_waits_for_the_first() -> None:
+    with CaptureServer(latency=0.5) as server:
+        handler, log = handler_for(server.url, "close_twice", flush_at=20)
+        for n in range(100):
+            log.info("x", extra={"span": tool_span(n)})
+        first = threading.Thread(target=handler.close)
+        first.start()
+        time.sleep(0.05)
+        handler.close()  # e.g. logging.shutdown() at exit while another thread closes
+        sent_when_returned = handler.stats()["sent"]
+        first.join()
+        assert sent_when_returned == 100
+
+
+@pytest.mark.slow
+def test_exit_while_a_daemon_thread_closes_delivers_everything(tmp_path: Path) -> None:
+    # logging.shutdown()'s close() at exit must wait for the daemon thread's close(),
+    # which needs three round trips of 0.5 s (one request at a time, 1,000 events each).
+    with CaptureServer(latency=0.5) as server:
+        program = write_program(
+            tmp_path,
+            """
+import threading, time
+from posthog_logging import PosthogLogHandler
+handler = PosthogLogHandler(host=os.environ["TEST_HOST"], max_in_flight=1)
+logging.getLogger("app").addHandler(handler)
+logging.getLogger("app").setLevel(logging.INFO)
+work(0, 2500)
+threading.Thread(target=handler.close, daemon=True).start()
+time.sleep(0.05)
+""",
+            configure=False,
+        )
+        result = run_program(server, program)
+        assert result.returncode == 0, result.stderr
+        assert delivered_span_ids(server, 2500, timeout=2) == list(range(2500))
+        assert result.stderr == ""
+
+
+def test_close_from_a_senders_log_record_neither_hangs_nor_loses(
+    capture_server: CaptureServer,
+) -> None:
+    # A 413 halves the batch; the first half is refused (400), the second is not
+    # tried yet when the drop is reported, and a user's handler closes on it.
+    capture_server.script(ScriptedResponse(status=413), ScriptedResponse(status=400, body="{}"))
+    handler, log = handler_for(capture_server.url, "close_in_sender", shutdown_timeout=2)
+    took: list[float] = []
+
+    class CloseOnDrop(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "dropped" in record.getMessage() and not took:
+                started = time.monotonic()
+                handler.close()
+                took.append(time.monotonic() - started)
+
+    closer = CloseOnDrop()
+    logging.getLogger("posthog_logging").addHandler(closer)
+    try:
+        for n in range(20):
+            log.info("x", extra={"span": tool_span(n)})
+        deadline = time.monotonic() + 5
+        while not took and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        logging.getLogger("posthog_logging").removeHandler(closer)
+    assert took and took[0] < 1.0, took  # nothing to wait for: 10 refused, 10 to send
+    stats = handler.stats()
+    assert stats["mapped"] == 20
+    assert (stats["sent"], stats["dropped"]) == (10, {"undeliverable": 10}), stats
+
+
+def test_close_from_the_listener_thread_stops_the_listener(
+    capture_server: CaptureServer,
+) -> None:
+    handler, log = handler_for(capture_server.url, "close_in_listener")
+    closed = threading.Event()
+
+    class CloseOnError(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "exporter error" in record.getMessage() and not closed.is_set():
+                closed.set()
+                handler.close()  # on the listener thread, which reported the bad span
+
+    closer = CloseOnError()
+    logging.getLogger("posthog_logging").addHandler(closer)
+    try:
+        log.info("x", extra={"span": tool_span(0)})
+        log.info("x", extra={"span": {"bad": 1}})
+        assert closed.wait(5)
+        deadline = time.monotonic() + 2
+        while handler.stats()["listener_alive"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        logging.getLogger("posthog_logging").removeHandler(closer)
+    stats = handler.stats()
+    assert stats["sent"] == 1
+    assert not stats["listener_alive"]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from posthog_logging.devserver import CaptureServer
+from posthog_logging.devserver import CaptureServer, ScriptedResponse
 
 from .process_helpers import delivered_span_ids, program_env, run_program, write_program
 
@@ -370,3 +370,33 @@ def test_gunicorn_sync_workers_deliver_on_graceful_stop(
         _, stderr = wait_for_exit(server, 60)
     assert server.returncode == 0, stderr
     assert delivered_span_ids(capture_server, 2000) == list(range(2000))
+
+
+def test_a_worker_ended_by_os_exit_keeps_its_shutdown_timeout_against_a_hanging_server(
+    capture_server: CaptureServer, tmp_path: Path
+) -> None:
+    # No atexit hook runs in a fork child: its close() (from multiprocessing's exit
+    # step) alone takes the handler's shutdown_timeout, and no more.
+    capture_server.answer_by_default(ScriptedResponse(hang=True))
+    program = write_program(
+        tmp_path,
+        """
+import multiprocessing, time
+CONFIG["handlers"]["posthog"]["shutdown_timeout"] = 1.0
+logging.config.dictConfig(CONFIG)
+
+if __name__ == "__main__":
+    child = multiprocessing.get_context("fork").Process(target=work, args=(0, 50))
+    started = time.monotonic()
+    child.start()
+    child.join(30)
+    print(child.exitcode, time.monotonic() - started)
+""",
+        configure=False,
+    )
+    result = run_program(capture_server, program)
+    assert result.returncode == 0, result.stderr
+    exitcode, took = result.stdout.split()
+    assert exitcode == "0"
+    assert 1.0 <= float(took) < 1.0 + 0.6
+    assert "closed with dropped events {'shutdown_deadline': 50}" in result.stderr

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,6 +44,64 @@ def test_transient_faults_are_retried_and_everything_arrives_once(
     assert stats["retried"] == 5
     assert stats["sent"] == 50
     assert stats["dropped"] == {}
+
+
+def test_mixed_faults_with_concurrent_senders_arrive_exactly_once() -> None:
+    rng = random.Random(7)
+    faults = [
+        rng.choice(
+            [
+                ScriptedResponse(status=500),
+                ScriptedResponse(status=503),
+                ScriptedResponse(status=429, headers={"Retry-After": "0.05"}),
+                ScriptedResponse(drop_connection=True),
+                ScriptedResponse(status=413, body='{"detail":"too large"}'),
+                ScriptedResponse(),
+                ScriptedResponse(),
+            ]
+        )
+        for _ in range(60)
+    ]
+    count = 3000
+    with CaptureServer(latency=0.02) as server:
+        server.script(*faults)
+        handler, log = handler_for(
+            server.url,
+            "mixed",
+            flush_at=10,
+            retry_base_delay=0.01,
+            retry_max_delay=0.05,
+            max_attempts=30,
+            flush_interval=0.2,
+        )
+        for n in range(count):
+            log.info("x", extra={"span": tool_span(n)})
+        handler.close()
+        stats = handler.stats()
+        assert span_ids(server.events) == Counter(f"{n:016x}" for n in range(count))
+    assert stats["sent"] == stats["mapped"] == count
+    assert stats["dropped"] == {}
+
+
+def test_flush_waits_for_retries_and_every_sender() -> None:
+    with CaptureServer(latency=0.05) as server:
+        server.script(
+            ScriptedResponse(status=500),
+            ScriptedResponse(),
+            ScriptedResponse(status=429, headers={"Retry-After": "0.3"}),
+            ScriptedResponse(drop_connection=True),
+            ScriptedResponse(status=413),
+        )
+        handler, log = handler_for(
+            server.url, "flush_retries", flush_at=5, flush_interval=60, retry_base_delay=0.05
+        )
+        for round_ in range(3):
+            for n in range(round_ * 100, round_ * 100 + 100):
+                log.info("x", extra={"span": tool_span(n)})
+            handler.flush()  # everything logged so far is out, retries included
+            expected = Counter(f"{n:016x}" for n in range(round_ * 100 + 100))
+            assert not expected - span_ids(server.events), round_  # none missing
+        handler.close()
 
 
 def test_retry_after_is_honoured(capture_server: CaptureServer) -> None:
@@ -150,6 +211,28 @@ def test_replay_maps_span_json_lines(
 
 
 @pytest.mark.slow
+def test_a_429_storm_with_a_fast_producer_keeps_the_buffer_within_its_bound() -> None:
+    with CaptureServer(latency=0.01) as server:
+        server.answer_by_default(ScriptedResponse(status=429, headers={"Retry-After": "0.2"}))
+        handler, log = handler_for(
+            server.url, "storm_bound", max_buffer_events=500, shutdown_timeout=0.5
+        )
+        buffer = handler._pipeline.buffer
+        peak = 0
+        for n in range(20_000):
+            log.info("x", extra={"span": tool_span(n)})
+            if n % 100 == 0:
+                peak = max(peak, buffer.held_events)
+        time.sleep(0.5)
+        peak = max(peak, buffer.held_events)
+        handler.close()
+        stats = handler.stats()
+    assert peak <= 500, peak  # in flight and waiting for a retry included, never one more
+    assert stats["dropped"]["buffer_full"] > 0
+    assert sum(stats["dropped"].values()) == stats["mapped"] == stats["received"] == 20_000
+
+
+@pytest.mark.slow
 def test_buffer_bound_holds_during_an_outage(tmp_path: Path) -> None:
     bound = 2_000_000
     handler, log = handler_for(dead_url(), "outage", max_buffer_bytes=bound, shutdown_timeout=0.5)
@@ -189,6 +272,42 @@ def test_block_policy_waits_for_room_instead_of_dropping(capture_server: Capture
     handler.close()
     assert handler.stats()["dropped"] == {}
     assert len(capture_server.events) == 300
+
+
+def test_a_record_waiting_for_room_when_close_begins_is_counted_not_lost(
+    capture_server: CaptureServer,
+) -> None:
+    gate = threading.Event()
+
+    def hold(event: dict[str, Any]) -> dict[str, Any]:
+        gate.wait(5)  # the listener is busy until the test lets it go
+        return event
+
+    handler, log = handler_for(
+        capture_server.url,
+        "block_close",
+        overflow="block",
+        max_queue_size=1,
+        block_timeout=5,
+        before_send=hold,
+    )
+
+    def producer() -> None:
+        # 0 is being mapped, 1 fills the queue, 2 waits for room.
+        for n in range(3):
+            log.info("x", extra={"span": tool_span(n)})
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    time.sleep(0.2)
+    threading.Timer(0.2, gate.set).start()
+    handler.close()  # the listener maps 0 and 1, then stops; 2 is still waiting
+    thread.join()
+    stats = handler.stats()
+    assert stats["received"] == 3, stats
+    # Every record received is mapped (and sent) or counted as dropped.
+    assert stats["mapped"] == stats["sent"] == 2, stats
+    assert stats["dropped"] == {"closed": 1}, stats
 
 
 def test_shutdown_summary_warns_about_losses(library_logs: RecordCollector) -> None:

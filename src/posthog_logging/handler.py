@@ -18,6 +18,7 @@ work itself.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import queue
@@ -88,9 +89,8 @@ DEFAULT_MAX_BUFFER_BYTES = 64 * 1024 * 1024
 #: drop the oldest (counted), spill the oldest buffered events, or make the
 #: caller wait up to ``block_timeout`` for room (then drop the oldest).
 OVERFLOW_POLICIES = ("drop_oldest", "spill", "block")
-#: A close() this soon after a flush() returned continues that flush's shutdown:
-#: both together (as ``logging.shutdown()`` calls them) take ``shutdown_timeout``.
-FLUSH_THEN_CLOSE = 0.1
+#: Why a record logged once close() began is dropped (counted).
+CLOSED_DROP = "records logged after close() are dropped"
 
 _log = diagnostics.log
 
@@ -109,7 +109,30 @@ def _close_live_handlers() -> None:
 _worker_exit = WorkerExit(on_exit=_close_live_handlers)
 
 
+class InterpreterExit:
+    """Whether this process's exit has begun, for flush() and close() at exit to
+    share one ``shutdown_timeout`` (see :meth:`PosthogLogHandler.close`).
+
+    :meth:`begin` is an atexit hook registered when this module is imported,
+    after ``logging`` registered ``logging.shutdown``: atexit runs hooks last
+    registered first, so it runs before ``logging.shutdown()``.  A worker ended
+    by ``os._exit()`` runs no atexit hook; there only close() is called
+    (:mod:`.processes`), which takes ``shutdown_timeout`` on its own.
+    """
+
+    def __init__(self) -> None:
+        self.begun = False
+
+    def begin(self) -> None:
+        self.begun = True
+
+
+_interpreter_exit = InterpreterExit()
+atexit.register(_interpreter_exit.begin)
+
+
 def _after_fork_in_child() -> None:
+    _interpreter_exit.begun = False  # a child forked by an exit hook has its own exit
     for handler in list(_live_handlers):
         handler._reset_after_fork()
     _worker_exit.after_fork()
@@ -219,7 +242,13 @@ class PosthogLogHandler(logging.Handler):
         self._ignored = 0
         self._received = 0
         self._closed = False
-        self._last_flush: tuple[float, float] | None = None  # (started, returned)
+        #: Set once the first close() finished: later callers wait for it (see close()).
+        self._shutdown_done = threading.Event()
+        self._closing_thread: int | None = None
+        #: Set when close() empties the queue for the last time: later puts clean up after.
+        self._queue_closed = False
+        #: At exit: when this handler's shutdown_timeout ends (see _deadline).
+        self._exit_deadline: float | None = None
         self._lifecycle_lock = threading.RLock()  # re-entrant: a signal handler may log
         self._starting = False
         self._transport = Transport(
@@ -284,35 +313,49 @@ class PosthogLogHandler(logging.Handler):
 
     def _enqueue(self, item: RecordItem) -> None:
         if self._closed:
-            self._count_drop("closed", "records logged after close() are dropped")
+            self._count_drop("closed", CLOSED_DROP)
             return
         if self._listener is None:
             self._start_listener()
         self._received += 1
         event_queue = self._queue
-        if event_queue.qsize() >= self.max_queue_size:
-            if self.overflow == "block" and self._wait_for_room():
-                event_queue.put(item)
-                return
-            try:
-                event_queue.get_nowait()
-            except queue.Empty:
-                pass
-            else:
-                self._count_drop("queue_full", "the queue is full; dropping the oldest records")
+        if event_queue.qsize() >= self.max_queue_size and not self._make_room():
+            return
         event_queue.put(item)
+        if self._queue_closed:  # close() emptied the queue for the last time before the put
+            self._drop_queued()
+
+    def _make_room(self) -> bool:
+        """The queue is full: wait for room (overflow='block') or drop the oldest record.
+
+        False when close() began while this caller waited: its record is dropped
+        (counted), since the listener may have stopped reading.
+        """
+        if self.overflow == "block" and self._wait_for_room():
+            if not self._closed:
+                return True
+            self._count_drop("closed", CLOSED_DROP)
+            return False
+        try:
+            self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        else:
+            self._count_drop("queue_full", "the queue is full; dropping the oldest records")
+        return True
 
     def _wait_for_room(self) -> bool:
-        """overflow='block': wait up to ``block_timeout`` for the listener to catch up."""
+        """overflow='block': wait up to ``block_timeout`` for the listener to catch up
+        (or for close() to begin)."""
         deadline = time.monotonic() + self.block_timeout
-        while self._queue.qsize() >= self.max_queue_size:
+        while self._queue.qsize() >= self.max_queue_size and not self._closed:
             if time.monotonic() >= deadline or library_thread.active:
                 return False
             time.sleep(0.001)
         return True
 
-    def _count_drop(self, reason: str, message: str) -> None:
-        if self._stats.drop(reason) == 1:
+    def _count_drop(self, reason: str, message: str, count: int = 1) -> None:
+        if self._stats.drop(reason, count) == count:
             diagnostics.keep_enabled()
             _log.warning("posthog-logging: %s (counted in stats()['dropped'][%r])", message, reason)
 
@@ -344,55 +387,93 @@ class PosthogLogHandler(logging.Handler):
         dropped), for at most ``flush_timeout`` and never longer than ``shutdown_timeout``."""
         if self.disabled or self._closed:
             return
-        started = time.monotonic()
-        deadline = started + min(self.flush_timeout, self.shutdown_timeout)
+        deadline = self._deadline(min(self.flush_timeout, self.shutdown_timeout))
         self._finish(FlushRequest(deadline), deadline)
-        self._last_flush = (started, time.monotonic())
 
     def close(self) -> None:
         """Abort open spans, deliver everything within ``shutdown_timeout``, stop.
 
-        A ``flush()`` that returned just before (``logging.shutdown()`` calls
-        both) counts as the start of the shutdown: together they take at most
-        ``shutdown_timeout``.
+        At exit, ``logging.shutdown()`` calls ``flush()`` and then ``close()``:
+        both together take at most ``shutdown_timeout`` (see :meth:`_deadline`).
+        Only the first call shuts down; a later or concurrent one
+        (``logging.shutdown()`` at exit while another thread closes) waits for it,
+        up to its own ``shutdown_timeout``, unless it comes from the closing
+        thread itself or from one of the library's threads (a log record of the
+        shutdown), which the shutdown may be waiting on.
         """
         with self._lifecycle_lock:
             first_close = not self._closed
             self._closed = True
-        if first_close and not self.disabled:
-            now = time.monotonic()
-            last = self._last_flush
-            started = last[0] if last is not None and now - last[1] < FLUSH_THEN_CLOSE else now
-            self._shut_down(started + self.shutdown_timeout)
+            if first_close:
+                self._closing_thread = threading.get_ident()
+        if first_close:
+            try:
+                if not self.disabled:
+                    self._shut_down(self._deadline(self.shutdown_timeout))
+            finally:
+                self._shutdown_done.set()
+        elif self._closing_thread != threading.get_ident() and not library_thread.active:
+            self._shutdown_done.wait(
+                max(0.0, self._deadline(self.shutdown_timeout) - time.monotonic())
+            )
         _live_handlers.discard(self)
         super().close()
+
+    def _deadline(self, seconds: float) -> float:
+        """``seconds`` from now; at exit, never past this handler's shutdown deadline,
+        which its first flush() or close() at exit sets ``shutdown_timeout`` ahead.
+
+        So the flush() and close() of ``logging.shutdown()`` at exit share one
+        ``shutdown_timeout``, and the atexit hooks that ran before (joining a
+        ``multiprocessing`` child, say) take none of it.  Outside exit, flush()
+        and close() keep their own budgets, whatever another thread did.
+        """
+        now = time.monotonic()
+        if not _interpreter_exit.begun:
+            return now + seconds
+        if self._exit_deadline is None:
+            self._exit_deadline = now + self.shutdown_timeout
+        return min(now + seconds, self._exit_deadline)
 
     def _shut_down(self, deadline: float) -> None:
         """Deliver what was logged before close() by ``deadline``; keep the rest.
 
         The shutdown order, in one place:
         """
-        pipeline, listener = self._pipeline, self._listener
+        pipeline = self._pipeline
         request = CloseRequest(deadline, now_ms=time_ms(time.time()) or 0)
         # 1. The listener maps every record queued before close() (later ones are
         #    refused: _closed is set), aborts the spans still open (§1.2), and stops.
-        #    Without a listener, this thread does that work.
+        #    Without a listener (or on the listener's own thread), this thread does
+        #    that work.
         self._finish(request, deadline, stop_listener=True)
-        # 2. If the listener missed the deadline, this thread maps what it never
-        #    reached, so that those events are spilled with the rest (step 4).
+        # 2. If the listener missed the deadline, this thread aborts the open spans;
+        #    the records the listener never reached are dropped unmapped (counted):
+        #    mapping them here would overrun the deadline.
         if not request.done.is_set():
-            pipeline.rescue(self._drain_queue(), request.now_ms)
-            if listener is not None:
-                listener.enqueue_sentinel()  # drained above: the thread may stop later
-            _log.warning("posthog-logging: listener still busy at the shutdown deadline")
+            unmapped = pipeline.take_over(self._drain_queue(), request.now_ms)
+            if unmapped:
+                self._count_drop(
+                    "shutdown_deadline",
+                    "the listener was still mapping at the shutdown deadline; "
+                    "records it never reached are dropped",
+                    unmapped,
+                )
         # 3. The senders deliver everything buffered, in batches however small,
-        #    until the deadline; this thread sends when no sender thread could start.
+        #    until the deadline; this thread sends when no sender thread could start,
+        #    or when it is one of the library's own (close() from a log record of theirs).
         pipeline.sender.drain(deadline)
         # 4. Whatever is still undelivered (in flight included) is spilled, or dropped
         #    and counted; the sender threads stop, the kept-alive connections close.
         pipeline.sender.abandon()
         self._transport.close()
-        # 5. One warning sums up what was lost or spilled.
+        # 5. Records still queued (logged as close() began) are dropped, counted; a
+        #    caller that queues one after this drops it itself (see _enqueue).  A
+        #    listener still running (late, or the thread that called close()) is
+        #    handed its sentinel, so it stops.
+        self._queue_closed = True
+        self._drop_queued()
+        # 6. One warning sums up what was lost or spilled.
         self._report_losses()
 
     def _finish(
@@ -429,6 +510,25 @@ class PosthogLogHandler(logging.Handler):
                 items.append(self._queue.get_nowait())
             except queue.Empty:
                 return items
+
+    def _drop_queued(self) -> None:
+        """After the shutdown: whatever is still queued will never be read.
+
+        Records are counted as dropped, flush() callers released; a listener
+        still running gets its sentinel again (the drain took it), so it stops.
+        """
+        dropped = 0
+        for item in self._drain_queue():
+            if isinstance(item, RecordItem):
+                dropped += 1
+            elif isinstance(item, FlushRequest):
+                item.done.set()
+        if dropped:
+            self._count_drop("closed", CLOSED_DROP, dropped)
+        listener = self._listener
+        thread = listener.thread if listener is not None else None
+        if listener is not None and thread is not None and thread.is_alive():
+            listener.enqueue_sentinel()
 
     def _report_losses(self) -> None:
         """One WARNING at close when events were dropped or spilled."""
@@ -489,10 +589,15 @@ class PosthogLogHandler(logging.Handler):
         self._queue = queue.SimpleQueue()
         self._lifecycle_lock = threading.RLock()
         self._starting = False
+        # A close() another thread of the parent was running is not this process's to wait for.
+        self._shutdown_done = threading.Event()
+        if self._closed:
+            self._shutdown_done.set()
+        self._closing_thread = None
         self._stats = Stats()
         self._ignored = 0
         self._received = 0
-        self._last_flush = None
+        self._exit_deadline = None
         self._transport.reset_after_fork()
         self._pipeline = self._new_pipeline()
         self._listener = None

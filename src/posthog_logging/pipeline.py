@@ -9,8 +9,8 @@ as the timers (flush interval, trace-state expiry).
 
 Threads and locks: the pipeline's lock guards the mapper (its trace state).
 The listener holds it while it maps a record; the closing thread takes it
-when the listener misses the shutdown deadline and it maps the leftovers
-itself (:meth:`EventPipeline.rescue`), and when no listener could start, the
+when the listener misses the shutdown deadline and it aborts the open spans
+itself (:meth:`EventPipeline.take_over`), and when no listener could start, the
 caller's thread does the listener's work (under the handler's lifecycle lock).
 """
 
@@ -216,18 +216,22 @@ class EventPipeline:
         with self._lock:
             self.add(self.mapper.abort_open_spans(now_ms))
 
-    def rescue(self, items: list[Any], now_ms: int) -> None:
-        """The closing thread maps what the listener did not reach by the deadline.
+    def take_over(self, items: list[Any], now_ms: int) -> int:
+        """The closing thread takes over from a listener that missed the shutdown
+        deadline: releases waiting flush() callers and aborts the open spans.
 
-        Records become events (to be spilled with the rest), waiting flush()
-        callers are released, and the open spans are aborted.
+        Returns how many records in ``items`` were never mapped.  They are not
+        mapped here: that would overrun the deadline (records queue far faster
+        than they map).
         """
+        unmapped = 0
         for item in items:
             if isinstance(item, RecordItem):
-                self._map(item)
+                unmapped += 1
             elif isinstance(item, FlushRequest):
                 item.done.set()
         self.abort_open_spans(now_ms)
+        return unmapped
 
 
 class EventListener(QueueListener):

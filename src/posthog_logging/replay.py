@@ -3,10 +3,12 @@
 Replay takes the listener's own path: span, feedback and PostHog-event records go through
 the same :class:`~.pipeline.EventEncoder` (``span_event`` checked the same
 way, oversize events shrunk the same way) and already-mapped spill lines are
-re-encoded by it too; batches go out through the same
-:class:`~.sender.Sender` (413 halving, backoff, ``Retry-After``), one request
-at a time on this thread, so that progress can be recorded after each
-delivered batch (the file format and its progress notes: ``spill``).
+re-encoded by it too; batches go out through the
+:class:`~.sender.Poster` the sender's threads post with (413 halving), retried
+as the same :class:`~.transport.RetryPolicy` says (which failures, backoff,
+``Retry-After``), one request at a time on this thread, so that progress can be
+recorded after each delivered batch (the file format and its progress notes:
+``spill``).
 
 Spilled events were sampled, masked and passed to ``before_send`` before they
 were spilled, so they are sent as they are; span and feedback records meet the
@@ -29,7 +31,7 @@ from .mapping import MappingOptions
 from .pipeline import FEEDBACK_ITEM, POSTHOG_EVENT_ITEM, SPAN_ITEM, EventEncoder, RecordItem
 from .redaction import BeforeSend, Mask, OutgoingEvents
 from .sampling import TraceSampler
-from .sender import EventBuffer, Sender
+from .sender import Poster
 from .spill import PROGRESS_SUFFIX, read_progress, spill_files, try_lock, write_progress
 from .stats import Stats
 from .transport import MAX_EVENT_BYTES, EncodedEvent, RetryPolicy, Transport
@@ -86,10 +88,7 @@ class Replayer:
         self.outgoing = OutgoingEvents(
             self.stats, sampler=sampler, mask=mask, before_send=before_send
         )
-        # Replay sends one batch at a time from this thread: the buffer is unused.
-        self.sender = Sender(
-            transport, self.stats, EventBuffer(1, 1), flush_at=batch_lines, retry=retry
-        )
+        self.poster = Poster(transport, self.stats, retry or RetryPolicy())
         self.batch_lines = batch_lines
         self.sleep = sleep
 
@@ -162,7 +161,7 @@ class Replayer:
     def _deliver(self, batch: list[EncodedEvent], report: FileReport) -> bool:
         if not batch:
             return True
-        outcome = self.sender.deliver(batch, self.sleep)
+        outcome = self.poster.deliver(batch, self.sleep)
         report.delivered += outcome.delivered
         if outcome.failure is not None:
             report.error = outcome.failure.describe()

@@ -11,17 +11,22 @@ interval, ``flush()``, ``close()``).
 
 Back-pressure: a 429, 5xx or no answer halves the number of requests allowed
 in flight (down to one) and pauses every sender for the longer of the
-server's ``Retry-After`` and the backoff; each success allows one more again.
-A 413 halves the batch until the halves go through.  A failed batch waits in
-a retry list, oldest first, and no thread ever sleeps on its behalf: the
-senders serve other batches or wait on the condition until the pause ends.
+server's ``Retry-After`` and the backoff, which grows once per round of
+failures (requests refused together count once); each success of a request
+sent since allows one more again.  A 413 halves the batch until the halves go
+through.  A failed batch waits in a retry list, oldest first, and no thread
+ever sleeps on its behalf: the senders serve other batches or wait on the
+condition until the pause ends.
 
 Threads and locks: one condition (``Sender._ready``, over a re-entrant lock)
 guards the buffer, the batches in flight or waiting for a retry, the limit,
 the pause and the spiller.  The listener holds it to append, a sender to take
-a batch and to settle its outcome; nobody holds it while posting.  When no
-sender thread can start (at interpreter exit), ``flush()`` and ``close()``
-send on their own thread through the same methods.
+a batch and to settle its outcome; nobody holds it while posting or logging
+(warnings decided under it are logged once it is released).  When no sender
+thread can start (at interpreter exit), the thread that waits sends through
+the same methods itself: the listener for a ``flush()`` (the caller's thread
+when no listener runs either), the closing thread for ``close()``; so does a
+``close()`` called on one of the library's own threads.
 
 Order across concurrent requests is not kept: PostHog orders events by
 ``timestamp`` and de-duplicates on ``uuid``.
@@ -52,6 +57,9 @@ MAX_REQUEST_EVENTS = 1000
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 #: Dropped events are reported at once, then at most this often per reason (seconds).
 DROP_REPORT_INTERVAL = 30.0
+
+#: The outcome of a request that was not made because the sender stopped.
+NOT_SENT = PostResult(None, "not sent: the handler was closed")
 
 _log = logging.getLogger(DIAGNOSTICS_LOGGER)
 
@@ -85,6 +93,8 @@ class Batch:
     #: Sequence number of its oldest event: flush() waits on these.
     first: int
     attempts: int = 0
+    #: When its latest attempt was taken to be posted (the sender's clock).
+    sent_at: float = 0.0
 
 
 class Outcome(NamedTuple):
@@ -120,16 +130,25 @@ class EventBuffer:
         return self.removed + len(self._events)
 
     def append(self, event: EncodedEvent) -> list[EncodedEvent]:
-        """Add at the tail; returns the oldest queued events pushed out by the bound."""
-        self._events.append(event)
-        self.bytes += len(event)
-        self.held_events += 1
+        """Add at the tail; returns the oldest queued events pushed out by the bound,
+        or the new one itself when the events in flight alone leave no room.
+
+        Room is made before the event is counted: the bound holds at every moment.
+        """
+        size = len(event)
         overflow: list[EncodedEvent] = []
-        while len(self._events) > 1 and (
-            self.held_events > self.max_events or self.bytes > self.max_bytes
-        ):
+        while self._events and not self._fits(size):
             overflow.extend(self.release(self.take(1, 0)))
+        if not self._fits(size):
+            overflow.append(event)
+            return overflow
+        self._events.append(event)
+        self.bytes += size
+        self.held_events += 1
         return overflow
+
+    def _fits(self, size: int) -> bool:
+        return self.held_events < self.max_events and self.bytes + size <= self.max_bytes
 
     def take(self, count: int, max_bytes: int) -> list[EncodedEvent]:
         """Take up to ``count`` events off the head, within ``max_bytes`` (at least one).
@@ -153,6 +172,64 @@ class EventBuffer:
         self.bytes -= sum(len(event) for event in events)
         self.held_events -= len(events)
         return events
+
+
+class Poster:
+    """Posts one batch: halving it on 413 (:meth:`post`), and for ``replay``
+    retrying it on this thread as the retry policy says (:meth:`deliver`).
+
+    The sender's threads and ``replay`` post through it, so both halve the
+    same way and retry the same failures (:meth:`.RetryPolicy.should_retry`).
+    """
+
+    def __init__(self, transport: Transport, stats: Stats, retry: RetryPolicy) -> None:
+        self.transport = transport
+        self.stats = stats
+        self.retry = retry
+        #: Set when the sender gives up at close(): no new request leaves.
+        self.stopped = False
+
+    def post(self, events: list[EncodedEvent], timeout: float | None = None) -> Outcome:
+        """One attempt at ``events``, halving on 413 until the halves go through.
+
+        Once the sender gave up (:meth:`Sender.abandon`), no new request leaves,
+        not even the next half of a batch in flight: its events are spilled or
+        counted.
+        """
+        if self.stopped:
+            return Outcome(0, 0, NOT_SENT)
+        result = self.transport.post(events, timeout)
+        self.stats.add("requests")
+        self.stats.add("bytes", result.body_bytes)
+        if result.ok:
+            return Outcome(len(events), 0, None)
+        if result.too_large and len(events) > 1:
+            middle = len(events) // 2
+            head = self.post(events[:middle], timeout)
+            if head.failure is not None:
+                return head
+            tail = self.post(events[middle:], timeout)
+            return Outcome(head.delivered + tail.delivered, tail.failed, tail.failure)
+        return Outcome(0, len(events), result)
+
+    def deliver(
+        self, events: list[EncodedEvent], sleep: Callable[[float], None] = time.sleep
+    ) -> Outcome:
+        """Post ``events`` now, waiting out the backoff (or ``Retry-After``) between
+        tries; for ``replay``, which sends a file in order, one request at a time
+        (so each failure is a round of its own)."""
+        delivered, attempts = 0, 0
+        while True:
+            outcome = self.post(events[delivered:])
+            delivered += outcome.delivered
+            failure = outcome.failure
+            if failure is None:
+                return Outcome(delivered, 0, None)
+            attempts += 1
+            if not self.retry.should_retry(failure, attempts):
+                return Outcome(delivered, outcome.failed, failure)
+            self.stats.add("retried")
+            sleep(self.retry.delay(attempts, failure.retry_after))
 
 
 class Sender:
@@ -179,6 +256,7 @@ class Sender:
         self.flush_at = flush_at
         self.max_in_flight = max_in_flight
         self.retry = retry or RetryPolicy()
+        self.poster = Poster(transport, stats, self.retry)
         self.spiller = spiller
         self.spill_on_overflow = spill_on_overflow
         self.max_request_events = max(flush_at, max_request_events)
@@ -189,7 +267,8 @@ class Sender:
         self.limit = max_in_flight
         self._in_flight: set[Batch] = set()
         self._retries: list[Batch] = []  # oldest first
-        self._failures = 0  # consecutive failed requests: the backoff's exponent
+        self._failures = 0  # consecutive failed rounds: the backoff's exponent
+        self._backed_off_at = float("-inf")  # when the latest round failed
         self._paused_until = 0.0
         #: Events before this sequence number go even as a batch under ``flush_at``.
         self._due = 0
@@ -202,6 +281,8 @@ class Sender:
         self._unreported: Counter[str] = Counter()
         self._next_drop_report: dict[str, float] = {}
         self._reported_refusals: set[int | None] = set()
+        #: Warnings decided under ``_ready``, logged once it is released (see _report).
+        self._reports: list[tuple[str, tuple[object, ...]]] = []
 
     # ------------------------------------------------------------ listener side
     def add(self, event: EncodedEvent) -> None:
@@ -220,6 +301,7 @@ class Sender:
                 )
             if len(self.buffer) >= self.flush_at and self._start_threads():
                 self._ready.notify()
+        self._report()
 
     def make_due(self) -> int:
         """Everything buffered now goes, in batches however small; returns the
@@ -245,13 +327,18 @@ class Sender:
         self._send_inline(done.is_set, deadline)
 
     def drain(self, deadline: float) -> None:
-        """close(): send everything, however small the batches, until ``deadline``."""
+        """close(): send everything, however small the batches, until ``deadline``.
+
+        On one of the library's threads (close() called from a log record of the
+        senders or the listener) it sends on this thread rather than wait for
+        senders that may include this very thread.
+        """
         with self._ready:
             self._deadline = deadline
             if self._settled_all():
                 return
             threaded = self._start_threads()
-            if threaded:
+            if threaded and not library_thread.active:
                 self._ready.notify_all()
                 self._ready.wait_for(self._settled_all, max(0.0, deadline - self._clock()))
                 return
@@ -267,7 +354,7 @@ class Sender:
         with self._ready:
             if self.abandoned:
                 return
-            self.abandoned = self._stopping = True
+            self.abandoned = self._stopping = self.poster.stopped = True
             batches = sorted([*self._in_flight, *self._retries], key=lambda batch: batch.first)
             held = [event for batch in batches for event in batch.events]
             held.extend(self.buffer.take(len(self.buffer), self.buffer.bytes))
@@ -284,6 +371,7 @@ class Sender:
                 done.set()
             self._waiting.clear()
             self._ready.notify_all()
+        self._report()
 
     # -------------------------------------------------------------- senders
     def _start_threads(self) -> bool:
@@ -321,9 +409,12 @@ class Sender:
                     continue
                 with self._ready:
                     pause = self._paused_until - self._clock()
-                if pause <= 0:
-                    return  # nothing due
-                time.sleep(min(pause, max(0.0, deadline - self._clock())))
+                    if pause <= 0 and not self._in_flight:
+                        return  # nothing due
+                    # Wait out the pause, or for batches in flight on other threads
+                    # to settle (they may come back to be retried).
+                    left = max(0.0, deadline - self._clock())
+                    self._ready.wait(min(pause, left) if pause > 0 else left)
         finally:
             library_thread.active = was_active
 
@@ -338,6 +429,7 @@ class Sender:
                 elif len(self._in_flight) < self.limit:
                     batch = self._take()
                     if batch is not None:
+                        batch.sent_at = self._clock()
                         self._in_flight.add(batch)
                         return batch
                 if not wait:
@@ -364,28 +456,16 @@ class Sender:
     def _send(self, batch: Batch, deadline: float | None = None) -> None:
         """Post ``batch`` and settle its outcome; no request outlives ``deadline``
         (by default close()'s, once it is known)."""
+        error: Exception | None = None
         try:
-            outcome = self.post(batch.events, self._timeout(deadline or self._deadline))
-        except Exception as error:  # a bug must not lose the batch nor kill the thread
-            _log.exception("posthog-logging: internal error while sending: %s", error)
+            outcome = self.poster.post(batch.events, self._timeout(deadline or self._deadline))
+        except Exception as caught:  # a bug must not lose the batch nor kill the thread
+            error = caught
             outcome = Outcome(0, len(batch.events), PostResult(None, type(error).__name__))
         self._settle(batch, outcome)
-
-    def post(self, events: list[EncodedEvent], timeout: float | None = None) -> Outcome:
-        """One attempt at ``events``, halving on 413 until the halves go through."""
-        result = self.transport.post(events, timeout)
-        self.stats.add("requests")
-        self.stats.add("bytes", result.body_bytes)
-        if result.ok:
-            return Outcome(len(events), 0, None)
-        if result.too_large and len(events) > 1:
-            middle = len(events) // 2
-            head = self.post(events[:middle], timeout)
-            if head.failure is not None:
-                return head
-            tail = self.post(events[middle:], timeout)
-            return Outcome(head.delivered + tail.delivered, tail.failed, tail.failure)
-        return Outcome(0, len(events), result)
+        if error is not None:  # logged once settled, like every warning (see _report)
+            _log.error("posthog-logging: internal error while sending: %s", error, exc_info=error)
+        self._report()
 
     def _timeout(self, deadline: float | None) -> float | None:
         if deadline is None:
@@ -401,8 +481,9 @@ class Sender:
             if delivered:
                 self.stats.add("sent", len(delivered))
             if outcome.failure is None:
-                self._failures = 0
-                self.limit = min(self.max_in_flight, self.limit + 1)
+                if batch.sent_at >= self._backed_off_at:  # not an answer from before a failure
+                    self._failures = 0
+                    self.limit = min(self.max_in_flight, self.limit + 1)
             else:
                 self._failed(batch, outcome, outcome.failure)
             self._release_waiters()
@@ -411,12 +492,13 @@ class Sender:
     def _failed(self, batch: Batch, outcome: Outcome, failure: PostResult) -> None:
         """Schedule a retry of the failed part, or give up on it."""
         rest = batch.events[outcome.delivered :]
+        if failure.retryable:  # the server struggles, whatever becomes of this batch
+            self._back_off(failure, batch.sent_at)
+        if self.retry.should_retry(failure, batch.attempts + 1):
+            self.stats.add("retried")
+            self._requeue(Batch(rest, batch.first, batch.attempts + 1))
+            return
         if failure.retryable:
-            self._back_off(failure)
-            if batch.attempts + 1 < self.retry.max_attempts:
-                self.stats.add("retried")
-                self._requeue(Batch(rest, batch.first, batch.attempts + 1))
-                return
             failed, untried = rest, []
             why = "retries exhausted: " + failure.describe()
         else:
@@ -428,10 +510,18 @@ class Sender:
         if untried:
             self._requeue(Batch(untried, batch.first, batch.attempts))
 
-    def _back_off(self, failure: PostResult) -> None:
-        """The server is struggling: fewer requests at once, and none for a while."""
-        self._failures += 1
+    def _back_off(self, failure: PostResult, sent_at: float) -> None:
+        """The server is struggling: fewer requests at once, and none for a while.
+
+        Each refusal halves the requests allowed in flight, but the backoff grows
+        once per round, as TCP's does: the failures of requests sent before the
+        latest back-off belong to the round it paid for already (four requests
+        refused at once pause the senders as one would, not as four in a row).
+        """
         self.limit = max(1, self.limit // 2)
+        if sent_at >= self._backed_off_at:
+            self._failures += 1
+            self._backed_off_at = self._clock()
         delay = self.retry.delay(self._failures, failure.retry_after)
         self._paused_until = max(self._paused_until, self._clock() + delay)
 
@@ -479,12 +569,11 @@ class Sender:
         self._unreported[reason] += len(events)
         now = self._clock()
         if now >= self._next_drop_report.get(reason, now):
-            _log.warning(
-                "posthog-logging: dropped %d events (%s; %d %s in all)",
-                self._unreported.pop(reason),
-                why,
-                total,
-                reason,
+            self._reports.append(
+                (
+                    "posthog-logging: dropped %d events (%s; %d %s in all)",
+                    (self._unreported.pop(reason), why, total, reason),
+                )
             )
             self._next_drop_report[reason] = now + DROP_REPORT_INTERVAL
 
@@ -493,30 +582,20 @@ class Sender:
         if failure is None or failure.status in self._reported_refusals or self.spiller is None:
             return
         self._reported_refusals.add(failure.status)
-        _log.warning(
-            "posthog-logging: PostHog did not accept %d events (%s); spilled to %s for replay",
-            count,
-            failure.describe(),
-            self.spiller.directory,
+        self._reports.append(
+            (
+                "posthog-logging: PostHog did not accept %d events (%s); spilled to %s for replay",
+                (count, failure.describe(), self.spiller.directory),
+            )
         )
 
-    # ---------------------------------------------------------------- replay
-    def deliver(
-        self, events: list[EncodedEvent], sleep: Callable[[float], None] = time.sleep
-    ) -> Outcome:
-        """Post ``events`` on this thread now, backing off and retrying as the
-        threads do (halving on 413); for ``replay``, which sends a file in order."""
-        delivered, attempts = 0, 0
-        while True:
-            outcome = self.post(events[delivered:])
-            delivered += outcome.delivered
-            failure = outcome.failure
-            if failure is None:
-                self._failures = 0
-                return Outcome(delivered, 0, None)
-            attempts += 1
-            if not failure.retryable or attempts >= self.retry.max_attempts:
-                return Outcome(delivered, outcome.failed, failure)
-            self.stats.add("retried")
-            self._back_off(failure)
-            sleep(max(0.0, self._paused_until - self._clock()))
+    def _report(self) -> None:
+        """Log the warnings decided under ``_ready``, after releasing it: a user's
+        handler on them may be slow, or even call close(), which must find every
+        batch settled (requeued or given up) and the lock free."""
+        with self._ready:
+            if not self._reports:
+                return
+            reports, self._reports = self._reports, []
+        for message, args in reports:
+            _log.warning(message, *args)

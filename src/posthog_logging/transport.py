@@ -10,10 +10,12 @@ pooled keep-alive ``requests.Session`` sized to the number of sender threads
 child, whose parent's connections are not its to use.  From ``posthog`` it
 takes only the public user agent.
 
-Events are encoded to JSON once, on the listener thread, as soon as they are
-built: the encoded size is what the memory bound and PostHog's size limits
-are about, and a request body is then just the encoded events joined.  When
-to retry is the sender's business; this module makes single attempts.
+Events are encoded to JSON once, as soon as they are built (on the listener
+thread, or on whichever thread does its work: the closing thread aborting the
+open spans, the caller's when no listener could start, replay's): the encoded
+size is what the memory bound and PostHog's size limits are about, and a
+request body is then just the encoded events joined.  When to retry is the
+sender's business; this module makes single attempts.
 """
 
 from __future__ import annotations
@@ -114,6 +116,10 @@ class RetryPolicy:
     base_delay: float = 0.25
     max_delay: float = 8.0
     max_retry_after: float = 30.0
+
+    def should_retry(self, failure: PostResult, attempts: int) -> bool:
+        """Whether a batch whose ``attempts``-th try failed with ``failure`` gets another."""
+        return failure.retryable and attempts < self.max_attempts
 
     def delay(self, failures: int, retry_after: float | None) -> float:
         """Seconds to wait after ``failures`` consecutive failed tries (from 1): the

@@ -5,8 +5,8 @@ and dispatches each record to the builders of the other modules, which mirror
 the spec's sections (``spans`` §1.3-§1.10, ``messages`` §1.11, ``layers`` §1.12,
 ``feedback`` §1.13; ``wrapped`` finishes ready PostHog events).  It keeps no
 lock itself: the pipeline holds its own lock around every call, because the
-closing thread maps the leftovers when the listener misses the shutdown
-deadline (``EventPipeline.rescue``).  ``logs`` turns warnings logged inside a
+closing thread aborts the open spans when the listener misses the shutdown
+deadline (``EventPipeline.take_over``).  ``logs`` turns warnings logged inside a
 span into event spans (``capture_logs``).
 """
 
