@@ -181,3 +181,40 @@ def test_otel_openai_through_logging(capture_server: CaptureServer) -> None:
         e["properties"]["$ai_trace_id"] == trace_id for e in capture_server.events
     )
     assert {e["distinct_id"] for e in capture_server.events} == {"user-42"}
+
+
+def _one_trace(server: CaptureServer) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The single ``$ai_trace`` the server received, and every event of its trace."""
+    (trace,) = (e for e in server.events if e["event"] == "$ai_trace")
+    trace_id = trace["properties"]["$ai_trace_id"]
+    return trace, [e for e in server.events if e["properties"].get("$ai_trace_id") == trace_id]
+
+
+def test_loguru_and_structlog_reach_the_handler(capture_server: CaptureServer) -> None:
+    result = run_example(capture_server, "loguru_structlog.py")
+    assert "arrives tomorrow" in result.stdout
+    trace, events = _one_trace(capture_server)
+    assert trace["properties"]["$ai_span_name"] == "support bot"
+    assert len(events) == len(capture_server.events) == 3  # loguru: root + llm; structlog: feedback
+    generation = named(capture_server, "$ai_generation")["llm"]
+    assert generation["$ai_parent_id"] == trace["properties"]["$ai_trace_id"]
+    assert (generation["$ai_input_tokens"], generation["$ai_output_tokens"]) == (14, 11)
+    (feedback,) = (e for e in events if e["event"] == "$ai_feedback")
+    assert {e["distinct_id"] for e in events} == {"u-9"}
+    assert "└── feedback" in tree(capture_server)
+    assert feedback["properties"]["$ai_trace_id"] == trace["properties"]["$ai_trace_id"]
+
+
+def test_log_shipper_delivers_json_lines_through_send(capture_server: CaptureServer) -> None:
+    result = run_example(capture_server, "log_shipper.py")
+    assert "posthog-logging send exited with 0" in result.stdout
+    trace, events = _one_trace(capture_server)
+    assert trace["properties"]["$ai_span_name"] == "nightly summaries"
+    generations = named(capture_server, "$ai_generation")
+    assert sorted(generations) == ["summarize 0", "summarize 1", "summarize 2"]
+    assert len(events) == len(capture_server.events) == 4
+    assert {g["$ai_parent_id"] for g in generations.values()} == {
+        trace["properties"]["$ai_trace_id"]
+    }
+    assert {e["distinct_id"] for e in events} == {"batch-job"}
+    assert "4 sent" in result.stderr  # send's summary at EOF: everything it read went out
