@@ -14,8 +14,7 @@ from posthog_logging import PosthogLogHandler
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
 
 from .conftest import DUMMY_KEY
-from .helpers import handler_for, tool_span
-from .process_helpers import delivered_span_ids, run_program, write_program
+from .helpers import delivered_span_ids, handler_for, run_program, tool_span, write_program
 
 
 def test_stats_lists_every_counter_from_the_start(capture_server: CaptureServer) -> None:

@@ -25,7 +25,7 @@ import pytest
 
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
 
-from .process_helpers import delivered_span_ids, program_env, run_program, write_program
+from .helpers import delivered_span_ids, program_env, run_program, write_program
 
 pytestmark = pytest.mark.slow
 

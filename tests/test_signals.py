@@ -17,7 +17,7 @@ import pytest
 
 from posthog_logging.devserver import CaptureServer
 
-from .process_helpers import delivered_span_ids, run_program, write_program
+from .helpers import delivered_span_ids, run_program, write_program
 
 pytestmark = pytest.mark.slow
 

@@ -543,8 +543,9 @@ class PosthogLogHandler(logging.Handler):
             )
 
     def stats(self) -> dict[str, Any]:
-        """Counters (received, ignored, mapped, sent, retried, dropped by reason) and
-        the backlog (records ``queued``, ``buffered_events``, ``buffered_bytes``)."""
+        """Counters (``stats.COUNTERS``, received, ignored, dropped by reason), the
+        backlog (records ``queued``, ``buffered_events``, ``buffered_bytes``) and state
+        (``listener_alive``, ``disabled``)."""
         counts = self._stats.snapshot()
         counts["ignored"] = self._ignored
         counts["received"] = self._received

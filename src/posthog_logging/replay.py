@@ -18,24 +18,23 @@ were spilled, so they are sent as they are; span and feedback records meet the
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from .contract import POSTHOG_EVENT_ATTR
+from .contract import FEEDBACK_ATTR, POSTHOG_EVENT_ATTR, SPAN_ATTR
 from .mapping import MappingOptions
 from .pipeline import FEEDBACK_ITEM, POSTHOG_EVENT_ITEM, SPAN_ITEM, EventEncoder, RecordItem
+from .records import BadLine, RecordLine, json_object, record_line
 from .redaction import BeforeSend, Mask, OutgoingEvents
 from .sampling import TraceSampler
 from .sender import Poster
 from .spill import PROGRESS_SUFFIX, read_progress, spill_files, try_lock, write_progress
 from .stats import Stats
 from .transport import MAX_EVENT_BYTES, EncodedEvent, RetryPolicy, Transport
-from .values import time_ms
 
 #: Lines of a file sent per request (and per progress note).
 REPLAY_BATCH_LINES = 100
@@ -143,15 +142,14 @@ class Replayer:
         if not line:
             return []
         try:
-            parsed = json.loads(line)
-        except ValueError:
-            parsed = None
-        if not isinstance(parsed, dict):
+            parsed = json_object(line)
+        except BadLine:
             report.malformed += 1
             return []
         if "event" in parsed and "properties" in parsed:
             return [self.encoder.encode(parsed)]
-        events = self.encoder.map(_record_item(parsed)) if _is_record(parsed) else None
+        found = record_line(parsed)
+        events = None if found is None else self.encoder.map(_record_item(found))
         if events is None:
             report.malformed += 1
             return []
@@ -169,15 +167,15 @@ class Replayer:
         return True
 
 
-def _is_record(line: dict[str, Any]) -> bool:
-    return "span" in line or "feedback" in line or POSTHOG_EVENT_ATTR in line
+#: The pipeline's item kind of each record kind a line can carry.
+_ITEM_KINDS = {
+    SPAN_ATTR: SPAN_ITEM,
+    FEEDBACK_ATTR: FEEDBACK_ITEM,
+    POSTHOG_EVENT_ATTR: POSTHOG_EVENT_ITEM,
+}
 
 
-def _record_item(line: dict[str, Any]) -> RecordItem:
+def _record_item(line: RecordLine) -> RecordItem:
     """A ``SpanJsonFormatter`` line as the handler would have queued its record."""
-    created_ms = time_ms(line.get("created")) or time_ms(line.get("time")) or 0
-    if "span" in line:
-        return RecordItem(SPAN_ITEM, line["span"], line.get("span_event"), created_ms / 1000)
-    if POSTHOG_EVENT_ATTR in line:
-        return RecordItem(POSTHOG_EVENT_ITEM, line[POSTHOG_EVENT_ATTR], None, created_ms / 1000)
-    return RecordItem(FEEDBACK_ITEM, line["feedback"], None, created_ms / 1000)
+    created = (line.created_ms or 0) / 1000
+    return RecordItem(_ITEM_KINDS[line.attr], line.payload, line.span_event, created)

@@ -24,7 +24,6 @@ buffer, holds the rest) instead of letting the handler drop.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -32,9 +31,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from .contract import FEEDBACK_ATTR, POSTHOG_EVENT_ATTR, SPAN_ATTR, SPAN_EVENT_ATTR
+from .contract import POSTHOG_EVENT_ATTR, SPAN_ATTR, SPAN_EVENT_ATTR
 from .handler import PosthogLogHandler
 from .lines import StopSignals, TooLong, follow_lines, pipe_lines
+from .records import BadLine, RecordLine, json_object, record_line
 from .values import time_ms
 
 #: Logger name the records of ``send`` carry (they are handed to the handler directly).
@@ -72,10 +72,6 @@ def run_send(source: str, handler: PosthogLogHandler, stdin: int, errors: TextIO
     return 1 if lost else 0
 
 
-class BadLine(Exception):
-    """A line that is not a span record, a feedback record or an event."""
-
-
 @dataclass
 class SendReport:
     """What ``send`` read and what became of it."""
@@ -98,28 +94,19 @@ class SendReport:
 
 def record_from_line(line: bytes) -> logging.LogRecord:
     """The ``logging`` record a JSON line stands for; raises :class:`BadLine`."""
-    try:
-        parsed = json.loads(line)
-    except ValueError:
-        raise BadLine("not_json") from None
-    if not isinstance(parsed, dict):
-        raise BadLine("not_an_object")
-    payload: dict[str, Any]
-    if SPAN_ATTR in parsed:
-        payload = {SPAN_ATTR: parsed[SPAN_ATTR], SPAN_EVENT_ATTR: parsed.get(SPAN_EVENT_ATTR)}
-    elif FEEDBACK_ATTR in parsed:
-        payload = {FEEDBACK_ATTR: parsed[FEEDBACK_ATTR]}
-    elif POSTHOG_EVENT_ATTR in parsed:
-        payload = {POSTHOG_EVENT_ATTR: parsed[POSTHOG_EVENT_ATTR]}
-    elif "event" in parsed and "properties" in parsed:
-        payload = {POSTHOG_EVENT_ATTR: parsed}
-    else:
-        raise BadLine("no_span_feedback_or_event")
+    parsed = json_object(line)
+    found = record_line(parsed)
+    if found is None:
+        if not ("event" in parsed and "properties" in parsed):
+            raise BadLine("no_span_feedback_or_event")
+        found = RecordLine(POSTHOG_EVENT_ATTR, parsed, None, time_ms(parsed.get("time")))
+    payload: dict[str, Any] = {found.attr: found.payload}
+    if found.attr == SPAN_ATTR:
+        payload[SPAN_EVENT_ATTR] = found.span_event
     record = logging.LogRecord(SEND_LOGGER, logging.INFO, "", 0, "send", None, None)
     record.__dict__.update(payload)
-    created_ms = time_ms(parsed.get("time"))
-    if created_ms is not None:
-        record.created = created_ms / 1000
+    if found.created_ms is not None:
+        record.created = found.created_ms / 1000
     return record
 
 

@@ -45,7 +45,7 @@ class EventMapper:
 
     def map_span(self, span: Any, span_event: SpanEvent, now_ms: int) -> list[Event]:
         """§1.2: the events one span record produces (often none, for a start)."""
-        facts = SpanFacts(span)
+        facts = SpanFacts(span, mastra_compat=self.options.mastra_compat)
         if facts.is_event:
             state = self.traces.get(facts.trace_id)
             events = self._spans.build(facts, self._context(facts, state), now_ms)
@@ -90,7 +90,10 @@ class EventMapper:
             and not is_truthy(facts.span.get("input"))
             and is_truthy(snapshot.span.get("input"))
         ):
-            facts = SpanFacts({**facts.span, "input": snapshot.span["input"]})
+            facts = SpanFacts(
+                {**facts.span, "input": snapshot.span["input"]},
+                mastra_compat=self.options.mastra_compat,
+            )
         return self._spans.build(facts, self._context(facts, state), now_ms)
 
     def _context(self, facts: SpanFacts, state: TraceState | None) -> SpanContext:
@@ -106,7 +109,10 @@ class EventMapper:
         """Send open spans as if ended, with ``error`` as their errorInfo."""
         events: list[Event] = []
         for state, snapshot in open_spans:
-            facts = SpanFacts({**snapshot.span, "errorInfo": dict(error)})
+            facts = SpanFacts(
+                {**snapshot.span, "errorInfo": dict(error)},
+                mastra_compat=self.options.mastra_compat,
+            )
             try:
                 events.extend(self._spans.build(facts, self._context(facts, state), now_ms))
             except SpanRejected as rejected:

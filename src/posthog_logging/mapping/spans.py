@@ -21,6 +21,7 @@ from ..contract import SpanType
 from ..usage import normalize_usage
 from ..values import (
     JsonValue,
+    id_text,
     is_number,
     is_truthy,
     js_string,
@@ -52,18 +53,25 @@ class SpanFacts:
     """The fields of one span the mapping reads, parsed once.
 
     Raises :class:`SpanRejected` when the span is not a mapping or lacks ``id``
-    or ``traceId`` (§1.2: such a record is dropped).
+    or ``traceId`` (§1.2: such a record is dropped).  Default mode also drops a
+    span whose ``traceId`` has no text that identifies (``values.id_text``: a
+    dict, list, bytes, bool, NaN, an object whose ``str()`` fails...), as
+    feedback does; compat mode sends js-string(traceId) like Mastra (§0).
     """
 
-    def __init__(self, span: Any) -> None:
+    def __init__(self, span: Any, *, mastra_compat: bool) -> None:
         if not isinstance(span, Mapping):
             raise SpanRejected(f"span is a {type(span).__name__}, not a mapping")
         for key in ("id", "traceId"):
             if not is_truthy(span.get(key)):
                 raise SpanRejected(f"span has no {key}")
+        trace_id = js_string(span["traceId"]) if mastra_compat else id_text(span["traceId"])
+        if trace_id is None:
+            kind = type(span["traceId"]).__name__
+            raise SpanRejected(f"span dropped: its trace id (a {kind}) has no text")
         self.span = span
         self.span_id = js_string(span["id"])
-        self.trace_id = js_string(span["traceId"])
+        self.trace_id = trace_id
         span_type = span.get("type")
         self.type = span_type.lower() if isinstance(span_type, str) else ""
         self.is_event = is_truthy(span.get("isEvent"))

@@ -1,0 +1,57 @@
+"""A span whose trace id has no text is dropped in default mode, sent as js-string in compat."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import pytest
+
+from posthog_logging import PosthogLogHandler
+from posthog_logging.devserver import CaptureServer
+from posthog_logging.mapping import SpanRejected
+
+from .conftest import DUMMY_KEY, RecordCollector, span_logger
+from .helpers import TRACE, mapper, run, span
+
+
+class BrokenStr:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+UNUSABLE = [BrokenStr(), object(), {"id": "t"}, ["t"], b"t", True, math.inf]
+
+
+@pytest.mark.parametrize("value", UNUSABLE, ids=lambda value: type(value).__name__)
+@pytest.mark.parametrize("span_event", ["span_started", "span_ended"])
+def test_default_mode_rejects_a_span_whose_trace_id_has_no_text(
+    value: Any, span_event: str
+) -> None:
+    with pytest.raises(SpanRejected, match=r"trace id \(a \w+\) has no text"):
+        run(mapper(), (span_event, span("1" * 16, traceId=value)))
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [({"id": "t"}, "[object Object]"), (["t", None, 2], "t,,2"), (True, "true"), (4.0, "4")],
+)
+def test_compat_mode_sends_js_string_of_the_trace_id_like_mastra(value: Any, text: str) -> None:
+    (event,) = run(mapper(True), ("span_ended", span("1" * 16, traceId=value)))
+    assert event["properties"]["$ai_trace_id"] == text
+
+
+def test_unusable_span_trace_id_is_counted_and_logged_not_sent(
+    capture_server: CaptureServer, library_logs: RecordCollector
+) -> None:
+    handler = PosthogLogHandler(api_key=DUMMY_KEY, host=capture_server.url)
+    log = span_logger("test.span_trace_ids", handler)
+    log.info("bad", extra={"span": span("1" * 16, traceId={"id": "t"})})
+    log.info("good", extra={"span": span("2" * 16)})
+    handler.close()
+    assert [e["properties"]["$ai_trace_id"] for e in capture_server.events] == [TRACE]
+    assert handler.stats()["dropped"] == {"invalid_span": 1}
+    errors = library_logs.messages(logging.ERROR)
+    assert len(errors) == 1
+    assert "trace id (a dict) has no text" in errors[0]
