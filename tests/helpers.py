@@ -21,6 +21,7 @@ from posthog_logging import PosthogLogHandler
 from posthog_logging.contract import SpanEvent
 from posthog_logging.devserver import CaptureServer
 from posthog_logging.mapping import Event, EventMapper, MappingOptions, SpanRejected
+from posthog_logging.sampling import fnv1a_32
 
 from .conftest import DUMMY_KEY, span_logger
 
@@ -239,3 +240,12 @@ def delivered_span_ids(server: CaptureServer, expected: int, timeout: float = 10
     """The span ids the server received (sorted, duplicates kept) once ``expected`` arrived."""
     events = server.wait_for_events(expected, timeout=timeout)
     return sorted(int(event["properties"]["$ai_span_id"], 16) for event in events)
+
+
+def trace_sample_position(trace_id: str) -> float:
+    """The SDKs' rule written out: FNV-1a-32 of the trace id's UTF-8 bytes / 2**32.
+
+    The sampler compares the hash with an integer threshold instead; these tests
+    check it against this plain form of the rule.
+    """
+    return fnv1a_32(trace_id.encode("utf-8")) / 2**32

@@ -8,11 +8,22 @@ from typing import Any
 import pytest
 
 from posthog_logging.redaction import CONTENT_PROPERTIES, OutgoingEvents
-from posthog_logging.sampling import SAMPLE_RATE_PROPERTY, TraceSampler, trace_sample_position
+from posthog_logging.sampling import SAMPLE_RATE_PROPERTY, TraceSampler
 from posthog_logging.stats import Stats
 
 from .conftest import RecordCollector
-from .helpers import NOW_MS, ROOT, TRACE, generation, mapper, root, run, scrub_emails, span
+from .helpers import (
+    NOW_MS,
+    ROOT,
+    TRACE,
+    generation,
+    mapper,
+    root,
+    run,
+    scrub_emails,
+    span,
+    trace_sample_position,
+)
 
 
 def content_events() -> list[dict[str, Any]]:

@@ -20,10 +20,10 @@ from posthog_logging.cli import main as cli_main
 from posthog_logging.config import PRIVACY_MODE_ENV, SAMPLE_RATE_ENV, SERVERLESS_ENV
 from posthog_logging.devserver import CaptureServer
 from posthog_logging.redaction import CONTENT_PROPERTIES
-from posthog_logging.sampling import SAMPLE_RATE_PROPERTY, trace_sample_position
+from posthog_logging.sampling import SAMPLE_RATE_PROPERTY
 
 from .conftest import DUMMY_KEY, RecordCollector, span_logger
-from .helpers import scrub_emails, tool_span
+from .helpers import scrub_emails, tool_span, trace_sample_position
 
 SECRET = "bob@example.com"
 

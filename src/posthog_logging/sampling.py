@@ -50,11 +50,6 @@ def utf8(text: str) -> bytes:
         return repaired.encode("utf-8")
 
 
-def trace_sample_position(trace_id: str) -> float:
-    """Where a trace falls in [0, 1): FNV-1a-32 of its UTF-8 bytes / 2**32."""
-    return fnv1a_32(utf8(trace_id)) / 2**32
-
-
 def check_sample_rate(value: Any, name: str = "sample_rate") -> float:
     """``value`` as a rate in (0, 1]; a clear TypeError or ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
