@@ -19,7 +19,7 @@ from typing import Any
 
 from posthog_logging import PosthogLogHandler
 from posthog_logging.contract import SpanEvent
-from posthog_logging.devserver import CaptureServer
+from posthog_logging.devserver import CaptureServer, render_trace_tree
 from posthog_logging.mapping import Event, EventMapper, MappingOptions, SpanRejected
 from posthog_logging.sampling import fnv1a_32
 
@@ -249,3 +249,36 @@ def trace_sample_position(trace_id: str) -> float:
     check it against this plain form of the rule.
     """
     return fnv1a_32(trace_id.encode("utf-8")) / 2**32
+
+
+# ------------------------------------------------------------------ examples
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run_example(
+    server: CaptureServer, name: str, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, POSTHOG_API_KEY=DUMMY_KEY, POSTHOG_HOST=server.url)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=cwd,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def tree(server: CaptureServer) -> str:
+    return render_trace_tree(server.events)
+
+
+def named(server: CaptureServer, event: str) -> dict[str, dict[str, Any]]:
+    return {
+        e["properties"].get("$ai_span_name", ""): e["properties"]
+        for e in server.events
+        if e["event"] == event
+    }

@@ -3,48 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from posthog_logging.devserver import CaptureServer, render_trace_tree
+from posthog_logging.devserver import CaptureServer
 
-from .conftest import DUMMY_KEY
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def run_example(
-    server: CaptureServer, name: str, *args: str, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, POSTHOG_API_KEY=DUMMY_KEY, POSTHOG_HOST=server.url)
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=cwd,
-    )
-    assert result.returncode == 0, result.stderr
-    return result
-
-
-def tree(server: CaptureServer) -> str:
-    return render_trace_tree(server.events)
-
-
-def named(server: CaptureServer, event: str) -> dict[str, dict[str, Any]]:
-    return {
-        e["properties"].get("$ai_span_name", ""): e["properties"]
-        for e in server.events
-        if e["event"] == event
-    }
+from .helpers import named, run_example, tree
 
 
 def test_main_example_agent_run(capture_server: CaptureServer) -> None:

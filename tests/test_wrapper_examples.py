@@ -6,7 +6,7 @@ import json
 
 from posthog_logging.devserver import CaptureServer
 
-from .test_examples import named, run_example, tree
+from .helpers import named, run_example, tree
 
 
 def test_openai_tool_call_example(capture_server: CaptureServer) -> None:
