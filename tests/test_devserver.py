@@ -199,6 +199,10 @@ def test_on_request_sees_every_request_and_clear_forgets_them() -> None:
         server.script(ScriptedResponse(status=500), ScriptedResponse(status=500))
         send(server, agent_trace()[:1])
         send(server, agent_trace()[1:2])
+        # on_request runs once the answer is out, so the client may be first: wait for it.
+        deadline = time.monotonic() + 5
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
         assert [(r.index, r.status) for r in seen] == [(0, 500), (1, 500)]
         server.clear()  # also drops the second scripted 500
         send(server, agent_trace()[:1])
