@@ -148,17 +148,18 @@ def child(*args: str, timeout: float = 600) -> dict[str, Any]:
 
 def per_call_us(
     handler: logging.Handler,
-    spans: list[dict[str, Any]],
+    spans: Callable[[], list[dict[str, Any]]],
     repeats: int,
     level: int = logging.INFO,
     between: Callable[[], None] = lambda: None,
 ) -> tuple[float, float]:
-    """Best (caller-thread CPU, wall) microseconds per call.
+    """Best (caller-thread CPU, wall) microseconds per call, logging ``spans()``.
 
     The calling thread's CPU time is the cost the caller pays; wall time also
     counts the moments the GIL is with the listener, which maps and sends at the
     same time (a QueueHandler with nobody reading its queue has no such
-    competitor), so both are shown.
+    competitor), so both are shown.  ``spans()`` runs before each repeat,
+    outside the timing.
     """
     logger = logging.getLogger(f"bench.caller.{id(handler)}")
     logger.handlers[:] = [handler]
@@ -167,11 +168,12 @@ def per_call_us(
     best_cpu = best_wall = float("inf")
     for _ in range(repeats):
         between()
+        logged = spans()
         cpu, wall = time.thread_time_ns(), time.perf_counter_ns()
-        for span in spans:
+        for span in logged:
             logger.info("llm call", extra={"span": span})
-        best_cpu = min(best_cpu, (time.thread_time_ns() - cpu) / len(spans) / 1000)
-        best_wall = min(best_wall, (time.perf_counter_ns() - wall) / len(spans) / 1000)
+        best_cpu = min(best_cpu, (time.thread_time_ns() - cpu) / len(logged) / 1000)
+        best_wall = min(best_wall, (time.perf_counter_ns() - wall) / len(logged) / 1000)
     return best_cpu, best_wall
 
 
@@ -182,50 +184,73 @@ class FloorQueueHandler(logging.handlers.QueueHandler):
         return record
 
 
+#: The target's variants: ours against the standard library's QueueHandler.
+OURS, QUEUE_HANDLER = "PosthogLogHandler", "QueueHandler(SimpleQueue())"
+#: The same two, logging the same span objects in every repeat.
+OURS_AGAIN = "PosthogLogHandler, the same spans logged again"
+QUEUE_HANDLER_AGAIN = "QueueHandler(SimpleQueue()), the same spans logged again"
+
+
 def bench_caller(count: int) -> str:
-    spans = [generation_span(n) for n in range(count)]
+    def fresh_spans() -> list[dict[str, Any]]:
+        return [generation_span(n) for n in range(count)]
+
+    same = fresh_spans()
+
+    def same_spans() -> list[dict[str, Any]]:
+        return same
+
     repeats = 5
     results: dict[str, tuple[float, float]] = {}
     with capture_server() as (url, finish):
         ours = PosthogLogHandler(api_key=API_KEY, host=url, flush_timeout=60)
-        results["PosthogLogHandler"] = per_call_us(ours, spans, repeats, between=ours.flush)
+        results[OURS] = per_call_us(ours, fresh_spans, repeats, between=ours.flush)
         results["PosthogLogHandler, record filtered by level"] = per_call_us(
-            ours, spans, repeats, level=logging.WARNING
+            ours, fresh_spans, repeats, level=logging.WARNING
         )
+        results[OURS_AGAIN] = per_call_us(ours, same_spans, repeats, between=ours.flush)
         ours.close()
         finish()
     disabled = PosthogLogHandler(api_key="", host="http://127.0.0.1:9")
-    results["PosthogLogHandler disabled (no key)"] = per_call_us(disabled, spans, repeats)
-    results["QueueHandler(SimpleQueue())"] = per_call_us(
-        logging.handlers.QueueHandler(queue.SimpleQueue()), spans, repeats
+    results["PosthogLogHandler disabled (no key)"] = per_call_us(disabled, fresh_spans, repeats)
+    results[QUEUE_HANDLER] = per_call_us(
+        logging.handlers.QueueHandler(queue.SimpleQueue()), fresh_spans, repeats
+    )
+    results[QUEUE_HANDLER_AGAIN] = per_call_us(
+        logging.handlers.QueueHandler(queue.SimpleQueue()), same_spans, repeats
     )
     results["QueueHandler, prepare() skipped (floor)"] = per_call_us(
-        FloorQueueHandler(queue.SimpleQueue()), spans, repeats
+        FloorQueueHandler(queue.SimpleQueue()), fresh_spans, repeats
     )
-    results["NullHandler"] = per_call_us(logging.NullHandler(), spans, repeats)
-    base_cpu, base_wall = results["QueueHandler(SimpleQueue())"]
+    results["NullHandler"] = per_call_us(logging.NullHandler(), fresh_spans, repeats)
     FIGURES["caller"] = (
-        results["PosthogLogHandler"][0] / base_cpu,
-        results["PosthogLogHandler"][1] / base_wall,
+        results[OURS][0] / results[QUEUE_HANDLER][0],
+        results[OURS][1] / results[QUEUE_HANDLER][1],
     )
-    rows = [
-        [
-            label,
-            f"{cpu / base_cpu:.2f}x",
-            f"{cpu:.2f} µs",
-            f"{wall / base_wall:.2f}x",
-            f"{wall:.2f} µs",
-        ]
-        for label, (cpu, wall) in results.items()
-    ]
+    rows = []
+    for label, (cpu, wall) in results.items():
+        base_cpu, base_wall = results[QUEUE_HANDLER_AGAIN if "again" in label else QUEUE_HANDLER]
+        rows.append(
+            [
+                label,
+                f"{cpu / base_cpu:.2f}x",
+                f"{cpu:.2f} µs",
+                f"{wall / base_wall:.2f}x",
+                f"{wall:.2f} µs",
+            ]
+        )
     return (
         table(
             "1. Caller-thread cost per logger.info(..., extra={'span': span})"
-            " (goal <= 1.25x QueueHandler)",
+            " (goal <= 0.8x QueueHandler)",
             ["variant", "CPU vs QueueHandler", "caller CPU", "wall vs QueueHandler", "wall"],
             rows,
         )
         + f"\n\n{count} calls, best of {repeats}; the listener maps and sends meanwhile."
+        " Each repeat logs spans built for it (outside the timing), as an application"
+        " logs a span it has just built; the *again* rows log the same span objects in"
+        " every repeat and compare with the QueueHandler doing the same (the listener"
+        " read those objects on another core, which costs the caller cache misses)."
     )
 
 

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import logging.config
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -239,16 +240,69 @@ def test_caller_mutating_its_span_after_logging_changes_nothing(
 ) -> None:
     handler, log = make_handler(flush_at=1000)
     messages = [{"role": "user", "content": "hi"}]
-    span = tool_span(1, input=messages, attributes={"k": "before"})
+    output = {"text": "first"}
+    span = tool_span(1, input=messages, output=output, attributes={"k": "before"})
     log.info("x", extra={"span": span})
     messages.append({"role": "assistant", "content": "later"})
+    output["text"] = "second"
     span["attributes"]["k"] = "after"
+    span["metadata"]["userId"] = "someone else"
     span["name"] = "renamed"
     handler.flush()
-    props = capture_server.events[0]["properties"]
+    event = capture_server.events[0]
+    props = event["properties"]
     assert props["$ai_input_state"] == [{"role": "user", "content": "hi"}]
+    assert props["$ai_output_state"] == {"text": "first"}
     assert props["k"] == "before"
     assert props["$ai_span_name"] == "tool 1"
+    assert event["distinct_id"] == "u"
+
+
+def test_caller_mutating_feedback_or_a_posthog_event_after_logging_changes_nothing(
+    make_handler: Any, capture_server: CaptureServer
+) -> None:
+    handler, log = make_handler(flush_at=1000)
+    metadata = {"sessionId": "s-1"}
+    feedback = {"traceId": TRACE, "value": 1, "metadata": metadata}
+    properties = {"$ai_trace_id": "t-1", "$ai_span_id": "s-1", "$ai_span_name": "before"}
+    log.info("x", extra={"feedback": feedback})
+    log.info("x", extra={"posthog_event": {"event": "$ai_span", "properties": properties}})
+    metadata["sessionId"] = "s-2"
+    properties["$ai_span_name"] = "after"
+    handler.flush()
+    by_name = {event["event"]: event["properties"] for event in capture_server.events}
+    assert by_name["$ai_feedback"]["$ai_session_id"] == "s-1"
+    assert by_name["$ai_span"]["$ai_span_name"] == "before"
+
+
+def test_handler_filters_decide_what_is_sent(
+    make_handler: Any, capture_server: CaptureServer
+) -> None:
+    handler, log = make_handler()
+    handler.addFilter(lambda record: record.getMessage() != "skip")
+    log.info("skip", extra={"span": tool_span(1)})
+    log.info("keep", extra={"span": tool_span(2)})
+    handler.flush()
+    assert [e["properties"]["$ai_span_id"] for e in capture_server.events] == [f"{2:016x}"]
+    assert handler.stats()["received"] == 1
+
+
+def test_a_filter_may_hand_the_handler_another_record_from_python_3_12(
+    make_handler: Any, capture_server: CaptureServer
+) -> None:
+    handler, log = make_handler()
+
+    def rename(record: logging.LogRecord) -> logging.LogRecord:
+        renamed = logging.makeLogRecord(record.__dict__)
+        renamed.span = {**record.span, "name": "renamed by a filter"}  # type: ignore[attr-defined]
+        return renamed
+
+    handler.addFilter(rename)
+    log.info("x", extra={"span": tool_span(1)})
+    handler.flush()
+    sent = capture_server.events[0]["properties"]["$ai_span_name"]
+    # Before 3.12 a filter's return value only says yes or no, as for any handler.
+    assert sent == ("renamed by a filter" if sys.version_info >= (3, 12) else "tool 1")
 
 
 def test_span_objects_with_to_span_dict_are_accepted(

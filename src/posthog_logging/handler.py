@@ -94,8 +94,10 @@ CLOSED_DROP = "records logged after close() are dropped"
 
 _log = diagnostics.log
 
-#: Nested span fields copied on the caller's thread, so later mutation can't leak in.
-_SNAPSHOT_FIELDS = ("attributes", "metadata", "input", "output", "properties")
+#: The nested fields copied on the caller's thread, so later mutation can't leak in:
+#: a span's, then a feedback's (metadata) and a PostHog event's (properties).
+_SPAN_FIELDS = ("attributes", "metadata", "input", "output")
+_OTHER_FIELDS = ("metadata", "properties")
 
 _live_handlers: weakref.WeakSet[PosthogLogHandler] = weakref.WeakSet()
 
@@ -272,58 +274,80 @@ class PosthogLogHandler(logging.Handler):
 
     # ---------------------------------------------------------------- caller
     def handle(self, record: logging.LogRecord) -> Any:
-        """Filter and emit without taking the handler lock: ``emit`` is thread-safe."""
-        result = self.filter(record)
-        if result:
-            self.emit(result if isinstance(result, logging.LogRecord) else record)
-        return result
+        """Filter and emit without taking the handler lock: ``emit`` is thread-safe.
+
+        Returns what ``Handler.handle`` returns on 3.12+ (the record emitted, or a
+        false value) on every version; with no filter set, ``filter()`` is not called.
+        """
+        if self.filters:
+            result = self.filter(record)
+            if not result:
+                return result
+            if isinstance(result, logging.LogRecord):
+                record = result
+        self.emit(record)
+        return record
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Queue a snapshot of the record's span, feedback or PostHog event; ignore the rest."""
+        """Queue a snapshot of the record's span, feedback or PostHog event; ignore the rest.
+
+        Every span of the application passes here on its thread, so the span path
+        is kept lean: one call for the record's fields, one for the snapshot, and
+        the queued item is a plain tuple (see :data:`~.pipeline.RecordItem`).
+        """
         if self.disabled or library_thread.active:
             return  # never feed on records made while handling records
         try:
-            attributes = payload_fields(record)
-            span = attributes.get(SPAN_ATTR)
+            fields = payload_fields(record)
+            span = fields.get(SPAN_ATTR)
+            item: RecordItem | None
             if span is not None:
-                item = RecordItem(
-                    SPAN_ITEM, _snapshot(span), attributes.get(SPAN_EVENT_ATTR), record.created
+                item = (
+                    SPAN_ITEM,
+                    _snapshot(span, _SPAN_FIELDS),
+                    fields.get(SPAN_EVENT_ATTR),
+                    record.created,
                 )
             else:
-                feedback = attributes.get(FEEDBACK_ATTR)
-                posthog_event = attributes.get(POSTHOG_EVENT_ATTR)
-                if feedback is not None and not is_own_logger(record.name):
-                    item = RecordItem(FEEDBACK_ITEM, _snapshot(feedback), None, record.created)
-                elif posthog_event is not None:
-                    item = RecordItem(
-                        POSTHOG_EVENT_ITEM, _snapshot(posthog_event), None, record.created
-                    )
-                elif self.capture_logs and record.levelno >= logging.WARNING:
-                    log_span = log_event_span(record)
-                    if log_span is None:
-                        self._ignored += 1
-                        return
-                    item = RecordItem(SPAN_ITEM, log_span, None, record.created)
-                else:
+                item = self._other_item(record, fields)
+                if item is None:
                     self._ignored += 1
                     return
-            self._enqueue(item)
+            if self._closed:
+                self._count_drop("closed", CLOSED_DROP)
+                return
+            if self._listener is None:
+                self._start_listener()
+            self._received += 1
+            event_queue = self._queue
+            if event_queue.qsize() >= self.max_queue_size and not self._make_room():
+                return
+            event_queue.put(item)
+            if self._queue_closed:  # close() emptied the queue for the last time before the put
+                self._drop_queued()
         except Exception:  # never raise into the caller's thread
             self._count_drop("emit_error", "a record's span or feedback could not be read")
 
-    def _enqueue(self, item: RecordItem) -> None:
-        if self._closed:
-            self._count_drop("closed", CLOSED_DROP)
-            return
-        if self._listener is None:
-            self._start_listener()
-        self._received += 1
-        event_queue = self._queue
-        if event_queue.qsize() >= self.max_queue_size and not self._make_room():
-            return
-        event_queue.put(item)
-        if self._queue_closed:  # close() emptied the queue for the last time before the put
-            self._drop_queued()
+    def _other_item(
+        self, record: logging.LogRecord, fields: Mapping[str, Any]
+    ) -> RecordItem | None:
+        """The item for a feedback, PostHog event or captured log record; None for the rest."""
+        feedback = fields.get(FEEDBACK_ATTR)
+        if feedback is not None and not is_own_logger(record.name):
+            return (FEEDBACK_ITEM, _snapshot(feedback, _OTHER_FIELDS), None, record.created)
+        posthog_event = fields.get(POSTHOG_EVENT_ATTR)
+        if posthog_event is not None:
+            return (
+                POSTHOG_EVENT_ITEM,
+                _snapshot(posthog_event, _OTHER_FIELDS),
+                None,
+                record.created,
+            )
+        if self.capture_logs and record.levelno >= logging.WARNING:
+            log_span = log_event_span(record)
+            if log_span is not None:
+                return (SPAN_ITEM, log_span, None, record.created)
+        return None
 
     def _make_room(self) -> bool:
         """The queue is full: wait for room (overflow='block') or drop the oldest record.
@@ -468,7 +492,7 @@ class PosthogLogHandler(logging.Handler):
         pipeline.sender.abandon()
         self._transport.close()
         # 5. Records still queued (logged as close() began) are dropped, counted; a
-        #    caller that queues one after this drops it itself (see _enqueue).  A
+        #    caller that queues one after this drops it itself (see emit).  A
         #    listener still running (late, or the thread that called close()) is
         #    handed its sentinel, so it stops.
         self._queue_closed = True
@@ -519,7 +543,7 @@ class PosthogLogHandler(logging.Handler):
         """
         dropped = 0
         for item in self._drain_queue():
-            if isinstance(item, RecordItem):
+            if isinstance(item, tuple):  # a RecordItem
                 dropped += 1
             elif isinstance(item, FlushRequest):
                 item.done.set()
@@ -608,11 +632,11 @@ class PosthogLogHandler(logging.Handler):
 _log.addFilter(diagnostics.LastResortFilter(blind=PosthogLogHandler))
 
 
-def _snapshot(payload: Any) -> Any:
-    """A copy the caller can no longer change: top level plus the nested fields."""
+def _snapshot(payload: Any, nested: tuple[str, ...]) -> Any:
+    """A copy the caller can no longer change: top level plus the ``nested`` fields."""
     if type(payload) is dict:
         copy = payload.copy()
-        for key in _SNAPSHOT_FIELDS:
+        for key in nested:
             value = copy.get(key)
             if type(value) is dict or type(value) is list:
                 copy[key] = value.copy()

@@ -178,4 +178,4 @@ _ITEM_KINDS = {
 def _record_item(line: RecordLine) -> RecordItem:
     """A ``SpanJsonFormatter`` line as the handler would have queued its record."""
     created = (line.created_ms or 0) / 1000
-    return RecordItem(_ITEM_KINDS[line.attr], line.payload, line.span_event, created)
+    return (_ITEM_KINDS[line.attr], line.payload, line.span_event, created)
