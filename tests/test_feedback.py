@@ -1,4 +1,5 @@
-"""Feedback whose trace id has no text is dropped with a reason, never sent with a made-up id."""
+"""Feedback whose trace id has no text is dropped with a reason by default, never sent with a
+made-up id; compat mode sends js-string of it, as Mastra does (§1.13)."""
 
 from __future__ import annotations
 
@@ -63,11 +64,21 @@ def test_feedback_trace_ids_with_text_are_sent_as_that_text(value: Any, text: st
     ],
     ids=lambda value: type(value).__name__,
 )
-def test_feedback_whose_trace_id_has_no_text_is_rejected(value: Any) -> None:
+def test_feedback_whose_trace_id_has_no_text_is_rejected_by_default(value: Any) -> None:
     with pytest.raises(SpanRejected, match=r"trace id \(a \w+\) has no text"):
         mapper().map_feedback({"traceId": value, "value": 1}, NOW_MS)
-    with pytest.raises(SpanRejected):
-        mapper(True).map_feedback({"traceId": value, "value": 1}, NOW_MS)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [({"id": "t"}, "[object Object]"), (["t", None, 2], "t,,2"), (True, "true"), (4.0, "4")],
+)
+def test_compat_mode_sends_js_string_of_the_feedback_trace_id_like_mastra(
+    value: Any, text: str
+) -> None:
+    event = mapper(True).map_feedback({"traceId": value, "value": 1}, NOW_MS)
+    assert event["properties"]["$ai_trace_id"] == text
+    assert event["distinct_id"] == "anonymous"  # §1.13: no user and no default distinct id
 
 
 def test_unusable_trace_id_is_counted_and_logged_not_sent(

@@ -26,15 +26,20 @@ class FeedbackEventBuilder:
         self.options = options
 
     def build(self, feedback: Any, now_ms: int) -> Event:
-        """The event; raises :class:`SpanRejected` for feedback without a usable trace id."""
+        """The event; raises :class:`SpanRejected` for feedback without a usable trace id
+        (none at all, or, in default mode, one with no text that identifies)."""
         if not isinstance(feedback, Mapping):
             raise SpanRejected(f"feedback is a {type(feedback).__name__}, not a mapping")
         if not is_truthy(feedback.get("traceId")):
             raise SpanRejected("feedback has no traceId")
-        trace_id = id_text(feedback["traceId"])
+        # Default mode: a trace id with no text that identifies is dropped (Part 2);
+        # compat mode sends js-string of it, as Mastra does (§1.13), like a span's.
+        raw_trace_id = feedback["traceId"]
+        compat = self.options.mastra_compat
+        trace_id = js_string(raw_trace_id) if compat else id_text(raw_trace_id)
         if trace_id is None:
             # A bad value, not the missing trace id above (DEBUG only, §1.13): an ERROR.
-            kind = type(feedback["traceId"]).__name__
+            kind = type(raw_trace_id).__name__
             raise SpanRejected(f"feedback dropped: its trace id (a {kind}) has no text")
         metadata = as_mapping(feedback.get("metadata"))
         properties: dict[str, JsonValue] = {"$ai_trace_id": trace_id}
