@@ -18,6 +18,8 @@ import pytest
 
 from posthog_logging.cli import main as cli_main
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
+from posthog_logging.sender import EventBuffer
+from posthog_logging.transport import EncodedEvent
 
 from .conftest import DUMMY_KEY, RecordCollector
 from .helpers import dead_url, handler_for, span_ids, tool_span
@@ -150,6 +152,33 @@ def test_an_oversize_event_is_shrunk_to_fit(capture_server: CaptureServer) -> No
     assert "truncated" in event["properties"]["$ai_input_state"]
     assert event["properties"]["$ai_output_state"] == {"text": "ok"}
     assert handler.stats()["shrunk_events"] == 1
+
+
+def test_an_event_over_a_quarter_of_the_buffer_is_shrunk_and_pushes_nothing_out(
+    capture_server: CaptureServer,
+) -> None:
+    handler, log = handler_for(
+        capture_server.url, "shrink_to_buffer", max_buffer_bytes=50_000, flush_at=1000
+    )
+    log.info("x", extra={"span": tool_span(1)})
+    log.info("x", extra={"span": tool_span(2, input="y" * 200_000)})
+    handler.close()
+    assert span_ids(capture_server.events) == Counter([f"{1:016x}", f"{2:016x}"])
+    (big,) = [e for e in capture_server.events if e["properties"]["$ai_span_id"] == f"{2:016x}"]
+    assert len(json.dumps(big, separators=(",", ":"))) <= 50_000 // 4
+    assert "truncated" in big["properties"]["$ai_input_state"]
+    assert handler.stats()["shrunk_events"] == 1
+    assert handler.stats()["dropped"] == {}
+
+
+def test_the_buffer_never_drops_what_it_holds_for_an_event_that_could_never_fit() -> None:
+    buffer = EventBuffer(max_events=100, max_bytes=1_000)
+    small = [EncodedEvent(f'{{"n":{n}}}') for n in range(3)]
+    for event in small:
+        assert buffer.append(event) == []
+    huge = EncodedEvent("z" * 1_001)
+    assert buffer.append(huge) == [huge]
+    assert buffer.take(10, 10_000) == small
 
 
 @pytest.mark.slow

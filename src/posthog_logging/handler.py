@@ -596,7 +596,10 @@ class PosthogLogHandler(logging.Handler):
             spiller=None if self.spill_dir is None else SpillWriter(self.spill_dir),
             spill_on_overflow=self.overflow == "spill",
         )
-        encoder = EventEncoder(self.options, self._stats, max_event_bytes=self.max_event_bytes)
+        # One event never takes more than a quarter of the buffer: a larger one is
+        # shrunk, not buffered at the cost of everything else held.
+        max_event_bytes = min(self.max_event_bytes, self.max_buffer_bytes // 4)
+        encoder = EventEncoder(self.options, self._stats, max_event_bytes=max_event_bytes)
         outgoing = OutgoingEvents(
             self._stats,
             sampler=sampler_for(self.sample_rate),

@@ -131,11 +131,14 @@ class EventBuffer:
 
     def append(self, event: EncodedEvent) -> list[EncodedEvent]:
         """Add at the tail; returns the oldest queued events pushed out by the bound,
-        or the new one itself when the events in flight alone leave no room.
+        or the new one itself when it is larger than the whole bound (the others
+        stay) or the events in flight alone leave no room.
 
         Room is made before the event is counted: the bound holds at every moment.
         """
         size = len(event)
+        if size > self.max_bytes:
+            return [event]
         overflow: list[EncodedEvent] = []
         while self._events and not self._fits(size):
             overflow.extend(self.release(self.take(1, 0)))
