@@ -1,4 +1,5 @@
-"""A span whose trace id has no text is dropped in default mode, sent as js-string in compat."""
+"""A span whose trace id, id or parent id has no text is dropped in default mode (spans with
+such ids would share one made-up id and one event uuid), sent as js-string in compat."""
 
 from __future__ import annotations
 
@@ -55,3 +56,37 @@ def test_unusable_span_trace_id_is_counted_and_logged_not_sent(
     errors = library_logs.messages(logging.ERROR)
     assert len(errors) == 1
     assert "trace id (a dict) has no text" in errors[0]
+
+
+@pytest.mark.parametrize("value", UNUSABLE, ids=lambda value: type(value).__name__)
+@pytest.mark.parametrize(("key", "what"), [("id", "id"), ("parentSpanId", "parent id")])
+def test_default_mode_rejects_a_span_whose_id_or_parent_id_has_no_text(
+    value: Any, key: str, what: str
+) -> None:
+    with pytest.raises(SpanRejected, match=rf"its {what} \(a \w+\) has no text"):
+        run(mapper(), ("span_ended", span("1" * 16, **{key: value})))
+
+
+def test_compat_mode_sends_js_string_of_span_and_parent_ids_like_mastra() -> None:
+    (event,) = run(
+        mapper(True), ("span_ended", span("1" * 16, id={"id": 1}, parentSpanId=["p", 2]))
+    )
+    assert event["properties"]["$ai_span_id"] == "[object Object]"
+    assert event["properties"]["$ai_parent_id"] == "p,2"
+
+
+def test_spans_with_unusable_ids_are_counted_not_sent_under_one_made_up_id(
+    capture_server: CaptureServer, library_logs: RecordCollector
+) -> None:
+    handler = PosthogLogHandler(api_key=DUMMY_KEY, host=capture_server.url)
+    log = span_logger("test.span_ids", handler)
+    log.info("bad", extra={"span": span("1" * 16, id={"n": 1})})
+    log.info("bad", extra={"span": span("2" * 16, id={"n": 2})})
+    log.info("bad", extra={"span": span("3" * 16, parentSpanId=object())})
+    log.info("good", extra={"span": span("4" * 16)})
+    handler.close()
+    assert [e["properties"]["$ai_span_id"] for e in capture_server.events] == ["4" * 16]
+    assert handler.stats()["dropped"] == {"invalid_span": 3}
+    errors = library_logs.messages(logging.ERROR)
+    assert sum("its id (a dict) has no text" in error for error in errors) == 2
+    assert sum("its parent id (a object) has no text" in error for error in errors) == 1

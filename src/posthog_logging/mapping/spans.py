@@ -54,9 +54,11 @@ class SpanFacts:
 
     Raises :class:`SpanRejected` when the span is not a mapping or lacks ``id``
     or ``traceId`` (§1.2: such a record is dropped).  Default mode also drops a
-    span whose ``traceId`` has no text that identifies (``values.id_text``: a
-    dict, list, bytes, bool, NaN, an object whose ``str()`` fails...), as
-    feedback does; compat mode sends js-string(traceId) like Mastra (§0).
+    span whose ``traceId``, ``id`` or ``parentSpanId`` has no text that
+    identifies (``values.id_text``: a dict, list, bytes, bool, NaN, an object
+    whose ``str()`` fails...), as feedback does: spans with such ids would all
+    share one made-up id (and one event uuid).  Compat mode sends js-string of
+    them like Mastra (§0).
     """
 
     def __init__(self, span: Any, *, mastra_compat: bool) -> None:
@@ -65,19 +67,17 @@ class SpanFacts:
         for key in ("id", "traceId"):
             if not is_truthy(span.get(key)):
                 raise SpanRejected(f"span has no {key}")
-        trace_id = js_string(span["traceId"]) if mastra_compat else id_text(span["traceId"])
-        if trace_id is None:
-            kind = type(span["traceId"]).__name__
-            raise SpanRejected(f"span dropped: its trace id (a {kind}) has no text")
         self.span = span
-        self.span_id = js_string(span["id"])
-        self.trace_id = trace_id
+        self.trace_id = _span_id_text(span, "traceId", "trace id", mastra_compat)
+        self.span_id = _span_id_text(span, "id", "id", mastra_compat)
         span_type = span.get("type")
         self.type = span_type.lower() if isinstance(span_type, str) else ""
         self.is_event = is_truthy(span.get("isEvent"))
         self.is_root = is_truthy(span.get("isRootSpan"))
         self.parent_id = (
-            js_string(span["parentSpanId"]) if is_truthy(span.get("parentSpanId")) else None
+            _span_id_text(span, "parentSpanId", "parent id", mastra_compat)
+            if is_truthy(span.get("parentSpanId"))
+            else None
         )
         self.attributes = as_mapping(span.get("attributes"))
         self.metadata = as_mapping(span.get("metadata"))
@@ -97,6 +97,14 @@ class SpanFacts:
     def user_id(self) -> str | None:
         user = self.metadata.get("userId")
         return js_string(user) if is_truthy(user) else None
+
+
+def _span_id_text(span: Mapping[str, Any], key: str, what: str, mastra_compat: bool) -> str:
+    """``span[key]`` as id text: js-string in compat mode, else ``id_text`` or rejected."""
+    text = js_string(span[key]) if mastra_compat else id_text(span[key])
+    if text is None:
+        raise SpanRejected(f"span dropped: its {what} (a {type(span[key]).__name__}) has no text")
+    return text
 
 
 @dataclass(frozen=True)
