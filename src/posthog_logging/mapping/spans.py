@@ -24,6 +24,7 @@ from ..values import (
     id_text,
     is_number,
     is_truthy,
+    js_id_text,
     js_string,
     json_safe,
     json_text,
@@ -56,7 +57,8 @@ class SpanFacts:
     or ``traceId`` (§1.2: such a record is dropped).  Default mode also drops a
     span whose ``traceId`` has no text that identifies (``values.id_text``: a
     dict, list, bytes, bool, NaN, an object whose ``str()`` fails...), as
-    feedback does; compat mode sends js-string(traceId) like Mastra (§0).
+    feedback does; compat mode sends js-string(traceId) like Mastra (§0), unless
+    JavaScript has no such value (``values.js_id_text``).
     """
 
     def __init__(self, span: Any, *, mastra_compat: bool) -> None:
@@ -65,7 +67,7 @@ class SpanFacts:
         for key in ("id", "traceId"):
             if not is_truthy(span.get(key)):
                 raise SpanRejected(f"span has no {key}")
-        trace_id = js_string(span["traceId"]) if mastra_compat else id_text(span["traceId"])
+        trace_id = js_id_text(span["traceId"]) if mastra_compat else id_text(span["traceId"])
         if trace_id is None:
             kind = type(span["traceId"]).__name__
             raise SpanRejected(f"span dropped: its trace id (a {kind}) has no text")
