@@ -81,6 +81,17 @@ def test_compat_mode_sends_js_string_of_the_feedback_trace_id_like_mastra(
     assert event["distinct_id"] == "anonymous"  # §1.13: no user and no default distinct id
 
 
+@pytest.mark.parametrize(
+    "value", [BrokenStr(), object(), b"t", {"t"}], ids=lambda value: type(value).__name__
+)
+def test_compat_mode_never_makes_up_a_feedback_trace_id_javascript_would_not_have(
+    value: Any,
+) -> None:
+    """JavaScript has no such value: its Python text is a placeholder or an address."""
+    with pytest.raises(SpanRejected, match=r"trace id \(a \w+\) has no text"):
+        mapper(True).map_feedback({"traceId": value, "value": 1}, NOW_MS)
+
+
 def test_unusable_trace_id_is_counted_and_logged_not_sent(
     capture_server: CaptureServer, library_logs: RecordCollector
 ) -> None:

@@ -287,6 +287,26 @@ def test_handler_filters_decide_what_is_sent(
     assert handler.stats()["received"] == 1
 
 
+def test_a_subclass_overriding_filter_decides_what_is_sent(capture_server: CaptureServer) -> None:
+    """``Handler.handle`` always asks ``self.filter()``: a subclass may override it
+    instead of adding filters, as with any handler."""
+
+    class Skipping(PosthogLogHandler):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return record.getMessage() != "skip"
+
+    handler = Skipping(api_key=DUMMY_KEY, host=capture_server.url)
+    log = span_logger("test.handler.subclass_filter", handler)
+    try:
+        log.info("skip", extra={"span": tool_span(1)})
+        log.info("keep", extra={"span": tool_span(2)})
+        handler.flush()
+        assert [e["properties"]["$ai_span_id"] for e in capture_server.events] == [f"{2:016x}"]
+        assert handler.stats()["received"] == 1
+    finally:
+        handler.close()
+
+
 def test_a_filter_may_hand_the_handler_another_record_from_python_3_12(
     make_handler: Any, capture_server: CaptureServer
 ) -> None:

@@ -43,6 +43,15 @@ def test_compat_mode_sends_js_string_of_the_trace_id_like_mastra(value: Any, tex
     assert event["properties"]["$ai_trace_id"] == text
 
 
+@pytest.mark.parametrize(
+    "value", [BrokenStr(), object(), b"t", {"t"}], ids=lambda value: type(value).__name__
+)
+def test_compat_mode_never_makes_up_a_trace_id_javascript_would_not_have(value: Any) -> None:
+    """JavaScript has no such value: its Python text is a placeholder or an address."""
+    with pytest.raises(SpanRejected, match=r"trace id \(a \w+\) has no text"):
+        run(mapper(True), ("span_ended", span("1" * 16, traceId=value)))
+
+
 def test_unusable_span_trace_id_is_counted_and_logged_not_sent(
     capture_server: CaptureServer, library_logs: RecordCollector
 ) -> None:

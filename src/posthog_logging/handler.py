@@ -268,6 +268,14 @@ class PosthogLogHandler(logging.Handler):
         else:
             _live_handlers.add(self)
 
+    #: Whether this class overrides ``filter()``: ``handle()`` then always calls it,
+    #: as ``Handler.handle`` does, even with no filter added.
+    _own_filter = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._own_filter = cls.filter is not logging.Filterer.filter
+
     def __repr__(self) -> str:
         state = "disabled" if self.disabled else self.host
         return f"<{type(self).__name__} {state} ({logging.getLevelName(self.level)})>"
@@ -277,9 +285,10 @@ class PosthogLogHandler(logging.Handler):
         """Filter and emit without taking the handler lock: ``emit`` is thread-safe.
 
         Returns what ``Handler.handle`` returns on 3.12+ (the record emitted, or a
-        false value) on every version; with no filter set, ``filter()`` is not called.
+        false value) on every version; with no filter set, ``filter()`` is not called
+        (unless a subclass overrides it).
         """
-        if self.filters:
+        if self.filters or self._own_filter:
             result = self.filter(record)
             if not result:
                 return result

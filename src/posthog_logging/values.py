@@ -103,6 +103,18 @@ def id_text(value: Any) -> str | None:
         return None
 
 
+def js_id_text(value: Any) -> str | None:
+    """An id as compat mode sends it: JavaScript ``String(value)`` of the values
+    JavaScript has (strings, numbers, booleans, arrays, objects, dates), else
+    :func:`id_text`.  JavaScript has no bytes, sets or plain Python objects, and
+    their Python text (a repr, a memory address, a placeholder for a broken
+    ``__str__``) would make up an id.
+    """
+    if isinstance(value, (str, int, float, list, tuple, Mapping, dt.date)):
+        return js_string(value)
+    return id_text(value)
+
+
 def _js_number(value: float) -> str:
     if math.isnan(value):
         return "NaN"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..values import JsonValue, id_text, is_truthy, js_string, json_safe, time_ms
+from ..values import JsonValue, id_text, is_truthy, js_id_text, js_string, json_safe, time_ms
 from .envelope import Event, MappingOptions, SpanRejected, make_event
 from .layers import library, merge_layers, passthrough
 from .spans import CONSUMED_METADATA, as_mapping
@@ -27,16 +27,18 @@ class FeedbackEventBuilder:
 
     def build(self, feedback: Any, now_ms: int) -> Event:
         """The event; raises :class:`SpanRejected` for feedback without a usable trace id
-        (none at all, or, in default mode, one with no text that identifies)."""
+        (none at all, or one with no text that identifies; compat mode takes
+        JavaScript's text of any value JavaScript has)."""
         if not isinstance(feedback, Mapping):
             raise SpanRejected(f"feedback is a {type(feedback).__name__}, not a mapping")
         if not is_truthy(feedback.get("traceId")):
             raise SpanRejected("feedback has no traceId")
         # Default mode: a trace id with no text that identifies is dropped (Part 2);
-        # compat mode sends js-string of it, as Mastra does (§1.13), like a span's.
+        # compat mode sends js-string of it, as Mastra does (§1.13), like a span's,
+        # unless JavaScript has no such value (js_id_text).
         raw_trace_id = feedback["traceId"]
         compat = self.options.mastra_compat
-        trace_id = js_string(raw_trace_id) if compat else id_text(raw_trace_id)
+        trace_id = js_id_text(raw_trace_id) if compat else id_text(raw_trace_id)
         if trace_id is None:
             # A bad value, not the missing trace id above (DEBUG only, §1.13): an ERROR.
             kind = type(raw_trace_id).__name__

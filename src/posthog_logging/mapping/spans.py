@@ -24,6 +24,7 @@ from ..values import (
     id_text,
     is_number,
     is_truthy,
+    js_id_text,
     js_string,
     json_safe,
     json_text,
@@ -58,7 +59,8 @@ class SpanFacts:
     identifies (``values.id_text``: a dict, list, bytes, bool, NaN, an object
     whose ``str()`` fails...), as feedback does: spans with such ids would all
     share one made-up id (and one event uuid).  Compat mode sends js-string of
-    them like Mastra (§0).
+    them like Mastra (§0), unless JavaScript has no such value
+    (``values.js_id_text``).
     """
 
     def __init__(self, span: Any, *, mastra_compat: bool) -> None:
@@ -100,8 +102,8 @@ class SpanFacts:
 
 
 def _span_id_text(span: Mapping[str, Any], key: str, what: str, mastra_compat: bool) -> str:
-    """``span[key]`` as id text: js-string in compat mode, else ``id_text`` or rejected."""
-    text = js_string(span[key]) if mastra_compat else id_text(span[key])
+    """``span[key]`` as id text (``js_id_text`` in compat mode, else ``id_text``), or rejected."""
+    text = js_id_text(span[key]) if mastra_compat else id_text(span[key])
     if text is None:
         raise SpanRejected(f"span dropped: its {what} (a {type(span[key]).__name__}) has no text")
     return text
