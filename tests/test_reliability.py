@@ -154,7 +154,7 @@ def test_an_oversize_event_is_shrunk_to_fit(capture_server: CaptureServer) -> No
     assert handler.stats()["shrunk_events"] == 1
 
 
-def test_an_event_over_a_quarter_of_the_buffer_is_shrunk_and_pushes_nothing_out(
+def test_an_event_over_half_the_buffer_is_shrunk_and_pushes_nothing_out(
     capture_server: CaptureServer,
 ) -> None:
     handler, log = handler_for(
@@ -165,10 +165,19 @@ def test_an_event_over_a_quarter_of_the_buffer_is_shrunk_and_pushes_nothing_out(
     handler.close()
     assert span_ids(capture_server.events) == Counter([f"{1:016x}", f"{2:016x}"])
     (big,) = [e for e in capture_server.events if e["properties"]["$ai_span_id"] == f"{2:016x}"]
-    assert len(json.dumps(big, separators=(",", ":"))) <= 50_000 // 4
+    assert len(json.dumps(big, separators=(",", ":"))) <= 50_000 // 2
     assert "truncated" in big["properties"]["$ai_input_state"]
     assert handler.stats()["shrunk_events"] == 1
     assert handler.stats()["dropped"] == {}
+
+
+def test_an_event_within_half_the_buffer_is_sent_whole(capture_server: CaptureServer) -> None:
+    handler, log = handler_for(capture_server.url, "whole", max_buffer_bytes=1_000_000)
+    log.info("x", extra={"span": tool_span(1, input="y" * 400_000)})
+    handler.close()
+    (event,) = capture_server.events
+    assert event["properties"]["$ai_input_state"] == "y" * 400_000
+    assert handler.stats()["shrunk_events"] == 0
 
 
 def test_the_buffer_never_drops_what_it_holds_for_an_event_that_could_never_fit() -> None:

@@ -605,9 +605,10 @@ class PosthogLogHandler(logging.Handler):
             spiller=None if self.spill_dir is None else SpillWriter(self.spill_dir),
             spill_on_overflow=self.overflow == "spill",
         )
-        # One event never takes more than a quarter of the buffer: a larger one is
-        # shrunk, not buffered at the cost of everything else held.
-        max_event_bytes = min(self.max_event_bytes, self.max_buffer_bytes // 4)
+        # One event never takes more than half the buffer: a larger one is shrunk,
+        # not buffered at the cost of everything else held.  From a 16 MiB bound up,
+        # that leaves PostHog's limit (max_event_bytes) the only one that cuts.
+        max_event_bytes = min(self.max_event_bytes, self.max_buffer_bytes // 2)
         encoder = EventEncoder(self.options, self._stats, max_event_bytes=max_event_bytes)
         outgoing = OutgoingEvents(
             self._stats,
