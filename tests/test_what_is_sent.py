@@ -222,7 +222,9 @@ def test_sampling_1000_traces_at_0_3_sends_exactly_the_traces_below_the_rate_com
     assert stats["sent"] == 4 * len(expected)
     assert stats["sampled_out"] == 4 * (1000 - len(expected))
     assert stats["dropped"] == {}
-    assert 250 < len(expected) < 350
+    # The trace ids are random: about 300 of 1,000 fall below 0.3, give or take 14.5
+    # (binomial); five standard deviations either way, so only a broken rule fails.
+    assert 227 < len(expected) < 373
 
 
 def test_events_without_a_trace_id_are_kept_unmarked(
