@@ -8,6 +8,7 @@ import json
 import logging
 import logging.config
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -233,6 +234,43 @@ def test_records_after_close_are_dropped_and_counted(
     log.info("x", extra={"span": tool_span(1)})
     assert handler.stats()["dropped"] == {"closed": 1}
     assert capture_server.requests == []
+
+
+def test_a_full_queue_drops_its_oldest_record_never_a_waiting_flush(
+    make_handler: Any, capture_server: CaptureServer
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def blocking_mask(value: Any) -> Any:
+        entered.set()
+        release.wait(10)
+        return value
+
+    handler, log = make_handler(max_queue_size=2, mask=blocking_mask, flush_timeout=5)
+    log.info("a", extra={"span": tool_span(1, input="q")})  # the listener blocks in mask
+    assert entered.wait(5)
+    flushed = threading.Event()
+
+    def flush() -> None:
+        handler.flush()
+        flushed.set()
+
+    flusher = threading.Thread(target=flush)
+    flusher.start()
+    deadline = time.monotonic() + 5
+    while handler.stats()["queued"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.005)  # the flush request is queued behind the blocked listener
+    log.info("b", extra={"span": tool_span(2, input="q")})
+    log.info("c", extra={"span": tool_span(3, input="q")})  # full: b goes, not the flush
+    release.set()
+    assert flushed.wait(3), "flush() waited for its whole flush_timeout"
+    flusher.join()
+    handler.close()
+    assert sorted(e["properties"]["$ai_span_id"] for e in capture_server.events) == [
+        f"{1:016x}",
+        f"{3:016x}",
+    ]
+    assert handler.stats()["dropped"] == {"queue_full": 1}
 
 
 def test_caller_mutating_its_span_after_logging_changes_nothing(

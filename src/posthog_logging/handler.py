@@ -369,12 +369,20 @@ class PosthogLogHandler(logging.Handler):
                 return True
             self._count_drop("closed", CLOSED_DROP)
             return False
-        try:
-            self._queue.get_nowait()
-        except queue.Empty:
-            pass
-        else:
-            self._count_drop("queue_full", "the queue is full; dropping the oldest records")
+        # The oldest record goes.  Older requests (a flush() or close() waiting) and the
+        # listener's sentinel are not records: they go back, at the tail.
+        kept: list[Any] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, tuple):  # a RecordItem
+                self._count_drop("queue_full", "the queue is full; dropping the oldest records")
+                break
+            kept.append(item)
+        for item in kept:
+            self._queue.put(item)
         return True
 
     def _wait_for_room(self) -> bool:
