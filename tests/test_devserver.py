@@ -468,7 +468,7 @@ def test_dev_server_rejects_a_bad_latency(capsys: pytest.CaptureFixture[str], va
 def dev_server_process(
     request: pytest.FixtureRequest,
 ) -> Iterator[tuple[subprocess.Popen[str], int, queue.Queue[str]]]:
-    """``python -m posthog_logging dev-server`` on a free port, and its stdout lines.
+    """The ``posthog-logging dev-server`` command on a free port, and its stdout lines.
 
     Parametrize indirectly with a tuple of extra command-line arguments.
     """
@@ -476,8 +476,14 @@ def dev_server_process(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
+    # Ctrl-C as in a terminal: a runner started as a background job ignores SIGINT,
+    # and a child would inherit that, so the command restores Python's own handler.
+    command = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from posthog_logging.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "posthog_logging", "dev-server", "--port", str(port), *extra],
+        [sys.executable, "-c", command, "dev-server", "--port", str(port), *extra],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
