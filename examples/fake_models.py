@@ -153,3 +153,26 @@ def anthropic_http_client(replies: Sequence[str]) -> Any:
         return http.Response(200, json=message)
 
     return http.Client(transport=http.MockTransport(answer))
+
+
+def gemini_transport(replies: Sequence[str]) -> httpx.MockTransport:
+    """A google-genai client's transport (``HttpOptions(client_args={"transport": ...})``)
+    answering ``:generateContent`` with ``replies`` in turn."""
+    script = iter(replies)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        model = request.url.path.rsplit("/", 1)[-1].split(":", 1)[0]
+        candidate = {
+            "content": {"role": "model", "parts": [{"text": next(script)}]},
+            "finishReason": "STOP",
+        }
+        usage = {
+            "promptTokenCount": 12,
+            "candidatesTokenCount": 4,
+            "totalTokenCount": 16,
+            "cachedContentTokenCount": 2,
+        }
+        body = {"candidates": [candidate], "usageMetadata": usage, "modelVersion": model}
+        return httpx.Response(200, json=body)
+
+    return httpx.MockTransport(answer)

@@ -19,17 +19,24 @@ from typing import Any
 
 import httpx
 import pytest
+from google.genai.types import HttpOptions
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from posthog import contexts
 from posthog.ai.anthropic import Anthropic
+from posthog.ai.gemini import Client as Gemini
 from posthog.ai.langchain import CallbackHandler
 from posthog.ai.openai import AsyncOpenAI, OpenAI
 
 import posthog_logging as pl
-from fake_models import anthropic_http_client, openai_http_client, openai_transport
+from fake_models import (
+    anthropic_http_client,
+    gemini_transport,
+    openai_http_client,
+    openai_transport,
+)
 from posthog_logging import LoggingPosthogClient, PosthogLogHandler, SpanJsonFormatter
 from posthog_logging.cli import main as cli_main
 from posthog_logging.devserver import CaptureServer, render_trace_tree
@@ -279,6 +286,30 @@ def test_anthropic_call_inside_a_span(wiring: Wiring) -> None:
     assert props["$ai_provider"] == "anthropic" and props["$ai_trace_id"] == root.trace_id
     assert (props["$ai_input_tokens"], props["$ai_cache_read_input_tokens"]) == (25, 100)
     assert event["distinct_id"] == "u-fr"
+
+
+def test_gemini_call_inside_a_span(wiring: Wiring) -> None:
+    client = Gemini(
+        api_key="gemini-test",
+        posthog_client=wiring.client,
+        http_options=HttpOptions(
+            base_url="http://mock.gemini", client_args={"transport": gemini_transport(["Soleil"])}
+        ),
+    )
+    with wiring.span("forecast", type="agent_run", metadata={"userId": "u-g"}) as root:
+        response = client.models.generate_content(model="gemini-2.0-flash", contents="Paris?")
+    assert response.text == "Soleil"
+    event = wiring.one("$ai_generation")
+    props = event["properties"]
+    assert props["$ai_provider"] == "gemini" and props["$ai_model"] == "gemini-2.0-flash"
+    assert props["$ai_trace_id"] == root.trace_id
+    assert props["$ai_parent_id"] == root.trace_id  # the root span stands for its trace
+    assert (props["$ai_input_tokens"], props["$ai_output_tokens"]) == (12, 4)
+    if "$ai_cache_read_input_tokens" in props:  # posthog's wrapper reports them from 7.x
+        assert props["$ai_cache_read_input_tokens"] == 2
+        assert props["$ai_cache_reporting_exclusive"] is False  # Gemini's input includes them
+    assert props["$ai_output_choices"][0]["content"][0]["text"] == "Soleil"
+    assert event["distinct_id"] == "u-g"
 
 
 def langchain_chain() -> Any:
