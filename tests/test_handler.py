@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import linecache
 import logging
 import logging.config
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from posthog_logging import PosthogLogHandler
+from posthog_logging import handler as handler_module
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
 from posthog_logging.handler import DISABLED_WARNING
 
@@ -236,9 +238,11 @@ def test_records_after_close_are_dropped_and_counted(
     assert capture_server.requests == []
 
 
-def test_a_full_queue_drops_its_oldest_record_never_a_waiting_flush(
-    make_handler: Any, capture_server: CaptureServer
-) -> None:
+def listener_held(
+    make_handler: Any, **kwargs: Any
+) -> tuple[PosthogLogHandler, logging.Logger, threading.Event]:
+    """A handler whose listener is held mapping span 1 (in ``mask``) until the
+    returned event is set."""
     entered, release = threading.Event(), threading.Event()
 
     def blocking_mask(value: Any) -> Any:
@@ -246,9 +250,16 @@ def test_a_full_queue_drops_its_oldest_record_never_a_waiting_flush(
         release.wait(10)
         return value
 
-    handler, log = make_handler(max_queue_size=2, mask=blocking_mask, flush_timeout=5)
-    log.info("a", extra={"span": tool_span(1, input="q")})  # the listener blocks in mask
+    handler, log = make_handler(mask=blocking_mask, **kwargs)
+    log.info("a", extra={"span": tool_span(1, input="q")})
     assert entered.wait(5)
+    return handler, log, release
+
+
+def test_a_full_queue_drops_its_oldest_record_never_a_waiting_flush(
+    make_handler: Any, capture_server: CaptureServer
+) -> None:
+    handler, log, release = listener_held(make_handler, max_queue_size=2, flush_timeout=5)
     flushed = threading.Event()
 
     def flush() -> None:
@@ -271,6 +282,74 @@ def test_a_full_queue_drops_its_oldest_record_never_a_waiting_flush(
         f"{3:016x}",
     ]
     assert handler.stats()["dropped"] == {"queue_full": 1}
+
+
+def _pause_after(source_line: str, reached: threading.Event, go: threading.Event) -> Any:
+    """A trace function that holds its thread once the handler line ``source_line`` ran
+    (at the next line of that function), so a test can interleave threads exactly;
+    nothing is replaced."""
+    seen: list[Any] = []
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        if event != "line" or reached.is_set():
+            return local
+        if frame in seen:
+            reached.set()
+            go.wait(10)
+        elif linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip() == source_line:
+            seen.append(frame)
+        return local
+
+    def call(frame: Any, event: str, arg: Any) -> Any:
+        return local if frame.f_code.co_filename == handler_module.__file__ else None
+
+    return call
+
+
+def test_close_is_not_held_up_when_a_full_queue_moves_its_request_to_the_tail(
+    make_handler: Any, capture_server: CaptureServer
+) -> None:
+    handler, log, release = listener_held(make_handler, max_queue_size=1, shutdown_timeout=3)
+    gates = [(threading.Event(), threading.Event()) for _ in range(3)]
+
+    def traced(target: Any, gate: tuple[threading.Event, threading.Event], line: str) -> None:
+        sys.settrace(_pause_after(line, *gate))
+        try:
+            target()
+        finally:
+            sys.settrace(None)
+
+    # Two callers pass the closed check before close() begins, and hold there.
+    callers = [
+        threading.Thread(
+            target=traced,
+            args=(lambda n=n: log.info("b", extra={"span": tool_span(n)}), gates[n - 2]),
+            kwargs={"line": "if self._listener is None:"},
+        )
+        for n in (2, 3)
+    ]
+    for caller, (reached, _go) in zip(callers, gates[:2], strict=True):
+        caller.start()
+        assert reached.wait(5)
+    # close() holds right after it queued its request.
+    closer = threading.Thread(
+        target=traced, args=(handler.close, gates[2]), kwargs={"line": "self._queue.put(request)"}
+    )
+    closer.start()
+    assert gates[2][0].wait(5)
+    gates[0][1].set()  # full: the request goes back, behind this caller's record
+    callers[0].join(5)
+    started = time.monotonic()
+    gates[2][1].set()  # (before: the listener's sentinel now followed that record)
+    time.sleep(0.1)
+    gates[1][1].set()  # full: the request goes back again (before: behind the sentinel)
+    callers[1].join(5)
+    release.set()
+    closer.join(5)
+    assert not closer.is_alive()
+    assert time.monotonic() - started < 1.5, "close() waited out its shutdown_timeout"
+    assert [e["properties"]["$ai_span_id"] for e in capture_server.events] == [f"{1:016x}"]
+    assert handler.stats()["dropped"] == {"queue_full": 1, "closed": 1}
 
 
 def test_caller_mutating_its_span_after_logging_changes_nothing(

@@ -190,6 +190,30 @@ def test_the_buffer_never_drops_what_it_holds_for_an_event_that_could_never_fit(
     assert buffer.take(10, 10_000) == small
 
 
+def test_the_buffer_pushes_nothing_out_for_an_event_that_the_events_in_flight_keep_out() -> None:
+    buffer = EventBuffer(max_events=100, max_bytes=1_000)
+    assert buffer.append(EncodedEvent("f" * 700)) == []
+    in_flight = buffer.take(1, 0)
+    queued = [EncodedEvent(f'{{"n":{n}}}') for n in range(3)]
+    for event in queued:
+        assert buffer.append(event) == []
+    large = EncodedEvent("z" * 400)  # under the bound, but 700 bytes are in flight
+    assert buffer.append(large) == [large]
+    assert buffer.take(10, 10_000) == queued  # still held, not pushed out for nothing
+    buffer.release(in_flight)
+    assert buffer.bytes == sum(len(event) for event in queued)
+
+
+def test_the_buffer_refuses_a_new_event_while_the_events_in_flight_fill_the_count() -> None:
+    buffer = EventBuffer(max_events=2, max_bytes=1_000)
+    for n in range(2):
+        assert buffer.append(EncodedEvent(f'{{"n":{n}}}')) == []
+    assert len(buffer.take(2, 1_000)) == 2  # in flight: the count is full, the queue empty
+    new = EncodedEvent('{"n":2}')
+    assert buffer.append(new) == [new]
+    assert (buffer.held_events, len(buffer)) == (2, 0)
+
+
 @pytest.mark.slow
 def test_dead_server_with_spill_dir_then_replay_delivers_each_once(
     tmp_path: Path, capture_server: CaptureServer, monkeypatch: pytest.MonkeyPatch

@@ -484,10 +484,10 @@ class PosthogLogHandler(logging.Handler):
         pipeline = self._pipeline
         request = CloseRequest(deadline, now_ms=time_ms(time.time()) or 0)
         # 1. The listener maps every record queued before close() (later ones are
-        #    refused: _closed is set), aborts the spans still open (§1.2), and stops.
-        #    Without a listener (or on the listener's own thread), this thread does
-        #    that work.
-        self._finish(request, deadline, stop_listener=True)
+        #    refused: _closed is set), aborts the spans still open (§1.2), and stops
+        #    (EventListener).  Without a listener (or on the listener's own thread),
+        #    this thread does that work.
+        self._finish(request, deadline)
         # 2. If the listener missed the deadline, this thread aborts the open spans;
         #    the records the listener never reached are dropped unmapped (counted):
         #    mapping them here would overrun the deadline.
@@ -517,16 +517,12 @@ class PosthogLogHandler(logging.Handler):
         # 6. One warning sums up what was lost or spilled.
         self._report_losses()
 
-    def _finish(
-        self, request: FlushRequest, deadline: float, *, stop_listener: bool = False
-    ) -> None:
+    def _finish(self, request: FlushRequest, deadline: float) -> None:
         """Have ``request`` carried out by the listener, waiting up to ``deadline``."""
         listener = self._listener
         thread = listener.thread if listener is not None else None
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             self._queue.put(request)
-            if stop_listener and listener is not None:
-                listener.enqueue_sentinel()
             request.done.wait(max(0.0, deadline - time.monotonic()))
             return
         self._drain_inline(request)
@@ -556,7 +552,8 @@ class PosthogLogHandler(logging.Handler):
         """After the shutdown: whatever is still queued will never be read.
 
         Records are counted as dropped, flush() callers released; a listener
-        still running gets its sentinel again (the drain took it), so it stops.
+        still running (late: the drain may have taken its CloseRequest) gets a
+        sentinel, so it stops.
         """
         dropped = 0
         for item in self._drain_queue():

@@ -237,16 +237,24 @@ class EventPipeline:
 
 
 class EventListener(QueueListener):
-    """A ``QueueListener`` whose waits double as the pipeline's timers."""
+    """A ``QueueListener`` whose waits double as the pipeline's timers.
+
+    It stops once it carried out a :class:`CloseRequest`, not at a sentinel queued
+    after it: a caller making room in a full queue puts the requests it takes off
+    back at the tail, where a sentinel queued behind the request could overtake it.
+    """
 
     def __init__(self, event_queue: queue.SimpleQueue[Any], pipeline: EventPipeline) -> None:
         super().__init__(event_queue)
         self.event_queue = event_queue
         self.pipeline = pipeline
         self._backlog = 0
+        self._closed = False
 
     def dequeue(self, block: bool) -> Any:
         library_thread.active = True  # this thread's own log records are never consumed
+        if self._closed:
+            return None  # QueueListener's sentinel: its loop ends
         while True:
             try:
                 return self.event_queue.get(block, self.pipeline.seconds_until_due())
@@ -255,6 +263,8 @@ class EventListener(QueueListener):
 
     def handle(self, record: Any) -> None:
         self.pipeline.process(record)
+        if isinstance(record, CloseRequest):
+            self._closed = True
         # While the application is logging (the queue grows), hand the GIL back
         # after every record: its threads come first, and the listener catches
         # up when they pause (bench/: a burst costs 0.9x a QueueHandler instead

@@ -118,6 +118,8 @@ class EventBuffer:
         #: Bytes of every event held: queued, in flight or waiting for a retry.
         self.bytes = 0
         self.held_events = 0
+        #: Bytes of the queued events alone: all a new event can push out.
+        self.queued_bytes = 0
         #: Events ever taken off the head (to send, or dropped): the head's sequence number.
         self.removed = 0
 
@@ -131,22 +133,23 @@ class EventBuffer:
 
     def append(self, event: EncodedEvent) -> list[EncodedEvent]:
         """Add at the tail; returns the oldest queued events pushed out by the bound,
-        or the new one itself when it is larger than the whole bound (the others
-        stay) or the events in flight alone leave no room.
+        or the new one itself when pushing out every queued event would not make
+        room for it (it is larger than the whole bound, or the events in flight
+        leave too little): then the others stay.
 
         Room is made before the event is counted: the bound holds at every moment.
         """
         size = len(event)
-        if size > self.max_bytes:
+        in_flight_events = self.held_events - len(self._events)
+        in_flight_bytes = self.bytes - self.queued_bytes
+        if in_flight_events >= self.max_events or in_flight_bytes + size > self.max_bytes:
             return [event]
         overflow: list[EncodedEvent] = []
-        while self._events and not self._fits(size):
+        while not self._fits(size):  # ends: an empty queue leaves room (above)
             overflow.extend(self.release(self.take(1, 0)))
-        if not self._fits(size):
-            overflow.append(event)
-            return overflow
         self._events.append(event)
         self.bytes += size
+        self.queued_bytes += size
         self.held_events += 1
         return overflow
 
@@ -168,6 +171,7 @@ class EventBuffer:
             taken.append(events.popleft())
             size += length
         self.removed += len(taken)
+        self.queued_bytes -= size
         return taken
 
     def release(self, events: list[EncodedEvent]) -> list[EncodedEvent]:
