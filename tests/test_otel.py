@@ -530,6 +530,22 @@ def run_otel_program(server: CaptureServer, body: str) -> subprocess.CompletedPr
     return result
 
 
+def test_force_flush_delivers_through_the_handlers_the_records_reach(
+    capture_server: CaptureServer,
+) -> None:
+    handler = PosthogLogHandler(api_key=DUMMY_KEY, host=capture_server.url, flush_at=1000)
+    span_logger("test.otel.flush", handler)
+    otel = Otel(logging.getLogger("test.otel.flush.child"))  # propagates to the handler
+    with otel.tracer.start_as_current_span(
+        "chat m", attributes={"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 3}
+    ):
+        pass
+    assert capture_server.events == []  # flush_at=1000: nothing sent yet
+    assert otel.provider.force_flush()
+    assert sorted(e["event"] for e in capture_server.events) == ["$ai_generation", "$ai_trace"]
+    handler.close()
+
+
 def test_a_program_that_just_returns_delivers_and_aborts_its_open_root(
     capture_server: CaptureServer,
 ) -> None:
