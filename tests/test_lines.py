@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from posthog_logging import lines
-from posthog_logging.lines import TOO_LONG, StopSignals, follow_lines, pipe_lines
+from posthog_logging.lines import TOO_LONG, StopSignals, TooLong, follow_lines, pipe_lines
 
 
 def in_thread(work: Callable[[], None]) -> threading.Thread:
@@ -20,14 +20,14 @@ def in_thread(work: Callable[[], None]) -> threading.Thread:
     return thread
 
 
-def test_pipe_lines_across_chunks_and_a_last_line_without_newline() -> None:
+def piped_lines(chunks: list[bytes], pause: float) -> list[bytes | TooLong]:
+    """What ``pipe_lines`` reads from a pipe written ``chunks``, ``pause`` apart, then closed."""
     read_fd, write_fd = os.pipe()
-    chunks = [b'{"a": 1}\n{"b"', b": 2}\n", b"\n", b"x" * 70_000 + b"\n", b"last"]
 
     def write() -> None:
         for chunk in chunks:
             os.write(write_fd, chunk)
-            time.sleep(0.01)
+            time.sleep(pause)
         os.close(write_fd)
 
     writer = in_thread(write)
@@ -35,24 +35,18 @@ def test_pipe_lines_across_chunks_and_a_last_line_without_newline() -> None:
         got = list(pipe_lines(read_fd, stop))
     writer.join()
     os.close(read_fd)
+    return got
+
+
+def test_pipe_lines_across_chunks_and_a_last_line_without_newline() -> None:
+    chunks = [b'{"a": 1}\n{"b"', b": 2}\n", b"\n", b"x" * 70_000 + b"\n", b"last"]
+    got = piped_lines(chunks, pause=0.01)
     assert got == [b'{"a": 1}', b'{"b": 2}', b"", b"x" * 70_000, b"last"]
 
 
 def test_an_over_long_line_is_skipped_up_to_its_newline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lines, "MAX_LINE_BYTES", 100)
-    read_fd, write_fd = os.pipe()
-
-    def write() -> None:
-        os.write(write_fd, b"ok\n" + b"y" * 150)
-        time.sleep(0.02)
-        os.write(write_fd, b"y" * 150 + b"\nnext\n")
-        os.close(write_fd)
-
-    writer = in_thread(write)
-    with StopSignals() as stop:
-        got = list(pipe_lines(read_fd, stop))
-    writer.join()
-    os.close(read_fd)
+    got = piped_lines([b"ok\n" + b"y" * 150, b"y" * 150 + b"\nnext\n"], pause=0.02)
     assert got == [b"ok", TOO_LONG, b"next"]
 
 
