@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..values import JsonValue, id_text, is_truthy, js_id_text, js_string, json_safe, time_ms
+from ..values import JsonValue, is_truthy, js_string, json_safe, time_ms
 from .envelope import Event, MappingOptions, SpanRejected, make_event
 from .layers import library, merge_layers, passthrough
-from .spans import CONSUMED_METADATA, as_mapping
+from .spans import CONSUMED_METADATA, as_mapping, required_id_text
 
 _FIELDS = (
     ("feedbackId", "feedback_id"),
@@ -35,14 +35,13 @@ class FeedbackEventBuilder:
             raise SpanRejected("feedback has no traceId")
         # Default mode: a trace id with no text that identifies is dropped (Part 2);
         # compat mode sends js-string of it, as Mastra does (§1.13), like a span's,
-        # unless JavaScript has no such value (js_id_text).
-        raw_trace_id = feedback["traceId"]
-        compat = self.options.mastra_compat
-        trace_id = js_id_text(raw_trace_id) if compat else id_text(raw_trace_id)
-        if trace_id is None:
-            # A bad value, not the missing trace id above (DEBUG only, §1.13): an ERROR.
-            kind = type(raw_trace_id).__name__
-            raise SpanRejected(f"feedback dropped: its trace id (a {kind}) has no text")
+        # unless JavaScript has no such value.  A bad value, not the missing trace
+        # id above (DEBUG only, §1.13), is reported as an ERROR.
+        trace_id = required_id_text(
+            feedback["traceId"],
+            "feedback dropped: its trace id",
+            mastra_compat=self.options.mastra_compat,
+        )
         metadata = as_mapping(feedback.get("metadata"))
         properties: dict[str, JsonValue] = {"$ai_trace_id": trace_id}
         properties["$ai_feedback_text"] = self._text(feedback)

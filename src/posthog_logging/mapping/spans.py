@@ -70,14 +70,20 @@ class SpanFacts:
             if not is_truthy(span.get(key)):
                 raise SpanRejected(f"span has no {key}")
         self.span = span
-        self.trace_id = _span_id_text(span, "traceId", "trace id", mastra_compat)
-        self.span_id = _span_id_text(span, "id", "id", mastra_compat)
+        self.trace_id = required_id_text(
+            span["traceId"], "span dropped: its trace id", mastra_compat=mastra_compat
+        )
+        self.span_id = required_id_text(
+            span["id"], "span dropped: its id", mastra_compat=mastra_compat
+        )
         span_type = span.get("type")
         self.type = span_type.lower() if isinstance(span_type, str) else ""
         self.is_event = is_truthy(span.get("isEvent"))
         self.is_root = is_truthy(span.get("isRootSpan"))
         self.parent_id = (
-            _span_id_text(span, "parentSpanId", "parent id", mastra_compat)
+            required_id_text(
+                span["parentSpanId"], "span dropped: its parent id", mastra_compat=mastra_compat
+            )
             if is_truthy(span.get("parentSpanId"))
             else None
         )
@@ -101,11 +107,13 @@ class SpanFacts:
         return js_string(user) if is_truthy(user) else None
 
 
-def _span_id_text(span: Mapping[str, Any], key: str, what: str, mastra_compat: bool) -> str:
-    """``span[key]`` as id text (``js_id_text`` in compat mode, else ``id_text``), or rejected."""
-    text = js_id_text(span[key]) if mastra_compat else id_text(span[key])
+def required_id_text(value: Any, what: str, *, mastra_compat: bool) -> str:
+    """An id of a span or feedback as text (``js_id_text`` in compat mode, else
+    ``id_text``); raises :class:`SpanRejected` ("``what`` (a dict) has no text")
+    when it has none."""
+    text = js_id_text(value) if mastra_compat else id_text(value)
     if text is None:
-        raise SpanRejected(f"span dropped: its {what} (a {type(span[key]).__name__}) has no text")
+        raise SpanRejected(f"{what} (a {type(value).__name__}) has no text")
     return text
 
 
