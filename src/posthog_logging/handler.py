@@ -61,6 +61,8 @@ from .pipeline import (
     EventPipeline,
     FlushRequest,
     RecordItem,
+    is_record,
+    release_unread,
 )
 from .processes import WorkerExit
 from .records import payload_fields
@@ -377,7 +379,7 @@ class PosthogLogHandler(logging.Handler):
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(item, tuple):  # a RecordItem
+            if is_record(item):
                 self._count_drop("queue_full", "the queue is full; dropping the oldest records")
                 break
             kept.append(item)
@@ -555,12 +557,7 @@ class PosthogLogHandler(logging.Handler):
         still running (late: the drain may have taken its CloseRequest) gets a
         sentinel, so it stops.
         """
-        dropped = 0
-        for item in self._drain_queue():
-            if isinstance(item, tuple):  # a RecordItem
-                dropped += 1
-            elif isinstance(item, FlushRequest):
-                item.done.set()
+        dropped = release_unread(self._drain_queue())
         if dropped:
             self._count_drop("closed", CLOSED_DROP, dropped)
         listener = self._listener

@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from logging.handlers import QueueListener
 from typing import Any
@@ -72,6 +72,23 @@ class CloseRequest(FlushRequest):
     """Asks the listener to map what is queued before it and abort the open spans (§1.2)."""
 
     now_ms: int = 0
+
+
+def is_record(item: Any) -> bool:
+    """Whether a queue item is a record (a :data:`RecordItem`), not a request or the sentinel."""
+    return isinstance(item, tuple)
+
+
+def release_unread(items: Iterable[Any]) -> int:
+    """Queue items that will never be carried out: releases the flush() and close()
+    callers waiting on the requests among them; returns how many records they held."""
+    records = 0
+    for item in items:
+        if is_record(item):
+            records += 1
+        elif isinstance(item, FlushRequest):
+            item.done.set()
+    return records
 
 
 class EventEncoder:
@@ -226,12 +243,7 @@ class EventPipeline:
         mapped here: that would overrun the deadline (records queue far faster
         than they map).
         """
-        unmapped = 0
-        for item in items:
-            if isinstance(item, tuple):  # a RecordItem
-                unmapped += 1
-            elif isinstance(item, FlushRequest):
-                item.done.set()
+        unmapped = release_unread(items)
         self.abort_open_spans(now_ms)
         return unmapped
 
