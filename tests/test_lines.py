@@ -88,3 +88,26 @@ def test_follow_waits_for_the_file_then_follows_rotation_and_truncation(tmp_path
         reader.join(timeout=5)
     assert not reader.is_alive()
     assert got == [b"1", b"2", b"3", b"4", b"5", b"6", b"7"]
+
+
+def test_a_file_renamed_away_is_still_read_until_its_successor_appears(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(b"1\n")
+    got: list[object] = []
+    with StopSignals() as stop:
+        reader = in_thread(lambda: collect(follow_lines(str(path), stop, poll=0.02), got))
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)
+        path.rename(tmp_path / "app.jsonl.1")
+        time.sleep(0.2)  # ten polls with no file at the path
+        with open(tmp_path / "app.jsonl.1", "ab") as handle:
+            handle.write(b"2\n")  # its writer has not reopened yet
+        time.sleep(0.1)
+        path.write_bytes(b"3\n")
+        deadline = time.monotonic() + 10
+        while len(got) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stop.stopped = True
+        reader.join(timeout=5)
+    assert got == [b"1", b"2", b"3"]

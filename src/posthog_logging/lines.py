@@ -131,8 +131,10 @@ def follow_lines(
     """Lines of a growing file from its start, like ``tail -F``, until a stop signal.
 
     The file may not exist yet.  When it is replaced (rotation: a new inode at
-    ``path``), the old one is read to its end first; when it shrinks
-    (truncation), reading starts again from its beginning.
+    ``path``), the old one is read to its end first; while ``path`` is missing
+    (renamed away, its successor not created yet) the old one is still read, as
+    its writer may not have reopened yet.  When it shrinks (truncation), reading
+    starts again from its beginning.
     """
     splitter = _Splitter()
     handle: io.FileIO | None = None
@@ -152,10 +154,18 @@ def follow_lines(
                 named = os.stat(path)
             except FileNotFoundError:
                 named = None
-            if named is None or named.st_ino != current.st_ino or named.st_dev != current.st_dev:
-                yield from splitter.rest()  # the old file is complete
+            if named is not None and (
+                named.st_ino != current.st_ino or named.st_dev != current.st_dev
+            ):
+                # Rotated: what was written to the old file until now, then the new one.
+                while chunk := handle.read(_CHUNK):
+                    yield from splitter.feed(chunk)
+                yield from splitter.rest()
                 handle.close()
                 handle = None
+                continue
+            if named is None:
+                stop.wait(None, poll)  # renamed away: its successor is not there yet
                 continue
             if named.st_size < handle.tell():
                 splitter.discard()  # a line cut by truncation is not a line
