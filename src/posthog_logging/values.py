@@ -133,6 +133,26 @@ def safe_str(value: Any) -> str:
         return f"<unrepresentable {type(value).__name__}>"
 
 
+def plain(value: Any) -> Any:
+    """An SDK object as the plain data it stands for; anything else unchanged.
+
+    Provider SDKs hand out pydantic models (OpenAI, Anthropic, google-genai) and
+    a few protobuf-style objects with ``to_dict()``.  Their ``str()`` is no use in
+    an event, so the mapping reads them through these methods first.  A method
+    that fails leaves the object as it is (``json_safe`` then sends its text).
+    """
+    if type(value) in _PLAIN_TYPES or isinstance(value, (Mapping, list, tuple)):
+        return value
+    for method in ("model_dump", "to_dict"):
+        dump = getattr(value, method, None)
+        if callable(dump):
+            try:
+                return dump()
+            except Exception:  # a user object's method may fail in any way
+                return value
+    return value
+
+
 # ---------------------------------------------------------------- times (§1.1)
 
 
