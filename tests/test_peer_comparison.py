@@ -186,14 +186,13 @@ SAME_MEANING: dict[str, Callable[[Props, Props], bool]] = {
     "$ai_output_choices": lambda peer, ours: (
         _texts(peer["$ai_output_choices"]) == _texts(ours.get("$ai_output_choices", []))
     ),
+    "$ai_usage": _same("$ai_usage"),  # the raw usage object (mapping-spec Part 2 (q))
     "$ai_latency": _same_kind("$ai_latency", float),
     "$ai_trace_id": _same_kind("$ai_trace_id", str),
 }
 
 #: Peer properties ours does not send as the peer does, each with the reason.
 DELIBERATE: dict[str, str] = {
-    "$ai_usage": "the provider's raw usage object; ours sends the counts PostHog prices "
-    "($ai_*_tokens) and keeps raw SDK objects out of events",
     "$ai_tokens_source": "posthog-python marks whether the caller overrode SDK token counts; "
     "ours always sends what the caller recorded",
     "$ai_lib": "ours identifies itself with $lib = posthog-logging on every event",

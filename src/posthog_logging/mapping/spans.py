@@ -350,6 +350,8 @@ class SpanEventBuilder:
         ("$ai_cache_creation_5m_input_tokens", ("inputDetails", "cacheWrite5m")),
         ("$ai_cache_creation_1h_input_tokens", ("inputDetails", "cacheWrite1h")),
     )
+    #: Part 2 (f): default mode also sends reasoning tokens, from any usage shape.
+    _DEFAULT_TOKEN_ROWS = (*_TOKEN_ROWS, ("$ai_reasoning_tokens", ("outputDetails", "reasoning")))
 
     def _usage_keys(self, attributes: Mapping[str, Any]) -> dict[str, JsonValue]:
         """Token counts: §1.9 in compat mode; Part 2 (i) in default mode.
@@ -365,7 +367,8 @@ class SpanEventBuilder:
         if not self.compat:
             usage = normalize_usage(usage)
         keys: dict[str, JsonValue] = {}
-        for prop, path in self._TOKEN_ROWS:
+        rows = self._TOKEN_ROWS if self.compat else self._DEFAULT_TOKEN_ROWS
+        for prop, path in rows:
             container: Any = usage
             for step in path[:-1]:
                 container = container.get(step) if isinstance(container, Mapping) else None
@@ -382,15 +385,13 @@ class SpanEventBuilder:
         return json_safe(value) if self.compat else _OMIT
 
     def _default_generation_keys(self, facts: SpanFacts) -> dict[str, JsonValue]:
-        """Part 2 (e), (f), (h): time to first token, reasoning tokens, costs, stop reason."""
+        """Part 2 (e), (f), (h), (l), (q): time to first token, costs, stop reason,
+        prompt, raw usage and web searches."""
         attributes = facts.attributes
         keys: dict[str, JsonValue] = {}
         first_token_ms = time_ms(attributes.get("completionStartTime"))
         if first_token_ms is not None and facts.start_ms is not None:
             keys["$ai_time_to_first_token"] = seconds_between(facts.start_ms, first_token_ms)
-        output_details = as_mapping(as_mapping(attributes.get("usage")).get("outputDetails"))
-        if "reasoning" in output_details and is_number(output_details["reasoning"]):
-            keys["$ai_reasoning_tokens"] = self._token_value(output_details["reasoning"])
         keys.update(_cost_keys(as_mapping(attributes.get("costContext"))))
         finish_reason = attributes.get("finishReason")
         if isinstance(finish_reason, str) and finish_reason:
