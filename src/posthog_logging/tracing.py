@@ -214,7 +214,8 @@ class Span:
         self.input = input
         self.output: Any = UNSET
         self.error: dict[str, Any] | None = None
-        #: The exception that ended the span, for ``capture_exceptions`` (``$exception``).
+        #: The exception that ended the span, for ``capture_exceptions`` (``$exception``);
+        #: kept until the span is logged.
         self.exception: BaseException | None = None
         self.is_event = is_event
         self.emit_start = emit_start
@@ -280,6 +281,9 @@ class Span:
         self._before_end()
         self.end_time = _now()
         self._emit(SpanEvent.ENDED)
+        # The record carries the exception now.  The span lets go of it: its traceback
+        # holds the frame that holds this span, a cycle only the garbage collector breaks.
+        self.exception = None
 
     def _before_end(self) -> None:
         """Hook for subclasses to settle defaults (e.g. streamed output)."""
