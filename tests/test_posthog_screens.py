@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import anthropic
 import google.genai
 import httpx
 import openai
@@ -31,15 +30,22 @@ from google.genai.types import HttpOptions
 from posthog.ai.anthropic import Anthropic as PeerAnthropic
 from posthog.ai.gemini import Client as PeerGemini
 from posthog.ai.openai import OpenAI as PeerOpenAI
-from posthog.client import Client
 
 import posthog_logging as pl
 from posthog_logging import PosthogLogHandler
 from posthog_logging.devserver import CaptureServer
 
 from .conftest import DUMMY_KEY, span_logger
+from .peer_calls import (
+    WEATHER_SCHEMA,
+    Harness,
+    anthropic_client,
+    anthropic_httpx,
+    open_harness,
+    openai_client,
+)
+from .peer_calls import openai_api as rate_limited_openai_api
 from .posthog_ingestion import screens, tools_called
-from .test_peer_comparison import ANTHROPIC_BASE, OPENAI_BASE, WEATHER_SCHEMA, anthropic_httpx
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER_SCHEMA}}
 CLOCK = {"type": "function", "function": {"name": "get_time", "parameters": WEATHER_SCHEMA}}
@@ -126,20 +132,11 @@ def _response(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def openai_api(request: httpx.Request) -> httpx.Response:
+    """Chat completions with tool calls and the Responses API; the rest as in the
+    peer comparison (a rate limit for ``overloaded-model``)."""
     body = json.loads(request.content)
     if body["model"] == "overloaded-model":
-        error = {"message": "Rate limit reached", "type": "rate_limit", "code": "rate_limit"}
-        return httpx.Response(429, json={"error": error})
-    if request.url.path.endswith("/embeddings"):
-        return httpx.Response(
-            200,
-            json={
-                "object": "list",
-                "model": body["model"],
-                "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
-                "usage": {"prompt_tokens": 8, "total_tokens": 8},
-            },
-        )
+        return rate_limited_openai_api(request)  # type: ignore[no-any-return]
     if request.url.path.endswith("/responses"):
         return httpx.Response(200, json=_response(body))
     return httpx.Response(200, json=_chat_completion(body))
@@ -180,26 +177,6 @@ def gemini_api(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json=body)
 
 
-def openai_client(cls: Any = openai.OpenAI, **kwargs: Any) -> Any:
-    return cls(
-        api_key="sk-test",
-        base_url=OPENAI_BASE,
-        http_client=httpx.Client(transport=httpx.MockTransport(openai_api)),
-        max_retries=0,
-        **kwargs,
-    )
-
-
-def anthropic_client(cls: Any = anthropic.Anthropic, **kwargs: Any) -> Any:
-    return cls(
-        api_key="sk-ant-test",
-        base_url=ANTHROPIC_BASE,
-        http_client=anthropic_httpx.Client(transport=anthropic_httpx.MockTransport(anthropic_api)),
-        max_retries=0,
-        **kwargs,
-    )
-
-
 def gemini_client(cls: Any = google.genai.Client, **kwargs: Any) -> Any:
     options = HttpOptions(
         base_url="http://mock.gemini",
@@ -211,28 +188,27 @@ def gemini_client(cls: Any = google.genai.Client, **kwargs: Any) -> Any:
 # ---------------------------------------------------------------- the harness
 
 
-@dataclass
-class Screens:
+class Screens(Harness):
     """Both sides of one scenario: the wrapper's events and ours."""
 
-    peer_client: Client
-    peer_server: CaptureServer
-    handler: PosthogLogHandler
-    logger: logging.Logger
-    server: CaptureServer
-
-    def record(self, name: str, **span: Any) -> None:
-        """Log a Mastra span record, as a producer of JSON lines or another SDK would."""
+    def record_call(
+        self, input: Any, output: Any, usage: Any, stop_reason: Any, **attributes: Any
+    ) -> None:
+        """Log one model call as a Mastra span record, as a producer of JSON lines or
+        another SDK would: its response and usage as plain data."""
+        attributes.update(usage=usage.model_dump(), finishReason=stop_reason)
         record = {
             "id": "5" * 16,
             "traceId": "6" * 32,
-            "name": name,
+            "name": "record",
             "type": "model_generation",
             "startTime": "2026-01-01T00:00:00.000Z",
             "endTime": "2026-01-01T00:00:01.000Z",
             "isRootSpan": True,
             "metadata": {"userId": "u1"},
-            **span,
+            "input": input,
+            "output": output,
+            "attributes": attributes,
         }
         self.logger.info("span", extra={"span": record})
 
@@ -268,62 +244,48 @@ class Screens:
 
 
 @pytest.fixture
-def harness(capture_server: CaptureServer) -> Iterator[Screens]:
-    with CaptureServer() as peer_server:
-        peer_client = Client(DUMMY_KEY, host=peer_server.url, sync_mode=True)
-        handler = PosthogLogHandler(
-            api_key=DUMMY_KEY, host=capture_server.url, capture_exceptions=True
-        )
-        logger = span_logger("test.posthog_screens", handler)
-        try:
-            yield Screens(peer_client, peer_server, handler, logger, capture_server)
-        finally:
-            handler.close()
+def calls(capture_server: CaptureServer) -> Iterator[Screens]:
+    with open_harness(capture_server, "test.posthog_screens") as opened:
+        yield Screens(**vars(opened))
 
 
-def generation(harness: Screens, **options: Any) -> Any:
+def generation(calls: Screens, **options: Any) -> Any:
     options.setdefault("metadata", {"userId": "u1"})
-    return pl.generation("chat", logger=harness.logger, **options)
+    return pl.generation("chat", logger=calls.logger, **options)
 
 
 # ----------------------------------------------------------------- scenarios
 
 
-def test_openai_chat_two_tool_calls_then_results_fed_back(harness: Screens) -> None:
+def test_openai_chat_two_tool_calls_then_results_fed_back(calls: Screens) -> None:
     request = {"model": "gpt-4o", "tools": [WEATHER, CLOCK], "temperature": 0.2}
-    peer = openai_client(PeerOpenAI, posthog_client=harness.peer_client)
+    peer = openai_client(PeerOpenAI, api=openai_api, posthog_client=calls.peer_client)
     peer.chat.completions.create(messages=QUESTION, posthog_distinct_id="u1", **request)
 
-    client = openai_client()
+    client = openai_client(api=openai_api)
     params = {"temperature": 0.2}
     model = {"model": "gpt-4o", "provider": "openai", "parameters": params}
-    with generation(harness, input=QUESTION, tools=[WEATHER, CLOCK], **model) as llm:
+    with generation(calls, input=QUESTION, tools=[WEATHER, CLOCK], **model) as llm:
         response = client.chat.completions.create(messages=QUESTION, **request)
         choice = response.choices[0]
         llm.update(output=choice.message, usage=response.usage, stop_reason=choice.finish_reason)
-    harness.record(
-        "record",
-        input=QUESTION,
-        output=response.model_dump(),  # a JSON-lines producer has the response as data
-        attributes={
-            **model,
-            "usage": response.usage.model_dump(),
-            "finishReason": choice.finish_reason,
-        },
+    # A JSON-lines producer has the response as data.
+    calls.record_call(
+        QUESTION, response.model_dump(), response.usage, choice.finish_reason, **model
     )
-    seen = harness.same_screens()
+    seen = calls.same_screens()
     assert seen["tools"] == (["get_weather", "get_time"], 2)
     assert seen["cost"]["input"] == {"uncached": 64, "cache_read": 16, "cache_write": 0}
     assert seen["params"]["$ai_temperature"] == 0.2
 
     # The results fed back: the tool calls and their ids stay in $ai_input, as the peer's.
-    harness.server.clear()
-    harness.peer_server.clear()
+    calls.server.clear()
+    calls.peer_server.clear()
     peer.chat.completions.create(messages=FED_BACK, posthog_distinct_id="u1", **request)
-    with generation(harness, input=FED_BACK, **model) as llm:
+    with generation(calls, input=FED_BACK, **model) as llm:
         response = client.chat.completions.create(messages=FED_BACK, **request)
         llm.update(output=response.choices[0].message, usage=response.usage)
-    (peer_props,), ours = harness.events("$ai_generation")
+    (peer_props,), ours = calls.events("$ai_generation")
     for props in (peer_props, ours["chat"]):
         assistant, weather, clock = props["$ai_input"][1:]
         assert [c["function"]["name"] for c in assistant["tool_calls"]] == [
@@ -334,157 +296,96 @@ def test_openai_chat_two_tool_calls_then_results_fed_back(harness: Screens) -> N
         assert tools_called("$ai_generation", props) is None  # the answer calls no tool
 
 
-def test_openai_responses_function_call_and_web_search(harness: Screens) -> None:
-    peer = openai_client(PeerOpenAI, posthog_client=harness.peer_client)
+def test_openai_responses_function_call_and_web_search(calls: Screens) -> None:
+    peer = openai_client(PeerOpenAI, api=openai_api, posthog_client=calls.peer_client)
     tools = [{"type": "web_search"}, {"type": "function", "name": "get_weather"}]
     peer.responses.create(model="gpt-4.1", input="Weather?", tools=tools, posthog_distinct_id="u1")
 
-    client = openai_client()
-    with generation(harness, model="gpt-4.1", provider="openai", input="Weather?") as llm:
+    client = openai_client(api=openai_api)
+    with generation(calls, model="gpt-4.1", provider="openai", input="Weather?") as llm:
         response = client.responses.create(model="gpt-4.1", input="Weather?", tools=tools)
         llm.update(output=response, usage=response.usage, stop_reason=response.status)
-    harness.record(
-        "record",
-        input="Weather?",
-        output=response.model_dump()["output"],
-        attributes={
-            "model": "gpt-4.1",
-            "provider": "openai",
-            "usage": response.usage.model_dump(),
-            "finishReason": response.status,
-        },
+    output = response.model_dump()["output"]
+    calls.record_call(
+        "Weather?", output, response.usage, response.status, model="gpt-4.1", provider="openai"
     )
-    seen = harness.same_screens()
+    seen = calls.same_screens()
     assert seen["tools"] == (["get_weather"], 1)
     assert seen["cost"]["web_searches"] == 1
     assert seen["cost"]["reasoning"] == 4
 
 
-def test_anthropic_tool_use_with_cache_read_and_write(harness: Screens) -> None:
+def test_anthropic_tool_use_with_cache_read_and_write(calls: Screens) -> None:
     tools = [{"name": "get_weather", "input_schema": WEATHER_SCHEMA}]
     request = {"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": QUESTION}
-    peer = anthropic_client(PeerAnthropic, posthog_client=harness.peer_client)
+    peer = anthropic_client(PeerAnthropic, api=anthropic_api, posthog_client=calls.peer_client)
     peer.messages.create(posthog_distinct_id="u1", tools=tools, **request)
 
-    client = anthropic_client()
-    with generation(
-        harness, model="claude-sonnet-4-5", provider="anthropic", input=QUESTION
-    ) as llm:
+    client = anthropic_client(api=anthropic_api)
+    with generation(calls, model="claude-sonnet-4-5", provider="anthropic", input=QUESTION) as llm:
         llm.update(attributes={"parameters": {"max_tokens": 100}})
         message = client.messages.create(tools=tools, **request)
         llm.update(output=message, usage=message.usage, stop_reason=message.stop_reason)
-    harness.record(
-        "record",
-        input=QUESTION,
-        output=message.model_dump(),
-        attributes={
-            "model": "claude-sonnet-4-5",
-            "provider": "anthropic",
-            "parameters": {"max_tokens": 100},
-            "finishReason": message.stop_reason,
-            "usage": message.usage.model_dump(),
-        },
+    calls.record_call(
+        QUESTION,
+        message.model_dump(),
+        message.usage,
+        message.stop_reason,
+        model="claude-sonnet-4-5",
+        provider="anthropic",
+        parameters={"max_tokens": 100},
     )
-    seen = harness.same_screens()
+    seen = calls.same_screens()
     assert seen["tools"] == (["get_weather"], 1)
     assert seen["cost"]["input"] == {"uncached": 30, "cache_read": 10, "cache_write": 4}
     assert seen["cost"]["web_searches"] == 2
     assert seen["params"]["$ai_max_tokens"] == 100
 
 
-def test_gemini_function_call(harness: Screens) -> None:
-    peer = gemini_client(PeerGemini, posthog_client=harness.peer_client)
+def test_gemini_function_call(calls: Screens) -> None:
+    peer = gemini_client(PeerGemini, posthog_client=calls.peer_client)
     peer.models.generate_content(
         model="gemini-2.0-flash", contents="Weather?", posthog_distinct_id="u1"
     )
 
     client = gemini_client()
-    with generation(harness, model="gemini-2.0-flash", provider="gemini", input="Weather?") as llm:
+    with generation(calls, model="gemini-2.0-flash", provider="gemini", input="Weather?") as llm:
         response = client.models.generate_content(model="gemini-2.0-flash", contents="Weather?")
         stop_reason = response.candidates[0].finish_reason
         llm.update(output=response, usage=response.usage_metadata, stop_reason=stop_reason)
-    harness.record(
-        "record",
-        input="Weather?",
-        output=response.model_dump(),
-        attributes={
-            "model": "gemini-2.0-flash",
-            "provider": "gemini",
-            "usage": response.usage_metadata.model_dump(),
-            "finishReason": stop_reason,
-        },
+    calls.record_call(
+        "Weather?",
+        response.model_dump(),
+        response.usage_metadata,
+        stop_reason,
+        model="gemini-2.0-flash",
+        provider="gemini",
     )
-    seen = harness.same_screens()
+    seen = calls.same_screens()
     assert seen["tools"] == (["get_weather"], 1)
     assert seen["cost"]["output"] == 4
 
 
-def test_failed_call(harness: Screens) -> None:
-    request = {"model": "overloaded-model", "messages": QUESTION}
-    peer = openai_client(PeerOpenAI, posthog_client=harness.peer_client)
-    with pytest.raises(openai.RateLimitError):
-        peer.chat.completions.create(posthog_distinct_id="u1", **request)
-
-    client = openai_client()
-    with (
-        pytest.raises(openai.RateLimitError),
-        generation(harness, model="overloaded-model", provider="openai", input=QUESTION),
-    ):
-        client.chat.completions.create(**request)
-    seen = harness.same_screens()
-    assert seen["error"][0] is True and "Rate limit reached" in str(seen["error"][1])
-    # Beyond the peer: the error's type, and the exception for Error tracking.
-    (_, ours) = harness.events("$ai_generation")
-    assert ours["chat"]["$ai_error_type"] == "RateLimitError"
-    (exception,) = (e for e in harness.server.events if e["event"] == "$exception")
-    assert exception["properties"]["$ai_span_id"] == ours["chat"]["$ai_span_id"]
-    assert exception["properties"]["$exception_list"][0]["type"] == "RateLimitError"
-    assert exception["distinct_id"] == "u1"
-
-
-def test_embedding(harness: Screens) -> None:
-    peer = openai_client(PeerOpenAI, posthog_client=harness.peer_client)
-    peer.embeddings.create(model="text-embedding-3-small", input="hello", posthog_distinct_id="u1")
-
-    client = openai_client()
-    with pl.embedding(
-        "chat",
-        model="text-embedding-3-small",
-        provider="openai",
-        input="hello",
-        metadata={"userId": "u1"},
-        logger=harness.logger,
-    ) as embedding:
-        response = client.embeddings.create(model="text-embedding-3-small", input="hello")
-        embedding.update(usage=response.usage)
-    seen = harness.same_screens("$ai_embedding")
-    assert seen["cost"]["input"]["uncached"] == 8
-    (_, ours) = harness.events("$ai_embedding")
-    assert ours["chat"]["$ai_usage"] == {"prompt_tokens": 8, "total_tokens": 8}  # rule (q)
-
-
-def test_message_with_a_base64_image(harness: Screens) -> None:
-    peer = openai_client(PeerOpenAI, posthog_client=harness.peer_client)
+def test_message_with_a_base64_image(calls: Screens) -> None:
+    peer = openai_client(PeerOpenAI, api=openai_api, posthog_client=calls.peer_client)
     peer.chat.completions.create(model="gpt-4o", messages=IMAGE_QUESTION, posthog_distinct_id="u1")
 
-    client = openai_client()
-    with generation(harness, model="gpt-4o", provider="openai", input=IMAGE_QUESTION) as llm:
+    client = openai_client(api=openai_api)
+    with generation(calls, model="gpt-4o", provider="openai", input=IMAGE_QUESTION) as llm:
         response = client.chat.completions.create(model="gpt-4o", messages=IMAGE_QUESTION)
         choice = response.choices[0]
         llm.update(output=choice.message, usage=response.usage, stop_reason=choice.finish_reason)
-    harness.record(
-        "record",
-        input=IMAGE_QUESTION,
-        output=response.model_dump(),
-        attributes={
-            "model": "gpt-4o",
-            "provider": "openai",
-            "usage": response.usage.model_dump(),
-            "finishReason": choice.finish_reason,
-        },
+    output = response.model_dump()
+    calls.record_call(
+        IMAGE_QUESTION,
+        output,
+        response.usage,
+        choice.finish_reason,
+        model="gpt-4o",
+        provider="openai",
     )
-    harness.same_screens()
-    (peer_props,), ours = harness.events("$ai_generation")
+    calls.same_screens()
+    (peer_props,), ours = calls.events("$ai_generation")
     peer_url = peer_props["$ai_input"][0]["content"][1]["image_url"]["url"]
     # posthog 7.x sends "[base64 image redacted]" (posthog/ai/sanitization.py); 6.7 the image.
     assert peer_url.startswith(("[base64 image", "data:image/png;base64,"))

@@ -16,7 +16,7 @@ writes is a ``function`` block, the shape the ``posthog.ai`` wrappers send.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..values import JsonValue, is_truthy, js_string, json_safe, json_text, plain
@@ -33,11 +33,9 @@ def format_messages(data: Any, role: str, *, compat: bool = True) -> list[JsonVa
     if isinstance(data, str):
         return [_text_message(role, data)]
     if isinstance(data, Mapping):
-        tool_calls = data.get("toolCalls")
-        if isinstance(tool_calls, list) and tool_calls:
-            return [{"role": "assistant", "content": _tool_call_parts(data, tool_calls)}]
-        if isinstance(data.get("text"), str):
-            return [_text_message(role, data["text"])]
+        result = _mastra_result(data, role, _mastra_tool_call)
+        if result is not None:
+            return result
     return [_text_message(role, json_text(data))]
 
 
@@ -58,23 +56,46 @@ def _text_message(role: str, text: str) -> JsonValue:
     return {"role": role, "content": [{"type": "text", "text": text}]}
 
 
-def _tool_call_parts(data: Mapping[str, Any], tool_calls: list[Any]) -> list[JsonValue]:
+def _mastra_result(
+    data: Mapping[str, Any], role: str, part_of_call: Callable[[Mapping[str, Any]], JsonValue]
+) -> list[JsonValue] | None:
+    """Mastra's ``{text, toolCalls}`` result (§1.11 rules 4 and 5), or None if ``data``
+    is none; ``part_of_call`` writes each tool call."""
+    tool_calls = data.get("toolCalls")
+    if isinstance(tool_calls, list) and tool_calls:
+        parts = _tool_call_parts(data, tool_calls, part_of_call)
+        return [{"role": "assistant", "content": parts}]
+    if isinstance(data.get("text"), str):
+        return [_text_message(role, data["text"])]
+    return None
+
+
+def _tool_call_parts(
+    data: Mapping[str, Any],
+    tool_calls: list[Any],
+    part_of_call: Callable[[Mapping[str, Any]], JsonValue],
+) -> list[JsonValue]:
+    """Mastra's ``{text, toolCalls}``: a text part, then one part per call."""
     parts: list[JsonValue] = []
     if is_truthy(data.get("text")):
         parts.append({"type": "text", "text": json_safe(data["text"])})
     for call in tool_calls:
-        call_map: Mapping[str, Any] = call if isinstance(call, Mapping) else {}
-        part: dict[str, JsonValue] = {"type": "tool-call"}
-        if "toolCallId" in call_map:
-            part["id"] = json_safe(call_map["toolCallId"])
-        function: dict[str, JsonValue] = {}
-        if "toolName" in call_map:
-            function["name"] = json_safe(call_map["toolName"])
-        if "args" in call_map:
-            function["arguments"] = json_safe(call_map["args"])
-        part["function"] = function
-        parts.append(part)
+        parts.append(part_of_call(call if isinstance(call, Mapping) else {}))
     return parts
+
+
+def _mastra_tool_call(call: Mapping[str, Any]) -> JsonValue:
+    """§1.9: a call as Mastra's ``tool-call`` part (compat mode)."""
+    part: dict[str, JsonValue] = {"type": "tool-call"}
+    if "toolCallId" in call:
+        part["id"] = json_safe(call["toolCallId"])
+    function: dict[str, JsonValue] = {}
+    if "toolName" in call:
+        function["name"] = json_safe(call["toolName"])
+    if "args" in call:
+        function["arguments"] = json_safe(call["args"])
+    part["function"] = function
+    return part
 
 
 def format_tools(tools: list[Any] | Mapping[str, Any], compat: bool) -> list[JsonValue]:
@@ -161,12 +182,7 @@ def _mapping_messages(data: Mapping[str, Any], role: str) -> list[JsonValue] | N
     if isinstance(candidates, list) and candidates:
         contents = [_gemini_content(candidate) for candidate in candidates]
         return [_message({**content, "role": "assistant"}) for content in contents if content]
-    tool_calls = data.get("toolCalls")
-    if isinstance(tool_calls, list) and tool_calls:
-        return [{"role": "assistant", "content": _tool_call_blocks(data, tool_calls)}]
-    if isinstance(data.get("text"), str):
-        return [_text_message(role, data["text"])]
-    return None
+    return _mastra_result(data, role, _sdk_tool_call)
 
 
 def _is_message(value: Any) -> bool:
@@ -264,18 +280,8 @@ def _output_text(part: Any) -> JsonValue:
     return json_safe(part)
 
 
-def _tool_call_blocks(data: Mapping[str, Any], tool_calls: list[Any]) -> list[JsonValue]:
-    """Mastra's ``{text, toolCalls}`` as a text part and ``function`` blocks."""
-    parts: list[JsonValue] = []
-    if is_truthy(data.get("text")):
-        parts.append({"type": "text", "text": json_safe(data["text"])})
-    for call in tool_calls:
-        call_map: Mapping[str, Any] = call if isinstance(call, Mapping) else {}
-        parts.append(
-            _function_block(
-                call_map.get("toolCallId"),
-                call_map.get("toolName"),
-                call_map.get("args", call_map.get("input")),
-            )
-        )
-    return parts
+def _sdk_tool_call(call: Mapping[str, Any]) -> JsonValue:
+    """A Mastra / AI SDK tool call as a ``function`` block (``args``, or AI SDK 5's ``input``)."""
+    return _function_block(
+        call.get("toolCallId"), call.get("toolName"), call.get("args", call.get("input"))
+    )
