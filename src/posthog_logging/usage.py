@@ -158,17 +158,25 @@ def web_search_count(usage: Any, output: Any) -> int:
     bills per grounded request, so a candidate with grounding metadata (search
     queries or chunks) counts once.  ``usage`` and ``output`` are plain data.
     """
-    server_tools = _as_mapping(_as_mapping(usage).get("server_tool_use"))
-    requests = _count(server_tools, "web_search_requests")
-    if requests:
-        return max(0, requests)
-    response = _as_mapping(output)
-    items = response.get("output", output)
+    if isinstance(usage, Mapping):
+        server_tools = usage.get("server_tool_use")
+        if isinstance(server_tools, Mapping):
+            requests = _count(server_tools, "web_search_requests")
+            if requests:
+                return max(0, requests)
+    if isinstance(output, Mapping):
+        items = output.get("output")
+        candidates = output.get("candidates")
+    else:
+        items, candidates = output, None
     if isinstance(items, list):
-        searches = sum(1 for item in items if _as_mapping(item).get("type") == "web_search_call")
+        searches = sum(
+            1
+            for item in items
+            if isinstance(item, Mapping) and item.get("type") == "web_search_call"
+        )
         if searches:
             return searches
-    candidates = response.get("candidates")
     if isinstance(candidates, list):
         for candidate in candidates:
             grounding = _as_mapping(_as_mapping(candidate).get("grounding_metadata"))

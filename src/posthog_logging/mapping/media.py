@@ -33,8 +33,30 @@ _AUDIO_FORMATS = frozenset({"wav", "mp3", "pcm16", "pcm", "flac", "opus", "aac",
 
 
 def redact_media(value: JsonValue) -> JsonValue:
-    """``value`` with every inline base64 medium replaced by its placeholder."""
-    return _walk(value, None, None)
+    """``value`` with every inline base64 medium replaced by its placeholder.
+
+    Most content holds none: a scan that allocates nothing finds that out, and
+    only content that may hold media is copied with the placeholders in.
+    """
+    return _walk(value, None, None) if _may_hold_media(value) else value
+
+
+def _may_hold_media(value: JsonValue) -> bool:
+    """Whether ``value`` has a string :func:`_redacted` may replace (a loop, no calls
+    per node: it runs on the content of every span)."""
+    stack: list[tuple[str | None, JsonValue]] = [(None, value)]
+    while stack:
+        key, node = stack.pop()
+        kind = type(node)
+        if kind is str:
+            if node.startswith("data:") or (key in _MEDIA_KEYS and len(node) >= _MIN_BASE64_LENGTH):
+                return True
+        elif kind is dict:
+            stack.extend(node.items())
+        elif kind is list:
+            for item in node:
+                stack.append((key, item))
+    return False
 
 
 def _walk(node: JsonValue, key: str | None, parent: dict[str, Any] | None) -> JsonValue:

@@ -150,13 +150,12 @@ def _provider_messages(data: Any, role: str) -> list[JsonValue]:
     if isinstance(data, str):
         return [_text_message(role, data)]
     if isinstance(data, (list, tuple)):
-        items = [plain(item) for item in data]
+        items = [item if type(item) is dict else plain(item) for item in data]
         if role == "assistant" and any(_is_output_item(item) for item in items):
             return [_responses_message(items)]
-        if all(_is_message(item) or isinstance(item, Mapping) for item in items) and (
-            not items or any(_is_message(item) for item in items)
-        ):
-            return [_message(item) if _is_message(item) else json_safe(item) for item in items]
+        found = _message_list(items)
+        if found is not None:
+            return found
     elif isinstance(data, Mapping):
         found = _mapping_messages(data, role)
         if found is not None:
@@ -183,6 +182,23 @@ def _mapping_messages(data: Mapping[str, Any], role: str) -> list[JsonValue] | N
         contents = [_gemini_content(candidate) for candidate in candidates]
         return [_message({**content, "role": "assistant"}) for content in contents if content]
     return _mastra_result(data, role, _sdk_tool_call)
+
+
+def _message_list(items: list[Any]) -> list[JsonValue] | None:
+    """A list of messages, typed items among them (a Responses input's
+    ``function_call_output``...) kept as they are; None unless every item is a
+    mapping and at least one a message (an empty list is an empty conversation)."""
+    formatted: list[JsonValue] = []
+    has_message = not items
+    for item in items:
+        if _is_message(item):
+            formatted.append(_message(item))
+            has_message = True
+        elif isinstance(item, Mapping):
+            formatted.append(json_safe(item))
+        else:
+            return None
+    return formatted if has_message else None
 
 
 def _is_message(value: Any) -> bool:
