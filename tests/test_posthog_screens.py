@@ -26,6 +26,7 @@ import google.genai
 import httpx
 import openai
 import pytest
+from google.genai import types
 from google.genai.types import HttpOptions
 from posthog.ai.anthropic import Anthropic as PeerAnthropic
 from posthog.ai.gemini import Client as PeerGemini
@@ -723,3 +724,16 @@ def test_q_raw_usage_and_gemini_grounded_search(sink_for: Any) -> None:
     assert props["$ai_output_choices"] == [
         {"role": "assistant", "content": [{"type": "text", "text": "Sunny"}]}
     ]
+
+
+def test_s_gemini_sdk_parts_with_bytes_are_read_and_redacted(sink_for: Any) -> None:
+    image = types.Part.from_bytes(data=base64.b64decode(PNG), mime_type="image/png")
+    question = types.Content(role="user", parts=[types.Part(text="What is this?"), image])
+    sink = sink_for()
+    with pl.generation("llm", model="gemini-2.0-flash", input=[question], logger=sink.logger):
+        pass
+    (message,) = sink.one("$ai_generation")["properties"]["$ai_input"]
+    text, media = message["content"]
+    assert (message["role"], text) == ("user", {"type": "text", "text": "What is this?"})
+    size = len(base64.b64decode(PNG))
+    assert media["inline_data"]["data"] == f"[base64 image/png redacted, {size} bytes]"

@@ -138,18 +138,21 @@ def plain(value: Any) -> Any:
 
     Provider SDKs hand out pydantic models (OpenAI, Anthropic, google-genai) and
     a few protobuf-style objects with ``to_dict()``.  Their ``str()`` is no use in
-    an event, so the mapping reads them through these methods first.  A method
-    that fails leaves the object as it is (``json_safe`` then sends its text).
+    an event, so the mapping reads them through these methods first: pydantic's
+    JSON mode, so bytes (Gemini's inline media) come out as base64 text.  A
+    method that fails leaves the object as it is (``json_safe`` then sends its text).
     """
     if type(value) in _PLAIN_TYPES or isinstance(value, (Mapping, list, tuple)):
         return value
-    for method in ("model_dump", "to_dict"):
-        dump = getattr(value, method, None)
-        if callable(dump):
-            try:
-                return dump()
-            except Exception:  # a user object's method may fail in any way
-                return value
+    model_dump = getattr(value, "model_dump", None)
+    to_dict = getattr(value, "to_dict", None)
+    try:
+        if callable(model_dump):
+            return model_dump(mode="json")
+        if callable(to_dict):
+            return to_dict()
+    except Exception:  # a user object's method may fail in any way
+        return value
     return value
 
 
