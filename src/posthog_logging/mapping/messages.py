@@ -165,14 +165,16 @@ def _provider_messages(data: Any, role: str) -> list[JsonValue]:
 
 def _mapping_messages(data: Mapping[str, Any], role: str) -> list[JsonValue] | None:
     """The messages a mapping stands for, or None when it is no known shape."""
-    messages = data.get("messages")
-    if isinstance(messages, list) and messages and all(_is_message(plain(m)) for m in messages):
-        return [_message(plain(message)) for message in messages]
+    messages = data.get("messages")  # the AI SDK's {messages: [...]}
+    if isinstance(messages, list) and messages:
+        found = _message_list([plain(message) for message in messages])
+        if found is not None:
+            return found
     if _is_message(data):
         return [_message(data)]
     choices = data.get("choices")  # an OpenAI chat completion
     if isinstance(choices, list) and choices:
-        found = [plain(choice).get("message") for choice in choices if isinstance(choice, Mapping)]
+        found = [choice.get("message") for choice in choices if isinstance(choice, Mapping)]
         return [_message(message) for message in found if _is_message(message)] or None
     output = data.get("output")  # an OpenAI Responses response
     if isinstance(output, list) and output:
