@@ -35,6 +35,7 @@ from posthog_logging.devserver import CaptureServer, TraceStore, dev_server
 from posthog_logging.transport import AI_BATCH_PATH
 
 from .conftest import DUMMY_KEY, span_logger
+from .helpers import run_example
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
@@ -297,6 +298,23 @@ def test_the_viewer_shows_an_agent_run_in_chromium(
     wait_for(browser, lambda d: details_text(d, "usage"))
     SCREENSHOT.parent.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(SCREENSHOT))
+
+
+def test_the_main_example_prints_the_address_of_its_run(
+    browser: WebDriver, viewer: CaptureServer
+) -> None:
+    printed = run_example(viewer, "agent_run.py").stdout.splitlines()
+    hint = "Read this run in the dev server's trace viewer: "
+    (address,) = [line.removeprefix(hint) for line in printed if line.startswith(hint)]
+    assert address.startswith(f"{viewer.url}/traces/")
+    browser.get(address)
+    wait_for(browser, lambda d: len(rows(d)) == 5)
+    assert [
+        row_cells(row)[1]
+        for row in rows(browser)
+        if "has-error" in (row.get_attribute("class") or "")
+    ] == ["tool: get_weather"]
+    assert "agent run: weather-agent" in browser.find_element(By.TAG_NAME, "h1").text
 
 
 def post_batch(server: CaptureServer, events: list[dict[str, Any]]) -> None:
