@@ -135,7 +135,7 @@
     document.title = "Traces · posthog-logging dev server";
     const search = el("input", { cls: "search" });
     search.type = "search";
-    search.placeholder = "Filter by name, user, session, model or trace id";
+    search.placeholder = "Filter: name, user, session, model, trace id";
     search.value = state.q;
     const counts = el("span", { cls: "counts", data: { testid: "trace-count" } });
     const newer = el("button", { cls: "pager", text: "← Newer" });
