@@ -123,22 +123,16 @@ def test_untouched(request):
 def app_logger() -> Iterator[logging.Logger]:
     """``test.capture.app`` with a PosthogLogHandler configured by dictConfig, pointed
     nowhere reachable: nothing may be sent."""
+    posthog = {
+        "()": "posthog_logging.PosthogLogHandler",
+        "api_key": DUMMY_KEY,
+        "host": "http://127.0.0.1:9",
+        "privacy_mode": True,
+    }
+    app = {"handlers": ["posthog"], "level": "INFO", "propagate": False}
+    keep = {"version": 1, "disable_existing_loggers": False}
     logging.config.dictConfig(
-        {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "handlers": {
-                "posthog": {
-                    "()": "posthog_logging.PosthogLogHandler",
-                    "api_key": DUMMY_KEY,
-                    "host": "http://127.0.0.1:9",
-                    "privacy_mode": True,
-                }
-            },
-            "loggers": {
-                "test.capture.app": {"handlers": ["posthog"], "level": "INFO", "propagate": False}
-            },
-        }
+        {**keep, "handlers": {"posthog": posthog}, "loggers": {"test.capture.app": app}}
     )
     logger = logging.getLogger("test.capture.app")
     yield logger
