@@ -515,10 +515,15 @@ def get(server: CaptureServer, target: str) -> tuple[int, str, bytes]:
 
 
 def test_viewer_routes_serve_the_page_its_files_and_the_trace_api() -> None:
+    metric = ai_event(
+        "metric",
+        "2025-01-01T00:00:07.000Z",
+        **{"$ai_metric_name": "helpfulness", "$ai_metric_value": 0.8, "$ai_parent_id": "gen-1"},
+    )
     server, _ = dev_server(io.StringIO())
     with server:
-        send(server, [*with_uuids(agent_trace()), feedback()])
-        assert server.wait_for_events(5)
+        send(server, [*with_uuids(agent_trace()), feedback(), metric])
+        assert server.wait_for_events(6)
         for target in ("/", f"/traces/{TRACE}?span=gen-1"):
             status, kind, body = get(server, target)
             assert (status, kind) == (200, "text/html; charset=utf-8")
@@ -536,8 +541,9 @@ def test_viewer_routes_serve_the_page_its_files_and_the_trace_api() -> None:
         ("$ai_trace", "agent run", 0, TRACE),
         ("$ai_generation", "plan", 1, "gen-1"),
         ("$ai_span", "get_weather", 2, "tool-1"),
+        ("$ai_metric", "metric: helpfulness = 0.8", 2, "row-3"),
         ("$ai_span", "fetch_docs", 1, "fetch-1"),
-        ("$ai_feedback", "feedback: great", 1, "row-4"),
+        ("$ai_feedback", "feedback: great", 1, "row-5"),
     ]
     summary = detail["summary"]
     assert (summary["input_tokens"], summary["output_tokens"], summary["error"]) == (120, 45, True)
@@ -546,6 +552,16 @@ def test_viewer_routes_serve_the_page_its_files_and_the_trace_api() -> None:
         ["gpt-4o-mini"],
         "user-1",
     )
+
+
+def test_trace_api_answers_json_a_browser_parses_whatever_an_event_held() -> None:
+    store = TraceStore()
+    odd = {"$ai_latency": float("nan"), "$ai_input_tokens": float("inf"), "blob": b"x"}
+    store.add([ai_event("generation", "2025-01-01T00:00:01.000Z", **odd)])
+    page = TraceViewer(store).get(f"/api/traces/{TRACE}")
+    detail = json.loads(page.body, parse_constant=pytest.fail)  # no NaN or Infinity
+    props = detail["rows"][0]["event"]["properties"]
+    assert (props["$ai_latency"], props["$ai_input_tokens"], props["blob"]) == (None, None, "b'x'")
 
 
 def test_trace_list_is_newest_first_a_page_at_a_time_and_filtered() -> None:

@@ -226,8 +226,14 @@ def _int(query: Mapping[str, list[str]], name: str, default: int) -> int:
 
 
 def _json(status: int, document: Any) -> Page:
-    body = json.dumps(document, default=str).encode()
-    return Page(status, body, "application/json", NO_CACHE)
+    """A JSON answer the browser can parse: a NaN or infinity an event held (Python's
+    JSON reads them; JavaScript's does not) goes out as null."""
+    try:
+        text = json.dumps(document, default=str, allow_nan=False)
+    except ValueError:
+        lenient = json.dumps(document, default=str)
+        text = json.dumps(json.loads(lenient, parse_constant=lambda _: None))
+    return Page(status, text.encode(), "application/json", NO_CACHE)
 
 
 def _package_file(name: str, content_type: str) -> Page:
