@@ -37,6 +37,7 @@ from posthog_logging import PosthogLogHandler
 from posthog_logging.devserver import CaptureServer
 
 from .conftest import DUMMY_KEY, span_logger
+from .otel_helpers import Otel
 from .peer_calls import (
     WEATHER_SCHEMA,
     Harness,
@@ -512,6 +513,34 @@ def test_p_tool_calls_the_library_writes_are_function_blocks(sink_for: Any) -> N
     assert compat_props["$ai_input"] == history
 
 
+def test_p_tool_calls_of_an_opentelemetry_genai_span_are_counted(sink_for: Any) -> None:
+    """The OpenTelemetry processor's span records, through the handler: PostHog finds the
+    tool calls of ``gen_ai.output.messages`` (OTel GenAI conventions)."""
+    sink = sink_for()
+    otel = Otel(sink.logger)
+    output = [
+        {
+            "role": "assistant",
+            "parts": [
+                {"type": "tool_call", "id": "c1", "name": "get_weather", "arguments": {}},
+                {"type": "tool_call", "id": "c2", "name": "get_time", "arguments": {}},
+            ],
+            "finish_reason": "tool_calls",
+        }
+    ]
+    attributes = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.output.messages": json.dumps(output),
+    }
+    with otel.tracer.start_as_current_span("chat gpt-4o", attributes=attributes):
+        pass
+    props = sink.one("$ai_generation")["properties"]
+    assert props["$ai_output_choices"][0]["content"][0]["type"] == "function"
+    assert tools_called("$ai_generation", props) == (["get_weather", "get_time"], 2)
+
+
 def test_p_an_sdk_message_object_is_read_as_a_message(sink_for: Any) -> None:
     sink = sink_for()
     message = openai.types.chat.ChatCompletionMessage.model_validate(
@@ -737,3 +766,9 @@ def test_s_gemini_sdk_parts_with_bytes_are_read_and_redacted(sink_for: Any) -> N
     assert (message["role"], text) == ("user", {"type": "text", "text": "What is this?"})
     size = len(base64.b64decode(PNG))
     assert media["inline_data"]["data"] == f"[base64 image/png redacted, {size} bytes]"
+
+
+def test_the_new_handler_options_are_checked_at_configuration_time() -> None:
+    for option in ("capture_exceptions", "redact_media"):
+        with pytest.raises(TypeError, match=option):
+            PosthogLogHandler(api_key=DUMMY_KEY, **{option: "yes"})
