@@ -770,5 +770,6 @@ def test_s_gemini_sdk_parts_with_bytes_are_read_and_redacted(sink_for: Any) -> N
 
 def test_the_new_handler_options_are_checked_at_configuration_time() -> None:
     for option in ("capture_exceptions", "redact_media"):
+        bad: dict[str, Any] = {option: "yes"}
         with pytest.raises(TypeError, match=option):
-            PosthogLogHandler(api_key=DUMMY_KEY, **{option: "yes"})
+            PosthogLogHandler(api_key=DUMMY_KEY, **bad)

@@ -22,7 +22,7 @@ from typing import Any
 from ..values import JsonValue, is_truthy, js_string, json_safe, json_text, plain
 
 
-def format_messages(data: Any, role: str, *, compat: bool = True) -> list[JsonValue]:
+def format_messages(data: Any, role: str, *, compat: bool) -> list[JsonValue]:
     """format(data, role) of §1.11 (compat) or Part 2 (p): the first matching rule wins."""
     if not compat:
         return _provider_messages(data, role)
