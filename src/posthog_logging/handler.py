@@ -190,6 +190,8 @@ class PosthogLogHandler(logging.Handler):
         sample_rate: float | None = None,
         mask: Mask | str | None = None,
         before_send: BeforeSend | str | None = None,
+        capture_exceptions: bool = False,
+        redact_media: bool = True,
     ) -> None:
         serverless = flag_setting(serverless, "serverless", SERVERLESS_ENV)
         privacy_mode = flag_setting(privacy_mode, "privacy_mode", PRIVACY_MODE_ENV)
@@ -200,6 +202,8 @@ class PosthogLogHandler(logging.Handler):
             ("mastra_compat", mastra_compat),
             ("gzip", gzip),
             ("capture_logs", capture_logs),
+            ("capture_exceptions", capture_exceptions),
+            ("redact_media", redact_media),
         ):
             require_bool(name, flag)
         self.flush_at = positive_int("flush_at", flush_at, 10 if serverless else 20)
@@ -238,6 +242,8 @@ class PosthogLogHandler(logging.Handler):
             mastra_compat=mastra_compat,
             privacy_mode=privacy_mode,
             default_distinct_id=default_distinct_id,
+            capture_exceptions=capture_exceptions,
+            redact_media=redact_media,
         )
         # Only now, with every argument valid: Handler.__init__ registers the handler
         # for logging.shutdown(), which must never meet a half-built one.
