@@ -27,9 +27,11 @@ on the lines directly above its opening fence:
   block (and what that one continues), as one script: a page building one
   example step by step.
 
-Any other block (yaml, toml, text, no language...) needs ``not run`` or ``file``:
-:func:`test_every_block_runs_or_says_why` fails on a block with neither, so
-nothing goes untested silently.  :func:`test_relative_links_resolve` checks that
+A ```text block (or one with no language) is output shown to the reader (a trace
+tree), not code, and is not run.  Any other block (yaml, toml, ini, a shell command
+that installs or serves...) needs ``not run`` or ``file``:
+:func:`test_every_block_runs_or_says_why` fails on a block with neither, so no code
+goes untested silently.  :func:`test_relative_links_resolve` checks that
 every relative link and ``#anchor`` of those pages points at something.
 """
 
@@ -76,6 +78,7 @@ PAGES_BEING_WRITTEN = frozenset(
     }
 )
 PYTHON = {"python", "py"}
+OUTPUT = {"text", ""}
 SHELL = {"bash", "sh", "shell", "console"}
 #: What a shell block's first command must start with to be run.
 RUNNABLE_COMMANDS = ("posthog-logging ", "python")
@@ -159,7 +162,8 @@ def test_every_block_runs_or_says_why() -> None:
 
 
 def _reason_given(block: Block) -> bool:
-    return bool(block.markers.get("not run") or block.markers.get("file"))
+    reason = block.markers.get("not run") or block.markers.get("file")
+    return bool(reason) or (block.language in OUTPUT and "not run" not in block.markers)
 
 
 def test_blocks_are_read_with_the_markers_above_them(tmp_path: Path) -> None:
@@ -170,13 +174,15 @@ def test_blocks_are_read_with_the_markers_above_them(tmp_path: Path) -> None:
         "  ```python\n  print(2)\n  ```\n\n"
         "```yaml\nversion: 1\n```\n\n"
         "<!-- not run:  -->\n```bash\npip install x\n```\n\n"
-        "```bash\nposthog-logging send -\n```\n"
+        "```bash\nposthog-logging send -\n```\n\n"
+        "```text\ntrace 4bf9...\n```\n"
     )
-    first, second, config, install, send = read_blocks(page)
+    first, second, config, install, send, output = read_blocks(page)
     assert second.markers == {"continue": "", "expect": "$ai_trace x1"}
     assert second.script() == "print(1)\n\nprint(2)\n"
     assert [b.runs for b in (first, second, config, install, send)] == [1, 1, 0, 0, 1]
     assert not _reason_given(config) and not _reason_given(install)  # an empty reason
+    assert not output.runs and _reason_given(output)  # output, not code
 
 
 # ------------------------------------------------------------------ model server
