@@ -43,12 +43,10 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -64,6 +62,7 @@ from posthog_logging import PosthogLogHandler
 from posthog_logging.devserver import CaptureServer
 
 from .conftest import BEHAVIOUR_VARIABLES
+from .helpers import free_port, get
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -344,13 +343,6 @@ def page_file(page: str, name: str) -> str:
     return block.code
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.mark.slow
 def test_gunicorn_recipe_delivers_on_graceful_stop(
     capture_server: CaptureServer, model_server: ModelServer, tmp_path: Path
@@ -371,7 +363,8 @@ def test_gunicorn_recipe_delivers_on_graceful_stop(
         text=True,
     )
     try:
-        answers = [_get_when_serving(f"http://{address}/", server) for _ in range(6)]
+        deadline = time.monotonic() + 60
+        answers = [get(f"http://{address}/", deadline) for _ in range(6)]
     finally:
         server.send_signal(signal.SIGTERM)
         out, err = server.communicate(timeout=60)
@@ -379,20 +372,6 @@ def test_gunicorn_recipe_delivers_on_graceful_stop(
     assert server.returncode == 0, err
     capture_server.wait_for_events(6, timeout=30)
     assert Counter(e["event"] for e in capture_server.events) == {"$ai_trace": 6}
-
-
-def _get_when_serving(url: str, server: subprocess.Popen[str], deadline: float = 60) -> bytes:
-    """``url``'s body, retrying while gunicorn starts (failing at once if it exits)."""
-    give_up = time.monotonic() + deadline
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as answer:
-                body: bytes = answer.read()
-                return body
-        except OSError:
-            if server.poll() is not None or time.monotonic() > give_up:
-                raise
-            time.sleep(0.1)
 
 
 # ------------------------------------------------------------------ links
