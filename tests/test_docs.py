@@ -14,6 +14,8 @@ on the lines directly above its opening fence:
   with status 0.
 - ```bash (or sh, shell, console): run with ``bash`` when its first command starts
   with ``posthog-logging `` or ``python``, with the same environment, stdin empty.
+  Blocks run in a fresh directory holding the repository's ``examples/`` (a link), so
+  ``python examples/workflow.py`` works as it does in a clone.
 - ``<!-- expect: $ai_generation x1, $ai_trace x1 -->``: what the block sends,
   exactly (every event name it sends is listed, with its count).
   ``<!-- expect: events -->``: at least one event; ``<!-- expect: nothing sent -->``:
@@ -260,7 +262,9 @@ def block_environment(server: CaptureServer, models: ModelServer) -> dict[str, s
 
 
 def write_page_files(block: Block, directory: Path) -> None:
-    """The page's ``<!-- file: NAME -->`` blocks, saved where ``block`` runs."""
+    """What ``block`` finds where it runs, as in a clone of the repository: ``examples/``
+    (``python examples/workflow.py`` runs), and the page's ``<!-- file: NAME -->`` blocks."""
+    (directory / "examples").symlink_to(ROOT / "examples", target_is_directory=True)
     for other in ALL_BLOCKS:
         if other.page == block.page and "file" in other.markers:
             (directory / other.markers["file"]).write_text(other.code)
