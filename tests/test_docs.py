@@ -156,13 +156,13 @@ ALL_BLOCKS = [block for page in PAGES for block in read_blocks(page)]
 
 
 def test_every_block_runs_or_says_why() -> None:
-    unmarked = [b.name for b in ALL_BLOCKS if not b.runs and not _reason_given(b)]
+    unmarked = [b.name for b in ALL_BLOCKS if not b.runs and not _says_why_it_is_not_run(b)]
     assert unmarked == [], "blocks neither run nor marked <!-- not run: reason -->"
     lonely = [b.name for b in ALL_BLOCKS if "continue" in b.markers and b.continues is None]
     assert lonely == [], "<!-- continue --> with no python block before it"
 
 
-def _reason_given(block: Block) -> bool:
+def _says_why_it_is_not_run(block: Block) -> bool:
     reason = block.markers.get("not run") or block.markers.get("file")
     return bool(reason) or (block.language in OUTPUT and "not run" not in block.markers)
 
@@ -181,9 +181,17 @@ def test_blocks_are_read_with_the_markers_above_them(tmp_path: Path) -> None:
     first, second, config, install, send, output = read_blocks(page)
     assert second.markers == {"continue": "", "expect": "$ai_trace x1"}
     assert second.script() == "print(1)\n\nprint(2)\n"
-    assert [b.runs for b in (first, second, config, install, send)] == [1, 1, 0, 0, 1]
-    assert not _reason_given(config) and not _reason_given(install)  # an empty reason
-    assert not output.runs and _reason_given(output)  # output, not code
+    assert [b.runs for b in (first, second, config, install, send)] == [
+        True,
+        True,
+        False,
+        False,
+        True,
+    ]
+    assert not _says_why_it_is_not_run(config) and not _says_why_it_is_not_run(
+        install
+    )  # an empty reason
+    assert not output.runs and _says_why_it_is_not_run(output)  # output, not code
 
 
 # ------------------------------------------------------------------ model server
