@@ -20,6 +20,8 @@ on the lines directly above its opening fence:
   exactly (every event name it sends is listed, with its count).
   ``<!-- expect: events -->``: at least one event; ``<!-- expect: nothing sent -->``:
   none.  Optional: without it a block that runs must exit with 0, nothing more.
+- ``<!-- users: u1 -->``: the distinct ids of the events it sends, all of them (a
+  personless event's is its trace id, so this catches one).
 - ``<!-- not run: <reason> -->``: the block is not run (a config fragment, a
   command that installs packages or runs forever); the reason is required.
 - ``<!-- file: NAME -->``: the block is not run itself but saved as NAME in the
@@ -88,7 +90,7 @@ MODEL_REPLY = "It is sunny in Paris."
 
 _FENCE = re.compile(r"^(?P<indent> *)(?P<fence>```+)\s*(?P<info>[\w+-]*)")
 _MARKER = re.compile(
-    r"^\s*<!--\s*(?P<kind>expect|not run|file|continue)\s*:?\s*(?P<value>.*?)\s*-->\s*$"
+    r"^\s*<!--\s*(?P<kind>expect|users|not run|file|continue)\s*:?\s*(?P<value>.*?)\s*-->\s*$"
 )
 _EXPECTED_EVENT = re.compile(r"^(?P<event>\$\w+) x(?P<count>\d+)$")
 
@@ -171,7 +173,7 @@ def test_blocks_are_read_with_the_markers_above_them(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text(
         "```python\nprint(1)\n```\n\n"
-        "- item\n\n  <!-- continue -->\n  <!-- expect: $ai_trace x1 -->\n"
+        "- item\n\n  <!-- continue -->\n  <!-- expect: $ai_trace x1 -->\n  <!-- users: u1 -->\n"
         "  ```python\n  print(2)\n  ```\n\n"
         "```yaml\nversion: 1\n```\n\n"
         "<!-- not run:  -->\n```bash\npip install x\n```\n\n"
@@ -179,7 +181,7 @@ def test_blocks_are_read_with_the_markers_above_them(tmp_path: Path) -> None:
         "```text\ntrace 4bf9...\n```\n"
     )
     first, second, config, install, send, output = read_blocks(page)
-    assert second.markers == {"continue": "", "expect": "$ai_trace x1"}
+    assert second.markers == {"continue": "", "expect": "$ai_trace x1", "users": "u1"}
     assert second.script() == "print(1)\n\nprint(2)\n"
     assert [b.runs for b in (first, second, config, install, send)] == [
         True,
@@ -294,11 +296,14 @@ def expected_events(block: Block) -> Counter[str] | str | None:
     return counts
 
 
+def unique_events(server: CaptureServer) -> list[dict[str, Any]]:
+    """The events that arrived, once per ``uuid`` as PostHog counts them (a batch
+    retried after a slow answer may arrive twice)."""
+    return list({event["uuid"]: event for event in server.events}.values())
+
+
 def events_by_name(server: CaptureServer) -> Counter[str]:
-    """How many events of each name arrived, once per ``uuid`` as PostHog counts them
-    (a batch retried after a slow answer may arrive twice)."""
-    unique = {event["uuid"]: event for event in server.events}
-    return Counter(event["event"] for event in unique.values())
+    return Counter(event["event"] for event in unique_events(server))
 
 
 @pytest.mark.parametrize("block", [b for b in ALL_BLOCKS if b.runs], ids=lambda b: b.name)
@@ -332,6 +337,9 @@ def test_block_runs_as_written(
         assert sent == expected, f"{block.name} sent {dict(sent)}:\n{result.stderr}"
     elif expected == "events":
         assert capture_server.events, f"{block.name} sent nothing:\n{result.stderr}"
+    if "users" in block.markers:
+        users = {event["distinct_id"] for event in unique_events(capture_server)}
+        assert users == set(block.markers["users"].replace(",", " ").split()), block.name
 
 
 # ------------------------------------------------------------------ the options listed
