@@ -76,7 +76,6 @@ PAGES_BEING_WRITTEN = frozenset(
     {
         "docs/instrumentations.md",
         "docs/asgi-servers.md",
-        "docs/dev-server.md",
         "docs/durability.md",
     }
 )
