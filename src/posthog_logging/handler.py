@@ -76,6 +76,11 @@ from .values import time_ms
 
 DISABLED_WARNING = (
     "posthog disabled: Missing required API key. "
+    "Set POSTHOG_API_KEY environment variable or pass api_key to PosthogLogHandler."
+)
+#: Mastra's own words (``apiKey`` is its option's name), kept byte for byte in compat mode.
+MASTRA_DISABLED_WARNING = (
+    "posthog disabled: Missing required API key. "
     "Set POSTHOG_API_KEY environment variable or pass apiKey in config."
 )
 #: Records waiting for the listener before the oldest are dropped (counted).  Big
@@ -272,7 +277,7 @@ class PosthogLogHandler(logging.Handler):
         self._pipeline = self._new_pipeline()
         self._listener: EventListener | None = None
         if self.disabled:
-            _log.warning(DISABLED_WARNING)
+            _log.warning(MASTRA_DISABLED_WARNING if mastra_compat else DISABLED_WARNING)
         else:
             _live_handlers.add(self)
 

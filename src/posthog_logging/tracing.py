@@ -619,9 +619,16 @@ class ContextThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
 def feedback(
     trace_id: str, value: Any, *, logger: logging.Logger | str | None = None, **fields: Any
 ) -> None:
-    """Log Mastra feedback for a trace (``feedbackType``, ``comment``, ``spanId``... as
-    keyword arguments with Mastra's names)."""
+    """Log Mastra feedback for a trace (``feedbackType``, ``comment``, ``spanId``,
+    ``userId``... as keyword arguments with Mastra's names).
+
+    Called inside a span of that trace, it names the span's user (unless ``userId``
+    is given): feedback without one would be a personless event.
+    """
     record = {"traceId": trace_id, "value": value, "timestamp": _now(), **fields}
+    current = current_span()
+    if current is not None and current.trace_id == trace_id and "userId" in current.metadata:
+        record.setdefault("userId", current.metadata["userId"])
     _resolve_logger(logger).info("feedback %s", trace_id, extra={FEEDBACK_ATTR: record})
 
 
