@@ -153,6 +153,13 @@ class TracePrinter:
         self._complete: set[str] = set()
 
     def on_request(self, request: ReceivedRequest) -> None:
+        """Hold the request's events and print what is ready."""
+        self.hold(request)
+        self.print_ready()
+
+    def hold(self, request: ReceivedRequest) -> None:
+        """Put an accepted request's events into the store, noting the traces they touch
+        (the dev server does this before answering, and prints after)."""
         if not request.accepted:
             return
         added = self.store.add(request.batch)
@@ -161,7 +168,6 @@ class TracePrinter:
                 self._last_seen[trace_id] = time.monotonic()
                 if any(event.get("event") == "$ai_trace" for event in events):
                     self._complete.add(trace_id)
-        self.print_ready()
 
     def print_ready(self) -> None:
         """Print the trees that are complete or idle and changed since last printed."""
