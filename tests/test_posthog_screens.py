@@ -682,9 +682,11 @@ def test_r_error_type_and_exception_event(sink_for: Any) -> None:
     assert props["tool"]["$ai_error_type"] == "ValueError"
     generation_props = sink.one("$ai_generation")["properties"]
     assert generation_props["$ai_error_type"] == "TOOL_FAILED"  # errorInfo id, no exception
-    exceptions = sink.events("$exception")
-    assert len(exceptions) == 2  # the tool's, and the root it left through
-    (exception,) = (e for e in exceptions if e["properties"]["$ai_span_id"] == tool.span_id)
+    # Once, from the span it was raised in, though it left the root too: one raise is one
+    # occurrence in Error tracking (posthog-python's capture_exception skips an exception
+    # it already captured).
+    (exception,) = sink.events("$exception")
+    assert exception["properties"]["$ai_span_id"] == tool.span_id
     assert exception["distinct_id"] == "u3"
     assert exception["properties"]["$ai_trace_id"] == tool.trace_id
     (entry,) = exception["properties"]["$exception_list"]
@@ -692,6 +694,20 @@ def test_r_error_type_and_exception_event(sink_for: Any) -> None:
     assert entry["mechanism"]["handled"] is False
     functions = [frame["function"] for frame in entry["stacktrace"]["frames"]]
     assert functions[-1] == "raise_value_error"
+
+
+def test_r_an_exception_raised_anew_in_an_outer_span_is_its_own(sink_for: Any) -> None:
+    sink = sink_for(capture_exceptions=True)
+    with pytest.raises(RuntimeError), pl.span("agent", logger=sink.logger) as agent:
+        try:
+            with pl.span("tool", type="tool_call", logger=sink.logger) as tool:
+                raise_value_error()
+        except ValueError as error:
+            raise RuntimeError("the tool failed") from error
+    sent = {e["properties"]["$ai_span_id"]: e for e in sink.events("$exception")}
+    assert sorted(sent) == sorted([tool.span_id, agent.span_id])
+    types = [entry["type"] for entry in sent[agent.span_id]["properties"]["$exception_list"]]
+    assert sorted(types) == ["RuntimeError", "ValueError"]  # with its cause
 
 
 def test_r_no_exception_event_unless_asked(sink_for: Any) -> None:

@@ -217,6 +217,9 @@ class Span:
         #: The exception that ended the span, for ``capture_exceptions`` (``$exception``);
         #: kept until the span is logged.
         self.exception: BaseException | None = None
+        #: An exception that ended a span inside this one: it goes to Error tracking
+        #: from there, so not again from here if it leaves this span too.
+        self._inner_exception: BaseException | None = None
         self.is_event = is_event
         self.emit_start = emit_start
         self.capture_traceback = capture_traceback
@@ -281,9 +284,11 @@ class Span:
         self._before_end()
         self.end_time = _now()
         self._emit(SpanEvent.ENDED)
+        if self.exception is not None and self.parent is not None:
+            self.parent._inner_exception = self.exception
         # The record carries the exception now.  The span lets go of it: its traceback
         # holds the frame that holds this span, a cycle only the garbage collector breaks.
-        self.exception = None
+        self.exception = self._inner_exception = None
 
     def _before_end(self) -> None:
         """Hook for subclasses to settle defaults (e.g. streamed output)."""
@@ -395,7 +400,7 @@ class Span:
             span["output"] = self.output
         if self.error is not None:
             span["errorInfo"] = dict(self.error)
-        if self.exception is not None:
+        if self.exception is not None and self.exception is not self._inner_exception:
             span["exception"] = self.exception
         if self.tags:
             span["tags"] = list(self.tags)
