@@ -144,11 +144,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     )
     report = replayer.replay(args.paths)
     for file in report.files:
-        status = file.error or file.skipped or "done"
-        print(
-            f"{file.path}: {file.delivered} sent, {file.already_sent} lines sent before, "
-            f"{file.malformed} malformed lines skipped ({status})"
-        )
+        print(file.describe())
     print(f"replayed {report.delivered} events from {len(report.files)} files")
     return 1 if report.failed else 0
 

@@ -42,6 +42,7 @@ from .config import (
     resolve_host,
     sample_rate_setting,
 )
+from .congestion import RetryPolicy
 from .contract import (
     FEEDBACK_ATTR,
     POSTHOG_EVENT_ATTR,
@@ -49,6 +50,9 @@ from .contract import (
     SPAN_EVENT_ATTR,
     SupportsSpanDict,
 )
+from .encoding import MAX_EVENT_BYTES
+from .exporter import HttpExporter
+from .journal import Journal
 from .mapping import MappingOptions
 from .mapping.logs import is_own_logger, log_event_span
 from .pipeline import (
@@ -69,9 +73,8 @@ from .records import payload_fields
 from .redaction import BeforeSend, Mask, OutgoingEvents
 from .sampling import sampler_for
 from .sender import DEFAULT_MAX_IN_FLIGHT, EventBuffer, Sender, library_thread
-from .spill import SpillWriter
 from .stats import Stats
-from .transport import MAX_EVENT_BYTES, RetryPolicy, Transport
+from .transport import Transport
 from .values import time_ms
 
 DISABLED_WARNING = (
@@ -598,13 +601,13 @@ class PosthogLogHandler(logging.Handler):
 
     def _new_pipeline(self) -> EventPipeline:
         sender = Sender(
-            self._transport,
+            HttpExporter(self._transport, self._stats),
             self._stats,
             EventBuffer(self.max_buffer_events, self.max_buffer_bytes),
             flush_at=self.flush_at,
             max_in_flight=self.max_in_flight,
             retry=self.retry,
-            spiller=None if self.spill_dir is None else SpillWriter(self.spill_dir),
+            journal=None if self.spill_dir is None else Journal(self.spill_dir),
             spill_on_overflow=self.overflow == "spill",
         )
         # One event never takes more than half the buffer: a larger one is shrunk,
