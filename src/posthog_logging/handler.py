@@ -52,7 +52,7 @@ from .contract import (
 )
 from .encoding import MAX_EVENT_BYTES
 from .exporter import HttpExporter
-from .journal import Journal
+from .journal import DEFAULT_FSYNC_INTERVAL, Journal
 from .mapping import MappingOptions
 from .mapping.logs import is_own_logger, log_event_span
 from .pipeline import (
@@ -193,6 +193,7 @@ class PosthogLogHandler(logging.Handler):
         sample_rate: float | None = None,
         mask: Mask | str | None = None,
         before_send: BeforeSend | str | None = None,
+        fsync_interval: float = DEFAULT_FSYNC_INTERVAL,
     ) -> None:
         serverless = flag_setting(serverless, "serverless", SERVERLESS_ENV)
         privacy_mode = flag_setting(privacy_mode, "privacy_mode", PRIVACY_MODE_ENV)
@@ -222,6 +223,7 @@ class PosthogLogHandler(logging.Handler):
         self.privacy_mode = privacy_mode
         self.mastra_compat = mastra_compat
         self.spill_dir = None if spill_dir is None else os.fspath(spill_dir)
+        self.fsync_interval = positive_seconds("fsync_interval", fsync_interval, 0)
         if overflow not in OVERFLOW_POLICIES:
             raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, got {overflow!r}")
         if overflow == "spill" and self.spill_dir is None:
@@ -272,6 +274,7 @@ class PosthogLogHandler(logging.Handler):
             _log.warning(DISABLED_WARNING)
         else:
             _live_handlers.add(self)
+            self._pipeline.sender.resume_backlog()  # what earlier processes left in spill_dir
 
     #: Whether this class overrides ``filter()``: ``handle()`` then always calls it,
     #: as ``Handler.handle`` does, even with no filter added.
@@ -607,7 +610,9 @@ class PosthogLogHandler(logging.Handler):
             flush_at=self.flush_at,
             max_in_flight=self.max_in_flight,
             retry=self.retry,
-            journal=None if self.spill_dir is None else Journal(self.spill_dir),
+            journal=None
+            if self.spill_dir is None
+            else Journal(self.spill_dir, fsync_interval=self.fsync_interval),
             spill_on_overflow=self.overflow == "spill",
         )
         # One event never takes more than half the buffer: a larger one is shrunk,

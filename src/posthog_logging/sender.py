@@ -360,9 +360,17 @@ class Sender:
         )
 
     # -------------------------------------------------------------- senders
+    def resume_backlog(self) -> None:
+        """Start sending, in the background, what earlier processes left in the
+        journal's directory (with a journal; once)."""
+        with self._ready:
+            if self.journal is None or self.resumer is not None or self.abandoned:
+                return
+            self.resumer = Resumer(self.journal.directory, self.exporter, self.retry, self.stats)
+        self.resumer.start()
+
     def _start_threads(self) -> bool:
-        """Start the sender threads once (and the resume of what earlier processes
-        left in the journal); False when none can run (interpreter exit)."""
+        """Start the sender threads once; False when none can run (interpreter exit)."""
         if self._threads or self._threads_failed:
             return bool(self._threads)
         for number in range(self.max_in_flight):
@@ -375,9 +383,6 @@ class Sender:
                 break
             self._threads.append(thread)
         self._threads_failed = not self._threads
-        if self._threads and self.journal is not None:
-            self.resumer = Resumer(self.journal.directory, self.exporter, self.retry, self.stats)
-            self.resumer.start()
         return bool(self._threads)
 
     def _run(self) -> None:
