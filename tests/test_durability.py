@@ -259,3 +259,19 @@ def test_replay_leaves_an_application_log_as_it_was(
     assert span_ids(capture_server.events) == Counter(f"{n:016x}" for n in range(4))
     (progress,) = (tmp_path / "state").rglob("*.sent")
     assert stat.S_IMODE(progress.stat().st_mode) == 0o600
+
+
+def test_a_404_names_the_url_posted_and_never_the_key(
+    capture_server: CaptureServer, library_logs: RecordCollector
+) -> None:
+    capture_server.answer_by_default(ScriptedResponse(status=404, body="Not Found"))
+    handler, log = handler_for(capture_server.url + "/typo", "typo", flush_at=5)
+    for n in range(5):
+        log.info("x", extra={"span": tool_span(n)})
+    handler.close()
+    messages = library_logs.messages(logging.WARNING)
+    posted = capture_server.url + "/typo/i/v0/ai/batch/"
+    assert any("HTTP 404 from " + posted in m for m in messages), messages
+    assert all(DUMMY_KEY not in m for m in messages)
+    # Without a spill directory the summary names none.
+    assert "posthog-logging: closed with dropped events {'undeliverable': 5}" in messages

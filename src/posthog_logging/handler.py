@@ -575,13 +575,15 @@ class PosthogLogHandler(logging.Handler):
         """One WARNING at close when events were dropped or spilled."""
         counts = self._stats.snapshot()
         dropped, spilled = counts["dropped"], counts["spilled"]
-        if dropped or spilled:
+        if spilled:
             _log.warning(
                 "posthog-logging: closed with dropped events %s and %d events spilled to %s",
                 dropped,
                 spilled,
                 self.spill_dir,
             )
+        elif dropped:
+            _log.warning("posthog-logging: closed with dropped events %s", dropped)
 
     def stats(self) -> dict[str, Any]:
         """Counters (``stats.COUNTERS``, received, ignored, dropped by reason), the

@@ -269,8 +269,10 @@ class Journal:
 
     def _delete(self, segment: Segment) -> None:
         """Unlink first, unlock after: nobody else may take a settled segment."""
-        with contextlib.suppress(FileNotFoundError):
-            segment.path.unlink()
+        try:
+            segment.path.unlink(missing_ok=True)
+        except OSError as error:
+            self._report_once(f"cannot delete the journal {segment.path}: {error.strerror}")
         segment.ledger.remove()
         self._close_descriptor(segment, sync=False)
 
@@ -285,7 +287,8 @@ class Journal:
         except OSError as error:
             self._report_once(f"cannot fsync the journal {segment.path}: {error.strerror}")
         finally:
-            os.close(descriptor)
+            with contextlib.suppress(OSError):  # closed all the same
+                os.close(descriptor)
 
     def _report_once(self, message: str) -> None:
         if message not in self._reported_errors:

@@ -38,6 +38,7 @@ AI_BATCH_PATH = "/i/v0/ai/batch/"
 #: Statuses worth another try: the server or a proxy may recover.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 PAYLOAD_TOO_LARGE = 413
+NOT_FOUND = 404
 GZIP_LEVEL = 6
 USER_AGENT = f"posthog-logging/{__version__} {posthog_request.USER_AGENT}"
 
@@ -64,6 +65,8 @@ class PostResult:
     detail: str = ""
     retry_after: float | None = None
     body_bytes: int = 0
+    #: The URL posted to (named in the report of a 404: a typo in the host's path).
+    url: str = ""
 
     @property
     def ok(self) -> bool:
@@ -79,6 +82,8 @@ class PostResult:
 
     def describe(self) -> str:
         status = "no response" if self.status is None else f"HTTP {self.status}"
+        if self.status == NOT_FOUND and self.url:
+            status += f" from {self.url} (is the host right?)"
         return f"{status}: {self.detail}" if self.detail else status
 
 
@@ -113,12 +118,13 @@ class Transport:
     def post(self, batch: Sequence[EncodedEvent], timeout: float | None = None) -> PostResult:
         """One attempt to deliver ``batch``."""
         body = encode_body(self._api_key, batch, gzip=self.gzip)
+        url = self.host + AI_BATCH_PATH
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         if self.gzip:
             headers["Content-Encoding"] = "gzip"
         try:
             response = self.session().post(
-                self.host + AI_BATCH_PATH,
+                url,
                 data=body,
                 headers=headers,
                 timeout=self.timeout if timeout is None else timeout,
@@ -128,7 +134,9 @@ class Transport:
         except Exception as error:  # a transport bug must not kill the listener
             return PostResult(None, self._redact(f"{type(error).__name__}: {error}"))
         detail = "" if response.ok else self._redact(response.text.strip())[:200]
-        return PostResult(response.status_code, detail, _retry_after(response), len(body))
+        return PostResult(
+            response.status_code, detail, _retry_after(response), len(body), self._redact(url)
+        )
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "[redacted]") if self._api_key else text
