@@ -275,3 +275,38 @@ def test_a_404_names_the_url_posted_and_never_the_key(
     assert all(DUMMY_KEY not in m for m in messages)
     # Without a spill directory the summary names none.
     assert "posthog-logging: closed with dropped events {'undeliverable': 5}" in messages
+
+
+#: ``replay`` where no file can grow (a full disk: EFBIG under RLIMIT_FSIZE).
+REPLAY_ON_A_FULL_DISK = """
+import resource, signal, sys
+from posthog_logging.cli import main
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+sys.exit(main(["replay", "--host", sys.argv[1], sys.argv[2]]))
+"""
+
+
+def test_replay_on_a_full_disk_sends_each_event_once_and_finishes(
+    tmp_path: Path, capture_server: CaptureServer
+) -> None:
+    """Its progress cannot be written: it goes on with the progress in memory (and
+    says so with the path) instead of sending the first batch again on every run."""
+    handler, log = handler_for(dead_url(), "full_replay", spill_dir=tmp_path, shutdown_timeout=0.3)
+    for n in range(250):
+        log.info("x", extra={"span": tool_span(n)})
+    handler.close()
+    (journal,) = tmp_path.glob("*.jsonl")
+    result = subprocess.run(
+        [sys.executable, "-c", REPLAY_ON_A_FULL_DISK, capture_server.url, str(tmp_path)],
+        env=dict(os.environ, POSTHOG_API_KEY=DUMMY_KEY),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"cannot record delivered lines in {journal}.sent" in result.stdout
+    assert span_ids(capture_server.events) == Counter(f"{n:016x}" for n in range(250))
+    assert list(tmp_path.iterdir()) == []
