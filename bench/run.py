@@ -745,6 +745,12 @@ def bench_sustained(seconds: float) -> str:
     )
 
 
+def _compared(rate: int | None, base: int | None) -> str:
+    """A highest sustained rate against another (None: below the lowest tried)."""
+    rate, base = rate or 0, base or 0
+    return "same" if rate == base else ("higher" if rate > base else "lower")
+
+
 def bench_journal(count: int, seconds: float) -> str:
     """The write-ahead journal's cost on the healthy path, side by side in one run:
     a burst of ``count`` spans and the highest sustained rate that holds, at 50 and
@@ -781,7 +787,7 @@ def bench_journal(count: int, seconds: float) -> str:
                     f"{cpu:.3f}",
                     f"{cpu / base_cpu - 1:+.0%}" if journal else "-",
                     _rate(highest),
-                    "-" if not journal else ("same" if highest == base_highest else "lower"),
+                    "-" if not journal else _compared(highest, base_highest),
                 ]
             )
     return table(

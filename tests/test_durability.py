@@ -21,6 +21,7 @@ import pytest
 from posthog_logging import PosthogLogHandler
 from posthog_logging.cli import main as cli_main
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
+from posthog_logging.spill import try_lock
 
 from .conftest import DUMMY_KEY, RecordCollector
 from .helpers import dead_url, handler_for, span_ids, tool_span
@@ -310,3 +311,46 @@ def test_replay_on_a_full_disk_sends_each_event_once_and_finishes(
     assert f"cannot record delivered lines in {journal}.sent" in result.stdout
     assert span_ids(capture_server.events) == Counter(f"{n:016x}" for n in range(250))
     assert list(tmp_path.iterdir()) == []
+
+
+#: Journals one span against a hanging server, forks a child that outlives it, and
+#: prints the child's pid.  argv: host, spill_dir.
+FORKED = """
+import logging, os, sys, time
+from posthog_logging import PosthogLogHandler
+
+handler = PosthogLogHandler(api_key="phc_test", host=sys.argv[1], spill_dir=sys.argv[2])
+log = logging.getLogger("forked")
+log.addHandler(handler)
+log.propagate = False
+log.warning("x", extra={"span": {"id": "1" * 16, "traceId": "b" * 32, "type": "tool_call",
+                                 "name": "t", "startTime": 1.0, "endTime": 2.0}})
+handler.flush()
+child = os.fork()
+if child == 0:
+    time.sleep(60)
+    os._exit(0)
+print(child, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.slow
+def test_a_forked_child_does_not_keep_its_parents_journal_locked(tmp_path: Path) -> None:
+    with CaptureServer() as hanging:
+        hanging.answer_by_default(ScriptedResponse(hang=True))
+        parent = subprocess.Popen(
+            [sys.executable, "-c", FORKED, hanging.url, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        try:
+            parent.kill()
+            parent.wait(timeout=30)
+            (segment,) = tmp_path.glob("journal-*.jsonl")
+            with segment.open("rb") as journal:
+                assert try_lock(journal.fileno())  # free for the next process to resume
+        finally:
+            os.kill(child, signal.SIGKILL)
