@@ -39,9 +39,10 @@ if TYPE_CHECKING:
 def _add_dev_server(commands: Commands) -> None:
     parser = commands.add_parser(
         "dev-server",
-        help="local capture server that prints each trace as a tree",
-        description="Accepts PostHog batch requests (gzip or not) and prints every trace "
-        "it receives as an indented tree. Point the handler at it with "
+        help="local capture server that prints each trace as a tree and shows it in a browser",
+        description="Accepts PostHog batch requests (gzip or not), prints every trace "
+        "it receives as an indented tree and serves a trace viewer at its own address "
+        "(http://127.0.0.1:8765/). Point the handler at it with "
         "POSTHOG_HOST=http://127.0.0.1:8765 and any POSTHOG_API_KEY.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -55,6 +56,17 @@ def _add_dev_server(commands: Commands) -> None:
         help="answer each POST this long after its body arrived, as a network round trip "
         "would; requests in flight at once overlap (default 0)",
     )
+    parser.add_argument(
+        "--no-web",
+        dest="web",
+        action="store_false",
+        help="no trace viewer: only the trees in the terminal",
+    )
+    parser.add_argument(
+        "--store",
+        metavar="PATH",
+        help="also keep the events in this JSON-lines file, and show them again after a restart",
+    )
     parser.set_defaults(run=_run_dev_server)
 
 
@@ -66,7 +78,15 @@ def _latency(text: str) -> float:
 
 
 def _run_dev_server(args: argparse.Namespace) -> int:
-    serve_forever(args.host, args.port, sys.stdout, verbose=args.verbose, latency=args.latency)
+    serve_forever(
+        args.host,
+        args.port,
+        sys.stdout,
+        verbose=args.verbose,
+        latency=args.latency,
+        web=args.web,
+        store_path=args.store,
+    )
     return 0
 
 

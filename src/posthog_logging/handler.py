@@ -25,8 +25,8 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from . import diagnostics
 from .config import (
@@ -276,6 +276,13 @@ class PosthogLogHandler(logging.Handler):
             _live_handlers.add(self)
             self._pipeline.sender.resume_backlog()  # what earlier processes left in spill_dir
 
+    #: Where records go instead of the queue, or None (the default): while set, every
+    #: record a handler would queue is handed to it, with the handler, on the thread that
+    #: logged it, whatever the handler's state (no API key included): nothing is queued,
+    #: no thread starts, nothing is sent.  The one seam for tests:
+    #: :func:`posthog_logging.testing.capture` sets it and maps the records itself.
+    record_sink: ClassVar[Callable[[PosthogLogHandler, RecordItem], None] | None] = None
+
     #: Whether this class overrides ``filter()``: ``handle()`` then always calls it,
     #: as ``Handler.handle`` does, even with no filter added.
     _own_filter = False
@@ -312,7 +319,7 @@ class PosthogLogHandler(logging.Handler):
         is kept lean: one call for the record's fields, one for the snapshot, and
         the queued item is a plain tuple (see :data:`~.pipeline.RecordItem`).
         """
-        if self.disabled or library_thread.active:
+        if (self.disabled and PosthogLogHandler.record_sink is None) or library_thread.active:
             return  # never feed on records made while handling records
         try:
             fields = payload_fields(record)
@@ -330,6 +337,10 @@ class PosthogLogHandler(logging.Handler):
                 if item is None:
                     self._ignored += 1
                     return
+            sink = PosthogLogHandler.record_sink
+            if sink is not None:
+                sink(self, item)
+                return
             if self._closed:
                 self._count_drop("closed", CLOSED_DROP)
                 return
