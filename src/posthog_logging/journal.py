@@ -204,7 +204,6 @@ class Journal:
             segment.line_of.append(segment.lines)
         segment.lines += 1
         segment.size += len(data)
-        self._sync_now_and_then(segment)
         if segment.size >= self.segment_bytes:
             self._current = None  # the next event starts a new segment
         return True
@@ -228,16 +227,33 @@ class Journal:
         self._segments.append(segment)
         return segment
 
-    def _sync_now_and_then(self, segment: Segment) -> None:
-        if self.fsync_interval is None or segment.descriptor is None:
-            return
-        now = self._clock()
-        if now - self._last_sync >= self.fsync_interval:
+    def sync_now_and_then(self) -> None:
+        """``fsync`` the current segment when ``fsync_interval`` passed since the last.
+
+        Called by the sender once it released its lock, and outside the journal's:
+        an ``fsync`` may take a while on a busy disk, and nothing waits for it.
+        """
+        with self._lock:
+            segment, now = self._current, self._clock()
+            if (
+                self.fsync_interval is None
+                or segment is None
+                or segment.descriptor is None
+                or now - self._last_sync < self.fsync_interval
+            ):
+                return
             self._last_sync = now
             try:
-                os.fsync(segment.descriptor)
+                descriptor = os.dup(segment.descriptor)  # it may be released meanwhile
             except OSError as error:
                 self._report_once(f"cannot fsync the journal {segment.path}: {error.strerror}")
+                return
+        try:
+            os.fsync(descriptor)
+        except OSError as error:
+            self._report_once(f"cannot fsync the journal {segment.path}: {error.strerror}")
+        finally:
+            os.close(descriptor)
 
     def _lines(self, first: int, count: int) -> list[tuple[Segment, list[int]]]:
         """The lines of the events numbered ``first`` onwards, by segment."""

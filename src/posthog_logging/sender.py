@@ -250,6 +250,8 @@ class Sender:
                     )
                 if len(self.buffer) >= self.flush_at and self._start_threads():
                     self._ready.notify()
+        if self.journal is not None:
+            self.journal.sync_now_and_then()
         self.losses.log_pending()
 
     def make_due(self) -> int:
