@@ -5,8 +5,10 @@ is given to ``logfire.configure(additional_span_processors=[...])``."""
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import httpx
 import logfire
@@ -21,8 +23,10 @@ from .conftest import DUMMY_KEY, span_logger
 from .test_otel_openai import by_event, fake_openai
 
 
-def logfire_openai(logger: logging.Logger) -> openai.OpenAI:
-    """The documented recipe, with an OpenAI client whose model is ``fake_openai``."""
+def logfire_openai(
+    logger: logging.Logger, model: Callable[[httpx.Request], httpx.Response] = fake_openai
+) -> openai.OpenAI:
+    """The documented recipe, with an OpenAI client whose model is ``model``."""
     logfire.configure(
         send_to_logfire=False,
         console=False,
@@ -30,11 +34,34 @@ def logfire_openai(logger: logging.Logger) -> openai.OpenAI:
     )
     client = openai.OpenAI(
         api_key="sk-fake",
-        http_client=httpx.Client(transport=httpx.MockTransport(fake_openai)),
+        http_client=httpx.Client(transport=httpx.MockTransport(model)),
         max_retries=0,
     )
     logfire.instrument_openai(client)
     return client
+
+
+class SlowStream(httpx.SyncByteStream):
+    """``fake_openai``'s streamed answer with a pause before its last event, so the
+    streamed call has a duration the test can see (at least ``PAUSE`` seconds)."""
+
+    PAUSE = 0.05
+
+    def __init__(self, events: list[bytes]) -> None:
+        self.events = events
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.events[:-1]
+        time.sleep(self.PAUSE)
+        yield self.events[-1]
+
+
+def slow_streaming_model(request: httpx.Request) -> httpx.Response:
+    answer = fake_openai(request)
+    if answer.status_code != 200 or not json.loads(request.content).get("stream"):
+        return answer
+    events = [event + b"\n\n" for event in answer.content.split(b"\n\n") if event]
+    return httpx.Response(200, stream=SlowStream(events), headers=answer.headers)
 
 
 @pytest.fixture
@@ -42,7 +69,7 @@ def instrumented(
     capture_server: CaptureServer,
 ) -> Iterator[tuple[openai.OpenAI, PosthogLogHandler]]:
     handler = PosthogLogHandler(api_key=DUMMY_KEY, host=capture_server.url)
-    yield logfire_openai(span_logger("test.logfire", handler)), handler
+    yield logfire_openai(span_logger("test.logfire", handler), slow_streaming_model), handler
     handler.close()
 
 
@@ -90,7 +117,8 @@ def test_a_streamed_call_is_one_generation_with_reply_usage_and_duration(
     assert props["$ai_output_choices"][0]["content"][0]["text"] == "Hi there"
     assert props["$ai_input"][0]["content"][0]["text"] == "hi"
     assert (props["$ai_input_tokens"], props["$ai_output_tokens"]) == (21, 9)
-    assert props["$ai_latency"] > 0  # the log's duration, not a span of no length
+    # The log's duration, not a span of no length.
+    assert props["$ai_latency"] >= SlowStream.PAUSE
     assert len(events["$ai_trace"]) == 1
     assert sorted(events) == ["$ai_generation", "$ai_trace"]
 

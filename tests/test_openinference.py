@@ -22,7 +22,7 @@ from .conftest import DUMMY_KEY, span_logger
 from .otel_helpers import Otel
 from .test_otel_openai import WEATHER_TOOL, by_event, fake_openai
 
-TOOL_CALL = {
+TOOL_CALL: Any = {
     "id": "call_1",
     "type": "function",
     "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
@@ -34,13 +34,13 @@ def fake_model(request: httpx.Request) -> httpx.Response:
     body = json.loads(request.content)
     if request.url.path.endswith("/embeddings"):
         vector = {"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}
-        usage = {"prompt_tokens": 3, "total_tokens": 3}
+        tokens = {"prompt_tokens": 3, "total_tokens": 3}
         return httpx.Response(
-            200, json={"object": "list", "data": [vector], "model": body["model"], "usage": usage}
+            200, json={"object": "list", "data": [vector], "model": body["model"], "usage": tokens}
         )
     if body["messages"][-1].get("content") == "Weather in Paris?":
         message = {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]}
-        usage = {
+        usage: dict[str, Any] = {
             "prompt_tokens": 40,
             "completion_tokens": 12,
             "total_tokens": 52,
@@ -130,7 +130,7 @@ def test_tool_calls_cache_and_reasoning_tokens_and_tool_results(
     instrumented: tuple[Otel, openai.OpenAI, PosthogLogHandler], capture_server: CaptureServer
 ) -> None:
     otel, client, handler = instrumented
-    question = {"role": "user", "content": "Weather in Paris?"}
+    question: Any = {"role": "user", "content": "Weather in Paris?"}
     with otel.tracer.start_as_current_span("agent"):
         client.chat.completions.create(model="gpt-4o-mini", messages=[question])
         client.chat.completions.create(
