@@ -69,6 +69,7 @@ from .records import payload_fields
 from .redaction import BeforeSend, Mask, OutgoingEvents
 from .sampling import sampler_for
 from .sender import DEFAULT_MAX_IN_FLIGHT, EventBuffer, Sender, library_thread
+from .servers import ServerExit
 from .spill import SpillWriter
 from .stats import Stats
 from .transport import MAX_EVENT_BYTES, RetryPolicy, Transport
@@ -111,6 +112,7 @@ def _close_live_handlers() -> None:
 
 
 _worker_exit = WorkerExit(on_exit=_close_live_handlers)
+_server_exit = ServerExit(on_exit=_close_live_handlers)
 
 
 class InterpreterExit:
@@ -269,6 +271,7 @@ class PosthogLogHandler(logging.Handler):
             _log.warning(DISABLED_WARNING)
         else:
             _live_handlers.add(self)
+            _server_exit.arm()  # a server may end this process by SIGTERM
 
     #: Whether this class overrides ``filter()``: ``handle()`` then always calls it,
     #: as ``Handler.handle`` does, even with no filter added.
@@ -416,6 +419,7 @@ class PosthogLogHandler(logging.Handler):
                 if self._listener is None and not self._closed:
                     diagnostics.keep_enabled()
                     _worker_exit.arm()  # this process may end without logging.shutdown()
+                    _server_exit.arm()  # (a worker forked after the first arm resets SIGTERM)
                     listener = EventListener(self._queue, self._pipeline)
                     listener.start()
                     self._listener = listener
