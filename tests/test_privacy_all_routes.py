@@ -1,12 +1,13 @@
 """Privacy mode holds for every instrumentation route LoggingSpanProcessor reads.
 
 A secret prompt and a secret reply go through each route: the real
-``openinference-instrumentation-openai``, ``opentelemetry-instrumentation-openai-v2``
-and ``logfire`` (streamed and not) against a mocked model, and hand-built spans with
-the real OTel SDK for each convention's content attributes (GenAI in all its
-generations, OpenLLMetry/traceloop, Logfire, Vercel ``ai.*``, OpenInference).  With
-``privacy_mode=True`` the secrets are in no batch the capture server received (the
-raw JSON searched); without it they are, so the routes do carry them.
+``openinference-instrumentation-openai``, ``opentelemetry-instrumentation-openai-v2``,
+OpenLLMetry's ``opentelemetry-instrumentation-openai`` and ``logfire`` (streamed and
+not) against a mocked model, and hand-built spans with the real OTel SDK for each
+convention's content attributes (GenAI in all its generations, OpenLLMetry/traceloop,
+Logfire, Vercel ``ai.*``, OpenInference).  With ``privacy_mode=True`` the secrets are
+in no batch the capture server received (the raw JSON searched); without it they are,
+so the routes do carry them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logfire
 import openai
 import pytest
 from openinference.instrumentation.openai import OpenAIInstrumentor as OpenInferenceInstrumentor
+from opentelemetry.instrumentation.openai import OpenAIInstrumentor as OpenLLMetryInstrumentor
 from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OpenAIV2Instrumentor
 from opentelemetry.trace import Tracer
 
@@ -215,7 +217,11 @@ def all_routes(
             api_key=DUMMY_KEY, host=capture_server.url, privacy_mode=privacy_mode
         )
         logger = span_logger("test.privacy.routes", handler)
-        for instrumentor in (OpenInferenceInstrumentor(), OpenAIV2Instrumentor()):  # type: ignore[no-untyped-call]
+        for instrumentor in (
+            OpenInferenceInstrumentor(),
+            OpenAIV2Instrumentor(),  # type: ignore[no-untyped-call]
+            OpenLLMetryInstrumentor(),
+        ):
             otel = Otel(logger)
             instrumentor.instrument(tracer_provider=otel.provider)
             instrumentors.append(instrumentor)
@@ -240,8 +246,8 @@ def test_privacy_mode_sends_the_secret_through_no_route(all_routes: Any) -> None
     sent = "\n".join(bodies)
     assert not [secret for secret in SECRETS if secret in sent]
     generations = [e for e in server.events if e["event"] == "$ai_generation"]
-    # Per instrumentation: a plain and a streamed call; hand-built: three each round.
-    assert len(generations) >= 2 + 2 + 2 + 3 + 3
+    # A plain and a streamed call per instrumentation (four), three hand-built at least.
+    assert len(generations) >= 2 * 4 + 3
     for props in (e["properties"] for e in generations):
         assert "$ai_input" not in props and "$ai_output_choices" not in props
     models = {props["$ai_model"] for props in (e["properties"] for e in generations)}
@@ -253,7 +259,7 @@ def test_without_privacy_mode_every_route_carries_the_secret(all_routes: Any) ->
     run(privacy_mode=False)
     generations = [e["properties"] for e in server.events if e["event"] == "$ai_generation"]
     carrying = [props for props in generations if SECRETS[0] in json.dumps(props)]
-    assert len(carrying) >= 2 + 2 + 2 + 3 + 3  # the test above has something to hide
+    assert len(carrying) >= 2 * 4 + 3  # the test above has something to hide
 
 
 def ai_span_properties(server: CaptureServer, privacy_mode: bool) -> Any:

@@ -270,8 +270,10 @@ def _attributes(span_type: str, attributes: Mapping[str, Any], *, private: bool)
     parameters = parameters or openinference.parameters(attributes)
     if parameters:
         mapped["parameters"] = parameters
-    streaming = attributes.get("llm.is_streaming", attributes.get("gen_ai.request.stream"))
-    if not isinstance(streaming, bool):
+    streaming = _first_bool(
+        attributes, ("llm.is_streaming", "gen_ai.is_streaming", "gen_ai.request.stream")
+    )
+    if streaming is None:
         streaming = openinference.streaming(attributes)
     if isinstance(streaming, bool):
         mapped["streaming"] = streaming
@@ -285,6 +287,11 @@ def _attributes(span_type: str, attributes: Mapping[str, Any], *, private: bool)
     if isinstance(response_id, str):
         mapped["responseId"] = response_id
     return mapped
+
+
+def _first_bool(attributes: Mapping[str, Any], names: Iterable[str]) -> bool | None:
+    """The first of ``names`` holding True or False."""
+    return next((v for name in names if isinstance(v := attributes.get(name), bool)), None)
 
 
 def _first(attributes: Mapping[str, Any], names: Iterable[str]) -> str | None:

@@ -103,6 +103,7 @@ NON_CONTENT_TEXT = (
     "gen_ai.tool.name",
     "gen_ai.tool.call.id",
     "gen_ai.tool.type",
+    "gen_ai.openai.api_base",
     "llm.model_name",
     "llm.provider",
     "llm.system",
