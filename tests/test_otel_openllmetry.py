@@ -9,13 +9,12 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
-from opentelemetry.instrumentation.openai import OpenAIInstrumentor
 
 from posthog_logging import PosthogLogHandler
 from posthog_logging.devserver import CaptureServer
 
 from .conftest import DUMMY_KEY, span_logger
-from .otel_helpers import Otel
+from .otel_helpers import Otel, instrument_openllmetry
 from .test_otel_openai import by_event, fake_openai
 
 
@@ -25,15 +24,14 @@ def instrumented(
 ) -> Iterator[tuple[Otel, openai.OpenAI, PosthogLogHandler]]:
     handler = PosthogLogHandler(api_key=DUMMY_KEY, host=capture_server.url)
     otel = Otel(span_logger("test.openllmetry", handler))
-    instrumentor = OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=otel.provider)
+    uninstrument = instrument_openllmetry(otel.provider)
     client = openai.OpenAI(
         api_key="sk-fake",
         http_client=httpx.Client(transport=httpx.MockTransport(fake_openai)),
         max_retries=0,
     )
     yield otel, client, handler
-    instrumentor.uninstrument()
+    uninstrument()
     handler.close()
 
 

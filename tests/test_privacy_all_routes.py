@@ -21,7 +21,6 @@ import logfire
 import openai
 import pytest
 from openinference.instrumentation.openai import OpenAIInstrumentor as OpenInferenceInstrumentor
-from opentelemetry.instrumentation.openai import OpenAIInstrumentor as OpenLLMetryInstrumentor
 from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OpenAIV2Instrumentor
 from opentelemetry.trace import Tracer
 
@@ -31,7 +30,7 @@ from posthog_logging.devserver import CaptureServer
 
 from .conftest import DUMMY_KEY, RecordCollector, span_logger
 from .helpers import named
-from .otel_helpers import Otel
+from .otel_helpers import Otel, instrument_openllmetry
 from .test_logfire import logfire_openai
 
 SECRET_PROMPT = "the launch code is 7741-ALPHA"
@@ -217,17 +216,18 @@ def all_routes(
             api_key=DUMMY_KEY, host=capture_server.url, privacy_mode=privacy_mode
         )
         logger = span_logger("test.privacy.routes", handler)
-        for instrumentor in (
-            OpenInferenceInstrumentor(),
-            OpenAIV2Instrumentor(),  # type: ignore[no-untyped-call]
-            OpenLLMetryInstrumentor(),
-        ):
+        for instrumentor in (OpenInferenceInstrumentor(), OpenAIV2Instrumentor()):  # type: ignore[no-untyped-call]
             otel = Otel(logger)
             instrumentor.instrument(tracer_provider=otel.provider)
             instrumentors.append(instrumentor)
             ask(secret_client())
             instrumentor.uninstrument()
             hand_built_spans(otel.tracer)
+        otel = Otel(logger)
+        uninstrument = instrument_openllmetry(otel.provider)
+        ask(secret_client())
+        uninstrument()
+        hand_built_spans(otel.tracer)
         client = logfire_openai(logger, secret_model)
         with logfire.span("logfire route"):
             ask(client)
