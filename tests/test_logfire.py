@@ -20,7 +20,7 @@ from posthog_logging.devserver import CaptureServer
 from posthog_logging.otel import LoggingSpanProcessor
 
 from .conftest import DUMMY_KEY, span_logger
-from .test_otel_openai import by_event, fake_openai
+from .test_otel_openai import by_event, fake_openai, mocked_openai, streamed_reply
 
 
 def logfire_openai(
@@ -32,11 +32,7 @@ def logfire_openai(
         console=False,
         additional_span_processors=[LoggingSpanProcessor(logger)],
     )
-    client = openai.OpenAI(
-        api_key="sk-fake",
-        http_client=httpx.Client(transport=httpx.MockTransport(model)),
-        max_retries=0,
-    )
+    client = mocked_openai(model)
     logfire.instrument_openai(client)
     return client
 
@@ -102,13 +98,7 @@ def test_a_streamed_call_is_one_generation_with_reply_usage_and_duration(
 ) -> None:
     client, handler = instrumented
     with logfire.span("chat"):
-        stream = client.chat.completions.create(
-            model="gpt-x",
-            messages=[{"role": "user", "content": "hi"}],
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hi there"
+        assert streamed_reply(client) == "Hi there"
     handler.flush()
     events = by_event(capture_server)
     (generation,) = events["$ai_generation"]  # not the request span and the log

@@ -20,7 +20,15 @@ from posthog_logging.devserver import CaptureServer
 
 from .conftest import DUMMY_KEY, span_logger
 from .otel_helpers import Otel
-from .test_otel_openai import WEATHER_TOOL, by_event, fake_openai
+from .test_otel_openai import (
+    WEATHER_TOOL,
+    ask_weather,
+    assert_weather_generation,
+    by_event,
+    fake_openai,
+    mocked_openai,
+    streamed_reply,
+)
 
 TOOL_CALL: Any = {
     "id": "call_1",
@@ -77,11 +85,7 @@ def instrumented(
     otel = Otel(span_logger("test.openinference", handler))
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=otel.provider)
-    client = openai.OpenAI(
-        api_key="sk-fake",
-        http_client=httpx.Client(transport=httpx.MockTransport(fake_model)),
-        max_retries=0,
-    )
+    client = mocked_openai(fake_model)
     yield otel, client, handler
     instrumentor.uninstrument()
     handler.close()
@@ -93,15 +97,7 @@ def test_an_openinference_llm_span_is_the_generation_openai_v2_makes(
     # The same call and answer as test_otel_openai's first test: the same properties.
     otel, client, handler = instrumented
     with otel.tracer.start_as_current_span("agent", attributes={"user.id": "u-7"}) as agent:
-        client.chat.completions.create(
-            model="gpt-4o-mini",
-            messages=[
-                {"role": "system", "content": "Be brief."},
-                {"role": "user", "content": "Weather?"},
-            ],
-            tools=[WEATHER_TOOL],
-            temperature=0.2,
-        )
+        ask_weather(client)
     handler.flush()
     trace_id = f"{agent.get_span_context().trace_id:032x}"
     events = by_event(capture_server)
@@ -109,18 +105,7 @@ def test_an_openinference_llm_span_is_the_generation_openai_v2_makes(
     props = generation["properties"]
     assert props["$ai_trace_id"] == trace_id
     assert props["$ai_parent_id"] == trace_id
-    assert props["$ai_model"] == "gpt-4o-mini-2024-07-18"
-    assert props["$ai_provider"] == "openai"
-    assert (props["$ai_input_tokens"], props["$ai_output_tokens"]) == (21, 9)
-    assert props["$ai_temperature"] == 0.2
-    assert props["$ai_stop_reason"] == "stop"
-    assert props["$ai_input"] == [
-        {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
-        {"role": "user", "content": [{"type": "text", "text": "Weather?"}]},
-    ]
-    assert props["$ai_output_choices"] == [
-        {"role": "assistant", "content": [{"type": "text", "text": "Sunny."}]}
-    ]
+    assert_weather_generation(props)
     assert props["$ai_tools"] == [WEATHER_TOOL]
     assert not any(key.startswith(("llm.", "input.", "output.")) for key in props)
     assert {e["distinct_id"] for e in capture_server.events} == {"u-7"}
@@ -160,13 +145,7 @@ def test_streamed_call_and_embedding(
 ) -> None:
     otel, client, handler = instrumented
     with otel.tracer.start_as_current_span("agent"):
-        stream = client.chat.completions.create(
-            model="gpt-x",
-            messages=[{"role": "user", "content": "hi"}],
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hi there"
+        assert streamed_reply(client) == "Hi there"
         client.embeddings.create(model="text-embedding-3-small", input="hello")
     handler.flush()
     events = by_event(capture_server)

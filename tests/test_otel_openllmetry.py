@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import openai
 import pytest
 
@@ -15,7 +14,7 @@ from posthog_logging.devserver import CaptureServer
 
 from .conftest import DUMMY_KEY, span_logger
 from .otel_helpers import Otel, instrument_openllmetry
-from .test_otel_openai import by_event, fake_openai
+from .test_otel_openai import by_event, mocked_openai, streamed_reply
 
 
 @pytest.fixture
@@ -25,11 +24,7 @@ def instrumented(
     handler = PosthogLogHandler(api_key=DUMMY_KEY, host=capture_server.url)
     otel = Otel(span_logger("test.openllmetry", handler))
     uninstrument = instrument_openllmetry(otel.provider)
-    client = openai.OpenAI(
-        api_key="sk-fake",
-        http_client=httpx.Client(transport=httpx.MockTransport(fake_openai)),
-        max_retries=0,
-    )
+    client = mocked_openai()
     yield otel, client, handler
     uninstrument()
     handler.close()
@@ -45,13 +40,7 @@ def test_plain_and_streamed_calls_are_generations(
             messages=[{"role": "user", "content": "Weather?"}],
             temperature=0.2,
         )
-        stream = client.chat.completions.create(
-            model="gpt-x",
-            messages=[{"role": "user", "content": "hi"}],
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hi there"
+        assert streamed_reply(client) == "Hi there"
     handler.flush()
     plain, streamed = (e["properties"] for e in by_event(capture_server)["$ai_generation"])
     assert (plain["$ai_model"], plain["$ai_provider"]) == ("gpt-4o-mini-2024-07-18", "openai")

@@ -32,6 +32,7 @@ from .conftest import DUMMY_KEY, RecordCollector, span_logger
 from .helpers import named
 from .otel_helpers import Otel, instrument_openllmetry
 from .test_logfire import logfire_openai
+from .test_otel_openai import mocked_openai
 
 SECRET_PROMPT = "the launch code is 7741-ALPHA"
 SECRET_REPLY = "confirmed: 7741-ALPHA"
@@ -64,11 +65,7 @@ def secret_model(request: httpx.Request) -> httpx.Response:
 
 
 def secret_client() -> openai.OpenAI:
-    return openai.OpenAI(
-        api_key="sk-fake",
-        http_client=httpx.Client(transport=httpx.MockTransport(secret_model)),
-        max_retries=0,
-    )
+    return mocked_openai(secret_model)
 
 
 def ask(client: openai.OpenAI) -> None:

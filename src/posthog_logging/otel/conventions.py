@@ -137,7 +137,8 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def is_ai_span(name: str, attributes: Mapping[str, Any]) -> bool:
-    """True when the span name or an attribute key has one of :data:`AI_SPAN_PREFIXES`."""
+    """True when the span name or an attribute key has one of :data:`AI_SPAN_PREFIXES`,
+    or the span has an OpenInference span kind."""
     if name.startswith(AI_SPAN_PREFIXES) or openinference.SPAN_KIND in attributes:
         return True
     return any(key.startswith(AI_SPAN_PREFIXES) for key in attributes)

@@ -83,8 +83,17 @@ CONTENT_ATTRIBUTES = (
     "ai.embeddings",
     "ai.schema",
 )
-_CONTENT_NAMES = frozenset(name for name in CONTENT_ATTRIBUTES if not name.endswith("."))
-_CONTENT_PREFIXES = tuple(name for name in CONTENT_ATTRIBUTES if name.endswith("."))
+
+
+def _names_and_prefixes(listed: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """A listing split into its exact names and its prefixes (the names ending in ``.``)."""
+    return (
+        frozenset(name for name in listed if not name.endswith(".")),
+        tuple(name for name in listed if name.endswith(".")),
+    )
+
+
+_CONTENT_NAMES, _CONTENT_PREFIXES = _names_and_prefixes(CONTENT_ATTRIBUTES)
 
 #: String attributes known not to hold content: what privacy mode still passes.
 #: Names ending in ``.`` are prefixes.
@@ -141,8 +150,7 @@ NON_CONTENT_TEXT = (
     "thread.",
     "posthog.",
 )
-_TEXT_NAMES = frozenset(name for name in NON_CONTENT_TEXT if not name.endswith("."))
-_TEXT_PREFIXES = tuple(name for name in NON_CONTENT_TEXT if name.endswith("."))
+_TEXT_NAMES, _TEXT_PREFIXES = _names_and_prefixes(NON_CONTENT_TEXT)
 
 
 def is_content(key: str) -> bool:

@@ -10,7 +10,9 @@ Which spans become records:
 
 * every *AI span* (:func:`~.conventions.is_ai_span`: the name or an attribute
   key starts with ``gen_ai.``, ``llm.``, ``ai.`` or ``traceloop.``, the filter
-  PostHog's own OTel exporters use);
+  PostHog's own OTel exporters use, or it has an OpenInference span kind),
+  except a Logfire request span whose streamed reply is logged as a span of
+  its own (:func:`~.logfire.is_streamed_request`);
 * the *ancestors* of an AI span that started in this process, as plain spans,
   so PostHog shows the model call inside the work that caused it (an agent
   step, an HTTP request) instead of under a parent it never received.  The
