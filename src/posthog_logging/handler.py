@@ -69,6 +69,7 @@ from .records import payload_fields
 from .redaction import BeforeSend, Mask, OutgoingEvents
 from .sampling import sampler_for
 from .sender import DEFAULT_MAX_IN_FLIGHT, EventBuffer, Sender, library_thread
+from .servers import ServerExit
 from .spill import SpillWriter
 from .stats import Stats
 from .transport import MAX_EVENT_BYTES, RetryPolicy, Transport
@@ -116,6 +117,7 @@ def _close_live_handlers() -> None:
 
 
 _worker_exit = WorkerExit(on_exit=_close_live_handlers)
+_server_exit = ServerExit(on_exit=_close_live_handlers)
 
 
 class InterpreterExit:
@@ -280,6 +282,7 @@ class PosthogLogHandler(logging.Handler):
             _log.warning(MASTRA_DISABLED_WARNING if mastra_compat else DISABLED_WARNING)
         else:
             _live_handlers.add(self)
+            _server_exit.arm()  # a server may end this process by SIGTERM
 
     #: Where records go instead of the queue, or None (the default): while set, every
     #: record a handler would queue is handed to it, with the handler, on the thread that
@@ -438,6 +441,7 @@ class PosthogLogHandler(logging.Handler):
                 if self._listener is None and not self._closed:
                     diagnostics.keep_enabled()
                     _worker_exit.arm()  # this process may end without logging.shutdown()
+                    _server_exit.arm()  # (a worker forked after the first arm resets SIGTERM)
                     listener = EventListener(self._queue, self._pipeline)
                     listener.start()
                     self._listener = listener
