@@ -73,11 +73,17 @@ from .records import payload_fields
 from .redaction import BeforeSend, Mask, OutgoingEvents
 from .sampling import sampler_for
 from .sender import DEFAULT_MAX_IN_FLIGHT, EventBuffer, Sender, library_thread
+from .servers import ServerExit
 from .stats import Stats
 from .transport import Transport
 from .values import time_ms
 
 DISABLED_WARNING = (
+    "posthog disabled: Missing required API key. "
+    "Set POSTHOG_API_KEY environment variable or pass api_key to PosthogLogHandler."
+)
+#: Mastra's own words (``apiKey`` is its option's name), kept byte for byte in compat mode.
+MASTRA_DISABLED_WARNING = (
     "posthog disabled: Missing required API key. "
     "Set POSTHOG_API_KEY environment variable or pass apiKey in config."
 )
@@ -114,6 +120,7 @@ def _close_live_handlers() -> None:
 
 
 _worker_exit = WorkerExit(on_exit=_close_live_handlers)
+_server_exit = ServerExit(on_exit=_close_live_handlers)
 
 
 class InterpreterExit:
@@ -193,6 +200,8 @@ class PosthogLogHandler(logging.Handler):
         sample_rate: float | None = None,
         mask: Mask | str | None = None,
         before_send: BeforeSend | str | None = None,
+        capture_exceptions: bool = False,
+        redact_media: bool = True,
         fsync_interval: float = DEFAULT_FSYNC_INTERVAL,
     ) -> None:
         serverless = flag_setting(serverless, "serverless", SERVERLESS_ENV)
@@ -204,6 +213,8 @@ class PosthogLogHandler(logging.Handler):
             ("mastra_compat", mastra_compat),
             ("gzip", gzip),
             ("capture_logs", capture_logs),
+            ("capture_exceptions", capture_exceptions),
+            ("redact_media", redact_media),
         ):
             require_bool(name, flag)
         self.flush_at = positive_int("flush_at", flush_at, 10 if serverless else 20)
@@ -243,6 +254,8 @@ class PosthogLogHandler(logging.Handler):
             mastra_compat=mastra_compat,
             privacy_mode=privacy_mode,
             default_distinct_id=default_distinct_id,
+            capture_exceptions=capture_exceptions,
+            redact_media=redact_media,
         )
         # Only now, with every argument valid: Handler.__init__ registers the handler
         # for logging.shutdown(), which must never meet a half-built one.
@@ -271,9 +284,10 @@ class PosthogLogHandler(logging.Handler):
         self._pipeline = self._new_pipeline()
         self._listener: EventListener | None = None
         if self.disabled:
-            _log.warning(DISABLED_WARNING)
+            _log.warning(MASTRA_DISABLED_WARNING if mastra_compat else DISABLED_WARNING)
         else:
             _live_handlers.add(self)
+            _server_exit.arm()  # a server may end this process by SIGTERM
             self._pipeline.sender.resume_backlog()  # what earlier processes left in spill_dir
 
     #: Where records go instead of the queue, or None (the default): while set, every
@@ -433,6 +447,7 @@ class PosthogLogHandler(logging.Handler):
                 if self._listener is None and not self._closed:
                     diagnostics.keep_enabled()
                     _worker_exit.arm()  # this process may end without logging.shutdown()
+                    _server_exit.arm()  # (a worker forked after the first arm resets SIGTERM)
                     listener = EventListener(self._queue, self._pipeline)
                     listener.start()
                     self._listener = listener

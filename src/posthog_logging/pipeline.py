@@ -27,7 +27,7 @@ from typing import Any
 
 from .contract import DIAGNOSTICS_LOGGER, SpanEvent
 from .encoding import MAX_EVENT_BYTES, EncodedEvent, fit_event
-from .mapping import Event, EventMapper, MappingOptions, SpanRejected
+from .mapping import DroppedProperties, Event, EventMapper, MappingOptions, SpanRejected
 from .redaction import OutgoingEvents
 from .sender import EventBuffer, Sender, library_thread
 from .stats import Stats
@@ -99,7 +99,11 @@ class EventEncoder:
     ) -> None:
         self.stats = stats
         self.max_event_bytes = max_event_bytes
-        self.mapper = EventMapper(options, on_reject=self.reject)
+        self.mapper = EventMapper(
+            options,
+            on_reject=self.reject,
+            on_dropped_property=DroppedProperties(lambda: stats.add("dropped_properties")),
+        )
 
     def map(self, item: RecordItem) -> list[Event] | None:
         """The events of one record; None when it was rejected (counted and reported)."""
