@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 from .config import (
@@ -172,11 +173,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     )
     report = replayer.replay(args.paths)
     for file in report.files:
-        status = file.error or file.skipped or "done"
-        print(
-            f"{file.path}: {file.delivered} sent, {file.already_sent} lines sent before, "
-            f"{file.malformed} malformed lines skipped ({status})"
-        )
+        print(file.describe())
     print(f"replayed {report.delivered} events from {len(report.files)} files")
     return 1 if report.failed else 0
 
@@ -211,12 +208,21 @@ def _add_send(commands: Commands) -> None:
         metavar="SECONDS",
         help="at EOF or SIGTERM, how long to keep delivering before spilling (default 10)",
     )
+    parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="with a file source: keep the read offset in FILE, so a restart resumes there",
+    )
     parser.set_defaults(run=_run_send)
 
 
 def _run_send(args: argparse.Namespace) -> int:
     api_key = _api_key("send", args)
     if api_key is None:
+        return 2
+    if args.state is not None and args.source == "-":
+        print("posthog-logging send: --state needs a file to follow, not stdin", file=sys.stderr)
         return 2
     handler = PosthogLogHandler(
         api_key=api_key,
@@ -234,7 +240,7 @@ def _run_send(args: argparse.Namespace) -> int:
         overflow="block",
         block_timeout=SEND_BLOCK_TIMEOUT,
     )
-    return run_send(args.source, handler, sys.stdin.fileno(), sys.stderr)
+    return run_send(args.source, handler, sys.stdin.fileno(), sys.stderr, args.state)
 
 
 #: One entry per sub-command, in the order ``--help`` lists them.

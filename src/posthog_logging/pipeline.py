@@ -26,11 +26,11 @@ from logging.handlers import QueueListener
 from typing import Any
 
 from .contract import DIAGNOSTICS_LOGGER, SpanEvent
+from .encoding import MAX_EVENT_BYTES, EncodedEvent, fit_event
 from .mapping import DroppedProperties, Event, EventMapper, MappingOptions, SpanRejected
 from .redaction import OutgoingEvents
 from .sender import EventBuffer, Sender, library_thread
 from .stats import Stats
-from .transport import MAX_EVENT_BYTES, EncodedEvent, fit_event
 from .values import safe_str, time_ms
 
 #: How many errors of one kind are logged in full before they are only counted.
