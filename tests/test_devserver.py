@@ -27,6 +27,8 @@ import pytest
 import requests
 from posthog.request import APIError, batch_post, post
 
+import posthog_logging as pl
+from posthog_logging import PosthogLogHandler
 from posthog_logging.cli import main
 from posthog_logging.devserver import (
     DROPPED,
@@ -41,7 +43,7 @@ from posthog_logging.devserver import (
 )
 from posthog_logging.transport import AI_BATCH_PATH
 
-from .conftest import DUMMY_KEY
+from .conftest import DUMMY_KEY, span_logger
 
 TRACE = "7" * 32
 
@@ -533,9 +535,6 @@ def test_viewer_routes_serve_the_page_its_files_and_the_trace_api() -> None:
         assert get(server, "/static/../viewer.py")[0] == 404
         assert get(server, "/static/index.html")[0] == 404
         assert get(server, "/api/traces/unknown")[0] == 404
-        deadline = time.monotonic() + 10  # the server stores a batch after answering it
-        while get(server, f"/api/traces/{TRACE}")[0] != 200 and time.monotonic() < deadline:
-            time.sleep(0.02)
         detail = json.loads(get(server, f"/api/traces/{TRACE}")[2])
     rows = [(row["kind"], row["name"], row["depth"], row["key"]) for row in detail["rows"]]
     assert rows == [
@@ -553,6 +552,30 @@ def test_viewer_routes_serve_the_page_its_files_and_the_trace_api() -> None:
         ["gpt-4o-mini"],
         "user-1",
     )
+
+
+def test_an_exception_event_hangs_under_the_span_it_ended_marked_as_an_error() -> None:
+    # capture_exceptions=True: the $exception names the failed span in $ai_span_id. It is
+    # not that span: the span keeps its own address, and the exception shows under it.
+    out = io.StringIO()
+    server, _ = dev_server(out)
+    with server:
+        handler = PosthogLogHandler(api_key=DUMMY_KEY, host=server.url, capture_exceptions=True)
+        logger = span_logger("test.devserver.exception", handler)
+        try:
+            with pl.span("agent", logger=logger) as agent, pl.span("tool", logger=logger) as tool:
+                raise ValueError("no such city")
+        except ValueError:
+            pass
+        handler.close()
+        detail = json.loads(get(server, f"/api/traces/{agent.trace_id}")[2])
+    rows = [(r["kind"], r["name"], r["depth"], r["key"], r["error"]) for r in detail["rows"]]
+    assert rows[1:] == [
+        ("$ai_span", "tool", 1, tool.span_id, True),
+        ("$exception", "exception: ValueError", 2, rows[2][3], True),
+    ]
+    assert detail["rows"][2]["error_message"] == "ValueError: no such city"
+    assert "└── exception  ERROR ValueError: no such city" in out.getvalue()
 
 
 def test_trace_api_answers_json_a_browser_parses_whatever_an_event_held() -> None:

@@ -75,3 +75,39 @@ def test_replaying_a_formatter_file_sends_what_the_handler_sends(
     replayed = sorted(capture_server.events, key=lambda event: event["uuid"])
     assert len(replayed) == len(sent_live) == 3  # generation, event span, trace
     assert replayed == sent_live  # same mapping, same timestamps, same uuids
+
+
+def test_replay_keeps_media_when_told_as_the_handler_was(
+    tmp_path: Path, capture_server: CaptureServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A handler with redact_media=False sends the image; a replay of its SpanJsonFormatter
+    # file must be able to send the same events (--no-redact-media), and redacts by default.
+    image = "data:image/png;base64," + "iVBORw0KGgo" * 40
+    log_file = tmp_path / "spans.jsonl"
+    file_handler = logging.FileHandler(log_file)
+    file_handler.setFormatter(SpanJsonFormatter())
+    live = PosthogLogHandler(api_key=DUMMY_KEY, host=capture_server.url, redact_media=False)
+    logger = logging.getLogger("test.formatter.replay_media")
+    logger.handlers[:] = [file_handler, live]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    content = [{"type": "image_url", "image_url": {"url": image}}]
+    with pl.generation(
+        "llm", model="m", logger=logger, input=[{"role": "user", "content": content}]
+    ):
+        pass
+    live.close()
+    file_handler.close()
+    sent_live = sorted(capture_server.events, key=lambda event: event["uuid"])
+    assert image in json.dumps(sent_live)
+
+    monkeypatch.setenv("POSTHOG_API_KEY", DUMMY_KEY)
+    for run, (flags, kept) in enumerate(((["--no-redact-media"], True), ([], False))):
+        capture_server.clear()
+        copy = tmp_path / f"copy{run}.jsonl"  # replay remembers what it sent from a file
+        copy.write_bytes(log_file.read_bytes())
+        arguments = ["replay", "--host", capture_server.url, *flags, str(copy)]
+        assert cli_main(arguments) == 0
+        replayed = sorted(capture_server.events, key=lambda event: event["uuid"])
+        assert (replayed == sent_live) is kept
+        assert (image in json.dumps(replayed)) is kept

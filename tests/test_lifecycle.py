@@ -22,7 +22,7 @@ def test_stats_lists_every_counter_from_the_start(capture_server: CaptureServer)
     try:
         stats = handler.stats()
         counters = ["sent", "mapped", "requests", "bytes", "retried", "spilled", "shrunk_events"]
-        counters += ["truncated_properties", "sampled_out", "filtered_out"]
+        counters += ["truncated_properties", "sampled_out", "filtered_out", "dropped_properties"]
         assert {name: stats[name] for name in counters} == dict.fromkeys(counters, 0)
         assert stats["dropped"] == {}
     finally:

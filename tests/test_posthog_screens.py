@@ -588,6 +588,36 @@ def test_l_dollar_keys_pass_and_library_keys_are_dropped_counted_reported_once(
     ]
 
 
+#: Content PostHog reads that the library never sets for a span record: the legacy
+#: output and the Responses API's instructions (PostHog/posthog
+#: nodejs/src/ingestion/pipelines/ai/large-ai-properties.ts lists $ai_output with the
+#: other content). Since every $ key passes (l), privacy mode must strip these too.
+PASSED_CONTENT = {"$ai_output": "secret reply", "$ai_instructions": "secret system prompt"}
+
+
+def test_l_privacy_mode_strips_content_passed_in_posthog_events(sink_for: Any) -> None:
+    sink = sink_for(privacy_mode=True)
+    properties = {"$ai_trace_id": "t-1", "$ai_model": "m", **PASSED_CONTENT}
+    event = {"event": "$ai_generation", "distinct_id": "u", "properties": properties}
+    sink.logger.info("event", extra={"posthog_event": event})
+    sent = sink.one("$ai_generation")
+    assert "secret" not in json.dumps(sent), sent["properties"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="spans.strip_content pops only spans.CONTENT_PROPERTIES (spans.py, owned by 'cpu'): "
+    "it should hold $ai_output and $ai_instructions too",
+)
+def test_l_privacy_mode_strips_content_passed_as_span_metadata(sink_for: Any) -> None:
+    sink = sink_for(privacy_mode=True)
+    with pl.generation("llm", model="m", metadata=PASSED_CONTENT, logger=sink.logger):
+        pass
+    for name in ("$ai_generation", "$ai_trace"):
+        sent = sink.one(name)
+        assert "secret" not in json.dumps(sent), sent["properties"]
+
+
 def test_l_prompt_name_and_version_from_the_tracing_api(sink_for: Any) -> None:
     sink = sink_for()
     with pl.generation(
@@ -682,9 +712,11 @@ def test_r_error_type_and_exception_event(sink_for: Any) -> None:
     assert props["tool"]["$ai_error_type"] == "ValueError"
     generation_props = sink.one("$ai_generation")["properties"]
     assert generation_props["$ai_error_type"] == "TOOL_FAILED"  # errorInfo id, no exception
-    exceptions = sink.events("$exception")
-    assert len(exceptions) == 2  # the tool's, and the root it left through
-    (exception,) = (e for e in exceptions if e["properties"]["$ai_span_id"] == tool.span_id)
+    # Once, from the span it was raised in, though it left the root too: one raise is one
+    # occurrence in Error tracking (posthog-python's capture_exception skips an exception
+    # it already captured).
+    (exception,) = sink.events("$exception")
+    assert exception["properties"]["$ai_span_id"] == tool.span_id
     assert exception["distinct_id"] == "u3"
     assert exception["properties"]["$ai_trace_id"] == tool.trace_id
     (entry,) = exception["properties"]["$exception_list"]
@@ -692,6 +724,20 @@ def test_r_error_type_and_exception_event(sink_for: Any) -> None:
     assert entry["mechanism"]["handled"] is False
     functions = [frame["function"] for frame in entry["stacktrace"]["frames"]]
     assert functions[-1] == "raise_value_error"
+
+
+def test_r_an_exception_raised_anew_in_an_outer_span_is_its_own(sink_for: Any) -> None:
+    sink = sink_for(capture_exceptions=True)
+    with pytest.raises(RuntimeError), pl.span("agent", logger=sink.logger) as agent:
+        try:
+            with pl.span("tool", type="tool_call", logger=sink.logger) as tool:
+                raise_value_error()
+        except ValueError as error:
+            raise RuntimeError("the tool failed") from error
+    sent = {e["properties"]["$ai_span_id"]: e for e in sink.events("$exception")}
+    assert sorted(sent) == sorted([tool.span_id, agent.span_id])
+    types = [entry["type"] for entry in sent[agent.span_id]["properties"]["$exception_list"]]
+    assert sorted(types) == ["RuntimeError", "ValueError"]  # with its cause
 
 
 def test_r_no_exception_event_unless_asked(sink_for: Any) -> None:
@@ -766,6 +812,30 @@ def test_s_gemini_sdk_parts_with_bytes_are_read_and_redacted(sink_for: Any) -> N
     assert (message["role"], text) == ("user", {"type": "text", "text": "What is this?"})
     size = len(base64.b64decode(PNG))
     assert media["inline_data"]["data"] == f"[base64 image/png redacted, {size} bytes]"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="values.json_safe sends bytes as their Python repr (values.py, owned by 'cpu'): "
+    "bytes should become base64 text, as pydantic's JSON mode gives for SDK objects",
+)
+def test_s_bytes_in_plain_dicts_are_media_too(sink_for: Any) -> None:
+    # The same Gemini and Anthropic parts as plain dicts holding bytes, not SDK objects.
+    data = base64.b64decode(PNG)
+    parts = [
+        {"inline_data": {"mime_type": "image/png", "data": data}},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}},
+    ]
+    placeholder = f"[base64 image/png redacted, {len(data)} bytes]"
+    for redact, expected in ((True, placeholder), (False, PNG)):
+        sink = sink_for(redact_media=redact)
+        with pl.generation(
+            "llm", model="m", input=[{"role": "user", "content": parts}], logger=sink.logger
+        ):
+            pass
+        (message,) = sink.events("$ai_generation")[-1]["properties"]["$ai_input"]
+        gemini, anthropic = message["content"]
+        assert gemini["inline_data"]["data"] == anthropic["source"]["data"] == expected
 
 
 def test_the_new_handler_options_are_checked_at_configuration_time() -> None:

@@ -456,3 +456,21 @@ def test_feedback_inside_a_span_names_the_traces_user(capture_server: CaptureSer
     assert by_text["0"]["distinct_id"] == "reviewer"
     assert by_text["other"]["distinct_id"] == "f" * 32  # personless
     assert len(feedback) == 3
+
+
+class UsageProxy:
+    """A lazy proxy whose attribute lookups fail with the error of what it wraps."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"the usage behind this proxy is gone ({name})")
+
+
+def test_update_never_raises_for_a_usage_object_that_cannot_be_read(
+    records: RecordCollector, library_logs: RecordCollector
+) -> None:
+    with pl.generation("llm", model="m", logger=LOGGER) as llm:
+        llm.update(usage=UsageProxy())  # must not raise into the caller's thread
+    attributes = by_name(records)["llm"]["attributes"]
+    assert attributes["model"] == "m" and "usage" not in attributes
+    (warning,) = library_logs.messages(logging.WARNING)
+    assert "usage given to span 'llm' could not be read (RuntimeError" in warning

@@ -118,6 +118,13 @@ def _add_delivery_options(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         help="strip prompt and response content from span records (default: $POSTHOG_PRIVACY_MODE)",
     )
+    parser.add_argument(
+        "--redact-media",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="replace inline base64 images and audio in span records' content with a "
+        "placeholder (default; --no-redact-media keeps them, as redact_media=False)",
+    )
     parser.add_argument("--default-distinct-id", help="distinct id when no userId is known")
     parser.add_argument(
         "--sample-rate",
@@ -155,6 +162,7 @@ def _run_replay(args: argparse.Namespace) -> int:
         mastra_compat=args.mastra_compat,
         privacy_mode=privacy_mode,
         default_distinct_id=args.default_distinct_id,
+        redact_media=args.redact_media,
     )
     replayer = Replayer(
         Transport(api_key, resolve_host(args.host)),
@@ -222,6 +230,7 @@ def _run_send(args: argparse.Namespace) -> int:
         default_distinct_id=args.default_distinct_id,
         privacy_mode=args.privacy_mode,
         mastra_compat=args.mastra_compat,
+        redact_media=args.redact_media,
         spill_dir=args.spill_dir,
         sample_rate=args.sample_rate,
         mask=args.mask,

@@ -23,6 +23,7 @@ COUNTERS = (
     "sampled_out",
     "filtered_out",
     "resumed",
+    "dropped_properties",
 )
 
 

@@ -33,6 +33,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from .contract import (
     CURRENT_SPAN,
     DEFAULT_SPAN_LOGGER,
+    DIAGNOSTICS_LOGGER,
     FEEDBACK_ATTR,
     POSTHOG_EVENT_ATTR,
     SPAN_ATTR,
@@ -41,7 +42,9 @@ from .contract import (
     SpanType,
 )
 from .usage import normalize_usage
-from .values import is_number, plain
+from .values import is_number, plain, safe_str
+
+_log = logging.getLogger(DIAGNOSTICS_LOGGER)
 
 #: Yielded items kept as a generator span's output before it only counts them.
 MAX_RECORDED_ITEMS = 100
@@ -217,6 +220,9 @@ class Span:
         #: The exception that ended the span, for ``capture_exceptions`` (``$exception``);
         #: kept until the span is logged.
         self.exception: BaseException | None = None
+        #: An exception that ended a span inside this one: it goes to Error tracking
+        #: from there, so not again from here if it leaves this span too.
+        self._inner_exception: BaseException | None = None
         self.is_event = is_event
         self.emit_start = emit_start
         self.capture_traceback = capture_traceback
@@ -281,9 +287,11 @@ class Span:
         self._before_end()
         self.end_time = _now()
         self._emit(SpanEvent.ENDED)
+        if self.exception is not None and self.parent is not None:
+            self.parent._inner_exception = self.exception
         # The record carries the exception now.  The span lets go of it: its traceback
         # holds the frame that holds this span, a cycle only the garbage collector breaks.
-        self.exception = None
+        self.exception = self._inner_exception = None
 
     def _before_end(self) -> None:
         """Hook for subclasses to settle defaults (e.g. streamed output)."""
@@ -323,11 +331,27 @@ class Span:
         self.attributes.update(_optional_mapping("attributes", attributes))
         self.metadata.update(_optional_mapping("metadata", metadata))
         if usage is not None:
-            raw = plain(usage)
-            self.attributes["usage"] = normalize_usage(raw)
-            if self.span_type in _MODEL_TYPES:
-                self.attributes["rawUsage"] = raw  # sent as $ai_usage (mapping-spec Part 2 (q))
+            self._set_usage(usage)
         return self
+
+    def _set_usage(self, usage: Any) -> None:
+        """Read a usage object on the caller's thread; one that fails to be read (a
+        proxy whose attributes raise) is left out, with a warning, never raised."""
+        try:
+            raw = plain(usage)
+            normalized = normalize_usage(raw)
+        except Exception as error:  # user objects can fail in any way while being read
+            _log.warning(
+                "posthog-logging: the usage given to span %r could not be read (%s: %s); "
+                "it is sent without token counts",
+                self.name,
+                type(error).__name__,
+                safe_str(error)[:200],
+            )
+            return
+        self.attributes["usage"] = normalized
+        if self.span_type in _MODEL_TYPES:
+            self.attributes["rawUsage"] = raw  # sent as $ai_usage (mapping-spec Part 2 (q))
 
     def set_error(self, error: BaseException | str) -> Span:
         """Mark the span as failed (``errorInfo``); an exception is kept for
@@ -395,7 +419,7 @@ class Span:
             span["output"] = self.output
         if self.error is not None:
             span["errorInfo"] = dict(self.error)
-        if self.exception is not None:
+        if self.exception is not None and self.exception is not self._inner_exception:
             span["exception"] = self.exception
         if self.tags:
             span["tags"] = list(self.tags)

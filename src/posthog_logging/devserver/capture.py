@@ -170,6 +170,8 @@ class _CaptureRequestHandler(BaseHTTPRequestHandler):
         request = capture._record(
             self.path, self.headers, gzipped, raw, api_key, batch, received_at, in_flight, status
         )
+        if capture.before_answer is not None:
+            capture.before_answer(request)
         try:
             if scripted.drop_connection:
                 self.close_connection = True
@@ -241,6 +243,11 @@ class CaptureServer:
     requests wait side by side.  ``in_flight`` and ``max_in_flight`` count the
     POSTs received and not yet answered.  GET requests are answered by
     ``pages`` (the web viewer) when given.
+
+    Observers: ``before_answer`` sees each answered request just before its
+    answer leaves (short work whose result the client may look for once
+    answered, such as the dev server's store); ``on_request`` sees every request
+    after its answer, so a slow observer never delays the client.
     """
 
     def __init__(
@@ -250,6 +257,7 @@ class CaptureServer:
         *,
         max_body_bytes: int | None = None,
         on_request: Callable[[ReceivedRequest], None] | None = None,
+        before_answer: Callable[[ReceivedRequest], None] | None = None,
         verbose: bool = False,
         latency: float = 0.0,
         pages: PageSource | None = None,
@@ -259,6 +267,7 @@ class CaptureServer:
         self.latency = check_latency(latency)
         self.max_body_bytes = max_body_bytes
         self.on_request = on_request
+        self.before_answer = before_answer
         self.verbose = verbose
         self.pages = pages
         # Set by stop(): ends the waits of latency, delays and hung requests.

@@ -11,8 +11,8 @@ from typing import Any
 
 from ..values import time_ms
 
-#: Events that mark a point in a trace (a rating, a score), not a span of time.
-POINT_EVENTS = frozenset({"$ai_feedback", "$ai_metric"})
+#: Events that mark a point in a trace (a rating, a score, an exception), not a span of time.
+POINT_EVENTS = frozenset({"$ai_feedback", "$ai_metric", "$exception"})
 
 
 def group_by_trace(events: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
@@ -36,12 +36,29 @@ def properties(event: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def node_id(event: Mapping[str, Any]) -> str | None:
     """The id other events name as their ``$ai_parent_id``: the trace id of a root,
-    else the span or generation id."""
+    else the span or generation id (none for a point event: an ``$exception``'s
+    ``$ai_span_id`` is the span it ended, not its own)."""
     props = properties(event)
-    if event.get("event") == "$ai_trace":
+    kind = event.get("event")
+    if kind == "$ai_trace":
         return str(props.get("$ai_trace_id"))
+    if kind in POINT_EVENTS:
+        return None
     node = props.get("$ai_span_id") or props.get("$ai_generation_id")
     return None if node is None else str(node)
+
+
+def parent_id(event: Mapping[str, Any]) -> str | None:
+    """The node an event names as its parent: ``$ai_parent_id``, or for an
+    ``$exception`` the span it ended (``$ai_span_id``)."""
+    key = "$ai_span_id" if event.get("event") == "$exception" else "$ai_parent_id"
+    parent = properties(event).get(key)
+    return None if parent is None else str(parent)
+
+
+def is_error(event: Mapping[str, Any]) -> bool:
+    """Whether the event reports a failure (``$ai_is_error``, or it is an exception)."""
+    return event.get("event") == "$exception" or bool(properties(event).get("$ai_is_error"))
 
 
 def latency_seconds(event: Mapping[str, Any]) -> float | None:
@@ -74,4 +91,8 @@ def error_message(props: Mapping[str, Any]) -> str:
         message = error.get("message")
     if message is None and isinstance(error, str):
         message = error
+    exceptions = props.get("$exception_list")
+    if message is None and isinstance(exceptions, list) and exceptions:
+        first = exceptions[0] if isinstance(exceptions[0], Mapping) else {}
+        message = f"{first.get('type', 'Exception')}: {first.get('value', '')}"
     return "" if message is None else str(message)

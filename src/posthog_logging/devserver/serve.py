@@ -25,13 +25,19 @@ def dev_server(
     latency: float = 0.0,
 ) -> tuple[CaptureServer, TracePrinter]:
     """The command's server, not started: every accepted event goes into ``store``
-    (each ``uuid`` once), its trees to ``out``, and with ``web`` the viewer answers GETs."""
+    (each ``uuid`` once), its trees to ``out``, and with ``web`` the viewer answers GETs.
+
+    A batch is in the store before its answer leaves, so a client that has its
+    answer (a flushed handler, a test) finds its events in the viewer at once;
+    printing, which may be slow, waits until the answer is out.
+    """
     store = store if store is not None else TraceStore()
     printer = TracePrinter(out, store=store)
     server = CaptureServer(
         host,
         port,
-        on_request=printer.on_request,
+        before_answer=printer.hold,
+        on_request=lambda _request: printer.print_ready(),
         verbose=verbose,
         latency=latency,
         pages=TraceViewer(store) if web else None,

@@ -18,8 +18,10 @@ from .capture import ReceivedRequest
 from .events import (
     error_message,
     group_by_trace,
+    is_error,
     latency_seconds,
     node_id,
+    parent_id,
     properties,
     start_ms,
     trace_id_of,
@@ -42,10 +44,10 @@ def _parent_key(event: Mapping[str, Any], known: set[str], top: str | None) -> s
 
     Feedback belongs to the trace as a whole, so it always goes to ``top``.
     """
-    parent = properties(event).get("$ai_parent_id")
-    if parent is None or str(parent) not in known or event.get("event") == "$ai_feedback":
+    parent = parent_id(event)
+    if parent is None or parent not in known or event.get("event") == "$ai_feedback":
         return top
-    return str(parent)
+    return parent
 
 
 def trace_rows(events: Sequence[Mapping[str, Any]]) -> list[TreeRow]:
@@ -92,7 +94,7 @@ def trace_rows(events: Sequence[Mapping[str, Any]]) -> list[TreeRow]:
 def describe(event: Mapping[str, Any]) -> str:
     """One line about an event: kind, name, model, latency, tokens, error."""
     props = properties(event)
-    kind = str(event.get("event", "?")).removeprefix("$ai_")
+    kind = str(event.get("event", "?")).removeprefix("$ai_").removeprefix("$")
     parts = [kind]
     if kind == "feedback":
         parts.append(repr(props.get("$ai_feedback_text")))
@@ -112,7 +114,7 @@ def describe(event: Mapping[str, Any]) -> str:
             f"tokens {tokens_in if tokens_in is not None else '-'}/"
             f"{tokens_out if tokens_out is not None else '-'}"
         )
-    if props.get("$ai_is_error"):
+    if is_error(event):
         parts.append(f"ERROR {error_message(props)}".rstrip())
     return "  ".join(part for part in parts if part)
 
@@ -153,6 +155,13 @@ class TracePrinter:
         self._complete: set[str] = set()
 
     def on_request(self, request: ReceivedRequest) -> None:
+        """Hold the request's events and print what is ready."""
+        self.hold(request)
+        self.print_ready()
+
+    def hold(self, request: ReceivedRequest) -> None:
+        """Put an accepted request's events into the store, noting the traces they touch
+        (the dev server does this before answering, and prints after)."""
         if not request.accepted:
             return
         added = self.store.add(request.batch)
@@ -161,7 +170,6 @@ class TracePrinter:
                 self._last_seen[trace_id] = time.monotonic()
                 if any(event.get("event") == "$ai_trace" for event in events):
                     self._complete.add(trace_id)
-        self.print_ready()
 
     def print_ready(self) -> None:
         """Print the trees that are complete or idle and changed since last printed."""

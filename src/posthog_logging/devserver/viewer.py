@@ -28,6 +28,7 @@ from .events import (
     POINT_EVENTS,
     end_ms,
     error_message,
+    is_error,
     latency_seconds,
     node_id,
     properties,
@@ -87,7 +88,7 @@ def summarize(trace_id: str, events: Sequence[Event]) -> dict[str, Any]:
         "input_tokens": _total(events, "$ai_input_tokens"),
         "output_tokens": _total(events, "$ai_output_tokens"),
         "cost_usd": costs,
-        "error": any(properties(event).get("$ai_is_error") for event in events),
+        "error": any(is_error(event) for event in events),
         "models": sorted(
             {str(m) for e in events if (m := properties(e).get("$ai_model")) is not None}
         ),
@@ -126,7 +127,7 @@ def trace_detail(trace_id: str, events: Sequence[Event]) -> dict[str, Any]:
                 "start_ms": start_ms(event),
                 "end_ms": end_ms(event),
                 "latency_s": latency_seconds(event),
-                "error": bool(props.get("$ai_is_error")),
+                "error": is_error(event),
                 "error_message": error_message(props),
                 "model": props.get("$ai_model"),
                 "input_tokens": props.get("$ai_input_tokens"),
@@ -142,6 +143,8 @@ def _row_name(event: Event) -> str:
     kind = event.get("event")
     if kind == "$ai_feedback":
         return f"feedback: {props.get('$ai_feedback_text', props.get('$ai_feedback_value', ''))}"
+    if kind == "$exception":
+        return f"exception: {error_message(props).partition(':')[0]}"
     if kind == "$ai_metric":
         return f"metric: {props.get('$ai_metric_name', '')} = {props.get('$ai_metric_value', '')}"
     return str(props.get("$ai_span_name") or node_id(event) or kind)

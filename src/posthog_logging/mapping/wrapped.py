@@ -28,9 +28,10 @@ from .spans import CONTENT_PROPERTIES
 TRACE_LINKED_EVENTS = frozenset({"survey sent", "survey shown", "$exception"})
 #: Properties holding ids; LangChain's handler passes ``uuid.UUID`` objects.
 ID_PROPERTIES = ("$ai_trace_id", "$ai_parent_id", "$ai_span_id", "$ai_session_id")
-#: What privacy mode removes: the span content, and the Responses API's instructions
-#: (the wrappers' own privacy mode removes those too).
-WRAPPED_CONTENT_PROPERTIES = (*CONTENT_PROPERTIES, "$ai_instructions")
+#: What privacy mode removes: the span content, the Responses API's instructions
+#: (the wrappers' own privacy mode removes those too), and ``$ai_output``, the
+#: older output property PostHog still reads as content.
+WRAPPED_CONTENT_PROPERTIES = (*CONTENT_PROPERTIES, "$ai_instructions", "$ai_output")
 
 
 class WrappedEventBuilder:

@@ -66,7 +66,7 @@
   }
 
   function kindLabel(kind) {
-    return String(kind || "?").replace(/^\$ai_/, "");
+    return String(kind || "?").replace(/^\$(ai_)?/, "");
   }
 
   function pretty(value) {
