@@ -7,13 +7,38 @@ inputs drawn to sit on the edge of what the shortcut recognises.
 
 from __future__ import annotations
 
+import datetime as dt
+import enum
+import json
 import math
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posthog_logging import usage
+from posthog_logging import usage, values
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+class Label(str, enum.Enum):
+    GOLD = "gold"
+
+
+class Text(str):
+    pass
+
+
+class Number(int):
+    pass
+
+
+class Named:
+    def __str__(self) -> str:
+        return "named"
+
 
 COUNTS = st.one_of(
     st.integers(0, 1000),
@@ -36,3 +61,51 @@ MASTRA_SHAPED = st.dictionaries(
 @given(MASTRA_SHAPED)
 def test_mastra_usage_reads_as_every_shape_does(source: dict[str, Any]) -> None:
     assert usage.normalize_usage(source) == usage._from_any_shape(source)
+
+
+LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+    st.sampled_from([Text("sub"), Number(3), Colour.RED, Label.GOLD, b"raw", Named()]),
+    st.datetimes(timezones=st.just(dt.timezone.utc)),
+    st.dates(),
+)
+KEYS = st.one_of(st.text(max_size=3), st.integers(-3, 3), st.none(), st.booleans(), st.just(1.5))
+VALUES = st.recursive(
+    LEAVES,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(KEYS, children, max_size=4),
+        st.dictionaries(st.text(max_size=3), children, max_size=4),
+        st.tuples(children, children),
+        st.frozensets(st.integers(0, 5), max_size=3),
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300)
+@given(VALUES)
+def test_one_pass_conversion_converts_as_the_marking_one(value: Any) -> None:
+    """What json_safe returns for a value without cycles or deep nesting is what its
+    cycle-cutting conversion (for every other value) makes of it, key order included."""
+    expected = json.dumps(values._convert_marking(value, set(), 0))
+    assert json.dumps(values.json_safe(value)) == expected
+    assert json.dumps(json.loads(values.json_text(value))) == expected
+
+
+def _plain_containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=3), children, max_size=4)
+    )
+
+
+PLAIN_LEAVES = st.one_of(st.none(), st.booleans(), st.integers(), st.text(), st.floats(0.5, 0.75))
+
+
+@given(st.recursive(PLAIN_LEAVES, _plain_containers, max_leaves=20))
+def test_json_safe_values_are_returned_as_they_are(value: Any) -> None:
+    assert values.json_safe(value) is value
