@@ -11,12 +11,14 @@ import datetime as dt
 import enum
 import json
 import math
+import uuid
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posthog_logging import usage, values
+from posthog_logging.mapping.envelope import EVENT_UUID_NAMESPACE, event_uuid5
 
 
 class Colour(enum.Enum):
@@ -109,3 +111,8 @@ PLAIN_LEAVES = st.one_of(st.none(), st.booleans(), st.integers(), st.text(), st.
 @given(st.recursive(PLAIN_LEAVES, _plain_containers, max_leaves=20))
 def test_json_safe_values_are_returned_as_they_are(value: Any) -> None:
     assert values.json_safe(value) is value
+
+
+@given(st.text())
+def test_event_uuids_are_uuid5_of_the_identity(identity: str) -> None:
+    assert event_uuid5(identity) == str(uuid.uuid5(EVENT_UUID_NAMESPACE, identity))
