@@ -34,7 +34,7 @@ from .values import is_number
 
 
 def _as_mapping(value: Any) -> Mapping[str, Any]:
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         return value
     dump = getattr(value, "model_dump", None)
     if callable(dump):
@@ -52,6 +52,8 @@ def _count(source: Mapping[str, Any], *keys: str) -> int | None:
     """The first key holding a finite number, as an int."""
     for key in keys:
         value = source.get(key)
+        if type(value) is int and math.isfinite(value):  # isfinite: an int too large raises
+            return value
         if is_number(value) and math.isfinite(value):
             return int(value)
     return None
@@ -123,9 +125,13 @@ def _from_mastra(source: Mapping[str, Any]) -> dict[str, Any]:
     sdk_output = _nested(source.get("outputTokens"))
     mastra_input = _nested(source.get("inputDetails"))
     mastra_output = _nested(source.get("outputDetails"))
+    input_tokens = _count(source, "inputTokens")
+    output_tokens = _count(source, "outputTokens")
+    if not (sdk_input or sdk_output or mastra_input or mastra_output):
+        return _normalized(input_tokens=input_tokens, output_tokens=output_tokens)
     return _normalized(
-        input_tokens=_first(_count(source, "inputTokens"), _count(sdk_input, "total")),
-        output_tokens=_first(_count(source, "outputTokens"), _count(sdk_output, "total")),
+        input_tokens=_first(input_tokens, _count(sdk_input, "total")),
+        output_tokens=_first(output_tokens, _count(sdk_output, "total")),
         cache_read=_first(_count(mastra_input, "cacheRead"), _count(sdk_input, "cacheRead")),
         cache_write=_first(_count(mastra_input, "cacheWrite"), _count(sdk_input, "cacheWrite")),
         write_5m=_count(mastra_input, "cacheWrite5m"),
@@ -212,11 +218,11 @@ def _normalized(
     *,
     input_tokens: int | None,
     output_tokens: int | None,
-    cache_read: int | None,
-    cache_write: int | None,
-    write_5m: int | None,
-    write_1h: int | None,
-    reasoning: int | None,
+    cache_read: int | None = None,
+    cache_write: int | None = None,
+    write_5m: int | None = None,
+    write_1h: int | None = None,
+    reasoning: int | None = None,
 ) -> dict[str, Any]:
     """Mastra's ``UsageStats`` holding the counts that were found."""
     normalized: dict[str, Any] = {}
