@@ -47,7 +47,7 @@ _CHUNK = SpanType.MODEL_CHUNK.value
 
 def as_mapping(value: Any) -> Mapping[str, Any]:
     """A span field that should be a mapping, or an empty one when it is not."""
-    return value if isinstance(value, Mapping) else {}
+    return value if type(value) is dict or isinstance(value, Mapping) else {}
 
 
 class SpanFacts:
@@ -64,7 +64,7 @@ class SpanFacts:
     """
 
     def __init__(self, span: Any, *, mastra_compat: bool) -> None:
-        if not isinstance(span, Mapping):
+        if type(span) is not dict and not isinstance(span, Mapping):
             raise SpanRejected(f"span is a {type(span).__name__}, not a mapping")
         for key in ("id", "traceId"):
             if not is_truthy(span.get(key)):
@@ -324,13 +324,12 @@ class SpanEventBuilder:
     def _or_default(value: Any, fallback: str) -> JsonValue:
         return json_safe(value) if is_truthy(value) else fallback
 
-    _TOKEN_ROWS = (
-        ("$ai_input_tokens", ("inputTokens",)),
-        ("$ai_output_tokens", ("outputTokens",)),
-        ("$ai_cache_read_input_tokens", ("inputDetails", "cacheRead")),
-        ("$ai_cache_creation_input_tokens", ("inputDetails", "cacheWrite")),
-        ("$ai_cache_creation_5m_input_tokens", ("inputDetails", "cacheWrite5m")),
-        ("$ai_cache_creation_1h_input_tokens", ("inputDetails", "cacheWrite1h")),
+    #: Token properties read from ``usage.inputDetails``, in the order they are sent.
+    _CACHE_ROWS = (
+        ("cacheRead", "$ai_cache_read_input_tokens"),
+        ("cacheWrite", "$ai_cache_creation_input_tokens"),
+        ("cacheWrite5m", "$ai_cache_creation_5m_input_tokens"),
+        ("cacheWrite1h", "$ai_cache_creation_1h_input_tokens"),
     )
 
     def _usage_keys(self, attributes: Mapping[str, Any]) -> dict[str, JsonValue]:
@@ -347,18 +346,25 @@ class SpanEventBuilder:
         if not self.compat:
             usage = normalize_usage(usage)
         keys: dict[str, JsonValue] = {}
-        for prop, path in self._TOKEN_ROWS:
-            container: Any = usage
-            for step in path[:-1]:
-                container = container.get(step) if isinstance(container, Mapping) else None
-            if isinstance(container, Mapping) and path[-1] in container:
-                keys[prop] = self._token_value(container[path[-1]])
-        if not self.compat and any(prop.startswith("$ai_cache_") for prop in keys):
-            keys["$ai_cache_reporting_exclusive"] = False
+        if "inputTokens" in usage:
+            keys["$ai_input_tokens"] = self._token_value(usage["inputTokens"])
+        if "outputTokens" in usage:
+            keys["$ai_output_tokens"] = self._token_value(usage["outputTokens"])
+        details = usage.get("inputDetails")
+        if type(details) is dict or isinstance(details, Mapping):
+            cached = False
+            for key, prop in self._CACHE_ROWS:
+                if key in details:
+                    keys[prop] = self._token_value(details[key])
+                    cached = True
+            if cached and not self.compat:
+                keys["$ai_cache_reporting_exclusive"] = False
         return keys
 
     def _token_value(self, value: Any) -> Any:
         """Part 3 token hygiene; ``_OMIT`` marks a value default mode leaves out."""
+        if type(value) is int and math.isfinite(value):  # isfinite: an int too large raises
+            return value
         if is_number(value) and math.isfinite(value):
             return int(value) if float(value).is_integer() else value
         return json_safe(value) if self.compat else _OMIT
