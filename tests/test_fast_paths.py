@@ -116,3 +116,11 @@ def test_json_safe_values_are_returned_as_they_are(value: Any) -> None:
 @given(st.text())
 def test_event_uuids_are_uuid5_of_the_identity(identity: str) -> None:
     assert event_uuid5(identity) == str(uuid.uuid5(EVENT_UUID_NAMESPACE, identity))
+
+
+@given(st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31)))
+def test_timestamps_are_formatted_as_datetime_does(moment: dt.datetime) -> None:
+    millis = values.time_ms(moment)
+    assert millis is not None
+    expected = moment.isoformat(sep="T", timespec="milliseconds") + "Z"
+    assert values.format_timestamp_ms(millis) == expected

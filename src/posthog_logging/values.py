@@ -9,6 +9,7 @@ Nothing here raises on odd input: every value ends up as something JSON can carr
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -201,11 +202,17 @@ def _zone_offset_ms(zone: str | None) -> int:
 def format_timestamp_ms(ms: int) -> str:
     """Part 3 timestamp: ISO-8601 UTC, exactly three fractional digits and ``Z``."""
     days, rest = divmod(ms, _MS_PER_DAY)
-    day = dt.date.fromordinal(days + _EPOCH_ORDINAL)
     seconds, millis = divmod(rest, 1000)
-    hours, seconds = divmod(seconds, 3600)
     minutes, seconds = divmod(seconds, 60)
-    return f"{day.isoformat()}T{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}Z"
+    hours, minutes = divmod(minutes, 60)
+    # One %-format is a single C call; an f-string formats each field apart (slower here).
+    return "%sT%02d:%02d:%02d.%03dZ" % (_day_text(days), hours, minutes, seconds, millis)  # noqa: UP031
+
+
+@functools.lru_cache(maxsize=16)
+def _day_text(days: int) -> str:
+    """The ISO date of a day since the epoch: events of a run share a few days."""
+    return dt.date.fromordinal(days + _EPOCH_ORDINAL).isoformat()
 
 
 def seconds_between(start_ms: int, end_ms: int) -> float:
