@@ -66,27 +66,34 @@ class SpanFacts:
     def __init__(self, span: Any, *, mastra_compat: bool) -> None:
         if type(span) is not dict and not isinstance(span, Mapping):
             raise SpanRejected(f"span is a {type(span).__name__}, not a mapping")
-        for key in ("id", "traceId"):
-            if not is_truthy(span.get(key)):
-                raise SpanRejected(f"span has no {key}")
         self.span = span
-        self.trace_id = required_id_text(
-            span["traceId"], "span dropped: its trace id", mastra_compat=mastra_compat
-        )
-        self.span_id = required_id_text(
-            span["id"], "span dropped: its id", mastra_compat=mastra_compat
-        )
+        span_id, trace_id = span.get("id"), span.get("traceId")
+        if type(span_id) is str and span_id and type(trace_id) is str and trace_id:
+            # The usual ids, plain non-empty strings, are their own text in both modes.
+            self.span_id, self.trace_id = span_id, trace_id
+        else:
+            for key in ("id", "traceId"):
+                if not is_truthy(span.get(key)):
+                    raise SpanRejected(f"span has no {key}")
+            self.trace_id = required_id_text(
+                trace_id, "span dropped: its trace id", mastra_compat=mastra_compat
+            )
+            self.span_id = required_id_text(
+                span_id, "span dropped: its id", mastra_compat=mastra_compat
+            )
         span_type = span.get("type")
         self.type = span_type.lower() if isinstance(span_type, str) else ""
-        self.is_event = is_truthy(span.get("isEvent"))
-        self.is_root = is_truthy(span.get("isRootSpan"))
-        self.parent_id = (
-            required_id_text(
-                span["parentSpanId"], "span dropped: its parent id", mastra_compat=mastra_compat
+        self.is_event = _flag(span.get("isEvent"))
+        self.is_root = _flag(span.get("isRootSpan"))
+        parent_id = span.get("parentSpanId")
+        if type(parent_id) is str:
+            self.parent_id = parent_id or None
+        elif not is_truthy(parent_id):
+            self.parent_id = None
+        else:
+            self.parent_id = required_id_text(
+                parent_id, "span dropped: its parent id", mastra_compat=mastra_compat
             )
-            if is_truthy(span.get("parentSpanId"))
-            else None
-        )
         self.attributes = as_mapping(span.get("attributes"))
         self.metadata = as_mapping(span.get("metadata"))
         self.error_info = span.get("errorInfo")
@@ -105,6 +112,11 @@ class SpanFacts:
     def user_id(self) -> str | None:
         user = self.metadata.get("userId")
         return js_string(user) if is_truthy(user) else None
+
+
+def _flag(value: Any) -> bool:
+    """A span's boolean field, read as JavaScript would (``is_truthy``)."""
+    return value is True if type(value) is bool else is_truthy(value)
 
 
 def required_id_text(value: Any, what: str, *, mastra_compat: bool) -> str:
