@@ -149,18 +149,18 @@ def time_ms(value: Any) -> int | None:
     any offset, any number of fractional digits) and epoch **seconds** as int or
     float.  Anything else, or an impossible date, gives ``None``.
     """
+    if type(value) is float or is_number(value):  # a float first: time.time()'s seconds
+        if not math.isfinite(value):
+            return None
+        # Round to microseconds first so 1.005 s is 1005 ms, not 1004.999...
+        millis = round(value * 1_000_000) // 1000
+        return millis if _MIN_MS <= millis <= _MAX_MS else None
     if isinstance(value, dt.datetime):
         return _datetime_ms(value)
     if isinstance(value, dt.date):
         return (value.toordinal() - _EPOCH_ORDINAL) * _MS_PER_DAY
     if isinstance(value, str):
         return _iso_ms(value)
-    if is_number(value):
-        if not math.isfinite(value):
-            return None
-        # Round to microseconds first so 1.005 s is 1005 ms, not 1004.999...
-        millis = round(value * 1_000_000) // 1000
-        return millis if _MIN_MS <= millis <= _MAX_MS else None
     return None
 
 
