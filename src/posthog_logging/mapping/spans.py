@@ -262,7 +262,8 @@ class SpanEventBuilder:
             layers.append(library(self._embedding_keys(facts)))
         else:
             layers.append(library(self._generation_keys(facts)))
-        layers.append(library(self._error_keys(facts)))
+        if is_truthy(facts.error_info):  # else there are no error keys to add
+            layers.append(library(self._error_keys(facts)))
         layers.append(self._metadata(facts))
         return self._event(name, facts, context, end_ms, layers)
 
