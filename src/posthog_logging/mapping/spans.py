@@ -240,9 +240,12 @@ class SpanEventBuilder:
     @staticmethod
     def _states(span: Mapping[str, Any]) -> dict[str, JsonValue]:
         states: dict[str, JsonValue] = {}
-        for key, prop in (("input", "$ai_input_state"), ("output", "$ai_output_state")):
-            if is_truthy(span.get(key)):
-                states[prop] = json_safe(span[key])
+        state = span.get("input")
+        if is_truthy(state):
+            states["$ai_input_state"] = json_safe(state)
+        state = span.get("output")
+        if is_truthy(state):
+            states["$ai_output_state"] = json_safe(state)
         return states
 
     # §1.8 / §1.9 -----------------------------------------------------------
@@ -296,7 +299,9 @@ class SpanEventBuilder:
             if "temperature" in parameters:
                 keys["$ai_temperature"] = json_safe(parameters["temperature"])
             if "maxOutputTokens" in parameters:
-                keys["$ai_max_tokens"] = self._token_value(parameters["maxOutputTokens"])
+                max_tokens = self._token_value(parameters["maxOutputTokens"])
+                if max_tokens is not _OMIT:
+                    keys["$ai_max_tokens"] = max_tokens
             if not self.compat:
                 keys["$ai_model_parameters"] = json_safe(parameters)  # Part 2 (m)
         if "streaming" in attributes:
@@ -306,7 +311,7 @@ class SpanEventBuilder:
             keys["$ai_tools"] = format_tools(tools, self.compat)
         if not self.compat:
             keys.update(self._default_generation_keys(facts))
-        return {key: value for key, value in keys.items() if value is not _OMIT}
+        return keys
 
     @staticmethod
     def _span_identity(facts: SpanFacts) -> dict[str, JsonValue]:
@@ -391,7 +396,9 @@ class SpanEventBuilder:
             keys["$ai_time_to_first_token"] = seconds_between(facts.start_ms, first_token_ms)
         output_details = as_mapping(as_mapping(attributes.get("usage")).get("outputDetails"))
         if "reasoning" in output_details and is_number(output_details["reasoning"]):
-            keys["$ai_reasoning_tokens"] = self._token_value(output_details["reasoning"])
+            reasoning = self._token_value(output_details["reasoning"])
+            if reasoning is not _OMIT:
+                keys["$ai_reasoning_tokens"] = reasoning
         keys.update(_cost_keys(as_mapping(attributes.get("costContext"))))
         finish_reason = attributes.get("finishReason")
         if isinstance(finish_reason, str) and finish_reason:
