@@ -149,6 +149,8 @@ def time_ms(value: Any) -> int | None:
     any offset, any number of fractional digits) and epoch **seconds** as int or
     float.  Anything else, or an impossible date, gives ``None``.
     """
+    if value is None:  # an optional time that is not there, the most common
+        return None
     if type(value) is float or is_number(value):  # a float first: time.time()'s seconds
         if not math.isfinite(value):
             return None
