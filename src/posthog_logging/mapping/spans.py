@@ -399,7 +399,9 @@ class SpanEventBuilder:
             reasoning = self._token_value(output_details["reasoning"])
             if reasoning is not _OMIT:
                 keys["$ai_reasoning_tokens"] = reasoning
-        keys.update(_cost_keys(as_mapping(attributes.get("costContext"))))
+        cost_context = attributes.get("costContext")
+        if cost_context is not None:
+            keys.update(_cost_keys(as_mapping(cost_context)))
         finish_reason = attributes.get("finishReason")
         if isinstance(finish_reason, str) and finish_reason:
             keys["$ai_stop_reason"] = finish_reason
