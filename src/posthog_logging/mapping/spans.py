@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..contract import SpanType
 from ..usage import normalize_usage
@@ -129,9 +128,12 @@ def required_id_text(value: Any, what: str, *, mastra_compat: bool) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class SpanContext:
-    """What the trace state knows that the span itself does not (§1.2, §1.4, §1.7)."""
+class SpanContext(NamedTuple):
+    """What the trace state knows that the span itself does not (§1.2, §1.4, §1.7).
+
+    A NamedTuple, not a frozen dataclass: one is made for every span, and a frozen
+    dataclass's ``__init__`` costs several times as much.
+    """
 
     trace_user: str | None = None
     parent_is_root: bool = False
