@@ -581,7 +581,7 @@ def bench_tracing(count: int) -> str:
 # ------------------------------------------- 6-7. delivery over a network
 
 LATENCIES = (0.0, 0.05, 0.15)
-RATES = (2_000, 3_000, 5_000, 8_000, 12_000, 16_000)
+RATES = (2_000, 3_000, 5_000, 8_000, 12_000, 16_000, 20_000, 25_000)
 
 #: Figures the target summary reads, filled in by the latency benchmarks that ran.
 FIGURES: dict[str, Any] = {}

@@ -34,7 +34,7 @@ from .values import is_number
 
 
 def _as_mapping(value: Any) -> Mapping[str, Any]:
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         return value
     dump = getattr(value, "model_dump", None)
     if callable(dump):
@@ -52,13 +52,55 @@ def _count(source: Mapping[str, Any], *keys: str) -> int | None:
     """The first key holding a finite number, as an int."""
     for key in keys:
         value = source.get(key)
+        if type(value) is int and math.isfinite(value):  # isfinite: an int too large raises
+            return value
         if is_number(value) and math.isfinite(value):
             return int(value)
     return None
 
 
 def _first(*counts: int | None) -> int | None:
-    return next((count for count in counts if count is not None), None)
+    for count in counts:
+        if count is not None:
+            return count
+    return None
+
+
+#: Every top-level key some shape's counts are read from.
+_KNOWN_KEYS = frozenset(
+    {
+        "inputTokens",
+        "outputTokens",
+        "inputDetails",
+        "outputDetails",
+        "cachedInputTokens",
+        "reasoningTokens",
+        "prompt_tokens",
+        "completion_tokens",
+        "prompt_tokens_details",
+        "completion_tokens_details",
+        "input_tokens",
+        "output_tokens",
+        "input_tokens_details",
+        "output_tokens_details",
+        "cache_read_input_tokens",
+        "cache_creation_input_tokens",
+        "cache_creation",
+        "prompt_token_count",
+        "promptTokenCount",
+        "candidates_token_count",
+        "candidatesTokenCount",
+        "cached_content_token_count",
+        "cachedContentTokenCount",
+        "thoughts_token_count",
+        "thoughtsTokenCount",
+    }
+)
+#: The keys of Mastra's ``UsageStats`` and AI SDK v6 (nested counts), the usual shape.
+_MASTRA_KEYS = frozenset({"inputTokens", "outputTokens", "inputDetails", "outputDetails"})
+_NO_COUNTS: Mapping[str, Any] = {}
+#: Values that are counts or absent, never a container of counts.
+_SCALAR_TYPES = frozenset({int, float, type(None)})
 
 
 def normalize_usage(usage: Any) -> dict[str, Any]:
@@ -66,6 +108,40 @@ def normalize_usage(usage: Any) -> dict[str, Any]:
     source = _as_mapping(usage)
     if "usage_metadata" in source or "usageMetadata" in source:
         source = _as_mapping(source.get("usage_metadata") or source.get("usageMetadata"))
+    if _KNOWN_KEYS.intersection(source) <= _MASTRA_KEYS:
+        return _from_mastra(source)
+    return _from_any_shape(source)
+
+
+def _nested(value: Any) -> Mapping[str, Any]:
+    """The counts nested in ``value``: none in a number (the cheap, common case)."""
+    return _NO_COUNTS if type(value) in _SCALAR_TYPES else _as_mapping(value)
+
+
+def _from_mastra(source: Mapping[str, Any]) -> dict[str, Any]:
+    """What :func:`_from_any_shape` reads when only Mastra's (and AI SDK v6's) keys are
+    there: the same counts, without probing every other provider's names."""
+    sdk_input = _nested(source.get("inputTokens"))
+    sdk_output = _nested(source.get("outputTokens"))
+    mastra_input = _nested(source.get("inputDetails"))
+    mastra_output = _nested(source.get("outputDetails"))
+    input_tokens = _count(source, "inputTokens")
+    output_tokens = _count(source, "outputTokens")
+    if not (sdk_input or sdk_output or mastra_input or mastra_output):
+        return _normalized(input_tokens=input_tokens, output_tokens=output_tokens)
+    return _normalized(
+        input_tokens=_first(input_tokens, _count(sdk_input, "total")),
+        output_tokens=_first(output_tokens, _count(sdk_output, "total")),
+        cache_read=_first(_count(mastra_input, "cacheRead"), _count(sdk_input, "cacheRead")),
+        cache_write=_first(_count(mastra_input, "cacheWrite"), _count(sdk_input, "cacheWrite")),
+        write_5m=_count(mastra_input, "cacheWrite5m"),
+        write_1h=_count(mastra_input, "cacheWrite1h"),
+        reasoning=_first(_count(mastra_output, "reasoning"), _count(sdk_output, "reasoning")),
+    )
+
+
+def _from_any_shape(source: Mapping[str, Any]) -> dict[str, Any]:
+    """Every shape's counts, each read where the first shape that has it keeps it."""
     # AI SDK v6 nests the counts: inputTokens = {total, noCache, cacheRead, cacheWrite}.
     sdk_input = _as_mapping(source.get("inputTokens"))
     sdk_output = _as_mapping(source.get("outputTokens"))
@@ -127,6 +203,28 @@ def normalize_usage(usage: Any) -> dict[str, Any]:
             # Anthropic's input_tokens excludes the cache: add it back (gross).
             input_tokens += (cache_read or 0) + (cache_write or 0)
 
+    return _normalized(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read=cache_read,
+        cache_write=cache_write,
+        write_5m=write_5m,
+        write_1h=write_1h,
+        reasoning=reasoning,
+    )
+
+
+def _normalized(
+    *,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    cache_read: int | None = None,
+    cache_write: int | None = None,
+    write_5m: int | None = None,
+    write_1h: int | None = None,
+    reasoning: int | None = None,
+) -> dict[str, Any]:
+    """Mastra's ``UsageStats`` holding the counts that were found."""
     normalized: dict[str, Any] = {}
     if input_tokens is not None:
         normalized["inputTokens"] = input_tokens

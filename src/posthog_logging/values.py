@@ -9,6 +9,7 @@ Nothing here raises on odd input: every value ends up as something JSON can carr
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -26,6 +27,8 @@ _MAX_MS = (dt.date(9999, 12, 31).toordinal() + 1 - _EPOCH_ORDINAL) * _MS_PER_DAY
 _MAX_DEPTH = 64
 #: Types whose values are JSON as they are.
 _PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+#: Types (and their subclasses) :func:`_convert_scalar` makes plain JSON values.
+_SCALAR_TYPES = (str, int, float, dt.date)
 #: Largest integer a JavaScript number (and a JSON reader) holds exactly.
 _MAX_SAFE_INT = 2**53
 
@@ -41,19 +44,22 @@ _ISO_PATTERN = re.compile(
 
 def is_truthy(value: Any) -> bool:
     """JavaScript truthiness: empty containers are truthy, ``0``/NaN/``""`` are not."""
+    if isinstance(value, str):  # the most common: ids, names, messages
+        return value != ""
     if value is None or value is False or value is True:
         return value is True
     if isinstance(value, float):
         return not math.isnan(value) and value != 0
     if isinstance(value, int):
         return value != 0
-    if isinstance(value, str):
-        return value != ""
     return True
 
 
 def is_number(value: Any) -> TypeGuard[int | float]:
     """True for ints and floats, but not for bools (which Python counts as ints)."""
+    kind = type(value)
+    if kind is int or kind is float:
+        return True
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -166,18 +172,20 @@ def time_ms(value: Any) -> int | None:
     any offset, any number of fractional digits) and epoch **seconds** as int or
     float.  Anything else, or an impossible date, gives ``None``.
     """
+    if value is None:  # an optional time that is not there, the most common
+        return None
+    if type(value) is float or is_number(value):  # a float first: time.time()'s seconds
+        if not math.isfinite(value):
+            return None
+        # Round to microseconds first so 1.005 s is 1005 ms, not 1004.999...
+        millis = round(value * 1_000_000) // 1000
+        return millis if _MIN_MS <= millis <= _MAX_MS else None
     if isinstance(value, dt.datetime):
         return _datetime_ms(value)
     if isinstance(value, dt.date):
         return (value.toordinal() - _EPOCH_ORDINAL) * _MS_PER_DAY
     if isinstance(value, str):
         return _iso_ms(value)
-    if is_number(value):
-        if not math.isfinite(value):
-            return None
-        # Round to microseconds first so 1.005 s is 1005 ms, not 1004.999...
-        millis = round(value * 1_000_000) // 1000
-        return millis if _MIN_MS <= millis <= _MAX_MS else None
     return None
 
 
@@ -219,11 +227,17 @@ def _zone_offset_ms(zone: str | None) -> int:
 def format_timestamp_ms(ms: int) -> str:
     """Part 3 timestamp: ISO-8601 UTC, exactly three fractional digits and ``Z``."""
     days, rest = divmod(ms, _MS_PER_DAY)
-    day = dt.date.fromordinal(days + _EPOCH_ORDINAL)
     seconds, millis = divmod(rest, 1000)
-    hours, seconds = divmod(seconds, 3600)
     minutes, seconds = divmod(seconds, 60)
-    return f"{day.isoformat()}T{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}Z"
+    hours, minutes = divmod(minutes, 60)
+    # One %-format is a single C call; an f-string formats each field apart (slower here).
+    return "%sT%02d:%02d:%02d.%03dZ" % (_day_text(days), hours, minutes, seconds, millis)  # noqa: UP031
+
+
+@functools.lru_cache(maxsize=16)
+def _day_text(days: int) -> str:
+    """The ISO date of a day since the epoch: events of a run share a few days."""
+    return dt.date.fromordinal(days + _EPOCH_ORDINAL).isoformat()
 
 
 def seconds_between(start_ms: int, end_ms: int) -> float:
@@ -234,75 +248,138 @@ def seconds_between(start_ms: int, end_ms: int) -> float:
 # ------------------------------------------------------------ JSON (Part 3)
 
 
-class _Unserialisable(Exception):
-    """Raised inside strict conversion, where JSON.stringify would have thrown."""
+class _TooDeep(Exception):
+    """Raised by the one-pass conversion at a container nested too deep (or in a cycle)."""
 
 
 def json_safe(value: Any) -> JsonValue:
-    """A JSON-safe copy of ``value`` (Part 3 "everything else").
+    """A JSON-safe form of ``value`` (Part 3 "everything else").
 
     Mappings become objects with string keys, tuples/lists/sets arrays,
     datetimes Part 3 timestamps, NaN/inf ``None``, integral floats ints (JSON
     has one number type), and other objects ``str(value)``.  Cycles and very
     deep nesting are cut with a marker instead of raising.
+
+    A dict or list that is JSON-safe already (the common case) is returned as it
+    is, not copied: callers must not change the result in place.
     """
-    return _convert(value, set(), 0, strict=False)
+    if type(value) in _PLAIN_TYPES:
+        return value
+    try:
+        return _convert(value, 0)
+    except _TooDeep:
+        return _convert_marking(value, set(), 0)
 
 
 def json_text(value: Any) -> str:
     """*JSON text(v)*: ``JSON.stringify`` output, or ``[Non-serializable <Type>]``."""
     try:
-        converted = _convert(value, set(), 0, strict=True)
-    except _Unserialisable:
+        converted = _convert(value, 0)
+    except _TooDeep:  # a cycle, or nesting JSON.stringify would not finish either
         return f"[Non-serializable {type(value).__name__}]"
     return json.dumps(converted, separators=(",", ":"), ensure_ascii=False)
 
 
-def _convert(value: Any, active: set[int], depth: int, *, strict: bool) -> JsonValue:
-    # Exact-type checks first: spans are mostly plain dicts, lists and strings, and
-    # isinstance() against the abstract Mapping is the slowest test here.
+def _convert(value: Any, depth: int) -> JsonValue:
+    """One pass: ``value`` itself when nothing in it needs converting, else a converted
+    copy; raises :class:`_TooDeep` at a container ``_MAX_DEPTH`` levels down."""
+    # Exact-type checks first: spans are mostly plain dicts, lists, strings and
+    # floats, and isinstance() against the abstract Mapping is the slowest test here.
     kind = type(value)
     if kind in _PLAIN_TYPES:
         return value
-    if kind is dict or kind is list:
-        return _convert_container(value, active, depth, strict=strict)
+    if kind is dict:
+        return _convert_dict(value, depth)
+    if kind is list:
+        return _convert_list(value, depth)
+    if kind is float:
+        return _convert_float(value)
+    if isinstance(value, _SCALAR_TYPES):
+        return _convert_scalar(value)
+    if isinstance(value, (Mapping, list, tuple, set, frozenset)):
+        if depth >= _MAX_DEPTH:
+            raise _TooDeep
+        if isinstance(value, Mapping):
+            return {_key_text(key): _convert(item, depth + 1) for key, item in value.items()}
+        return [_convert(item, depth + 1) for item in value]
+    return safe_str(value)
+
+
+def _convert_dict(value: dict[Any, Any], depth: int) -> JsonValue:
+    if depth >= _MAX_DEPTH:
+        raise _TooDeep
+    depth += 1
+    converted: dict[str, JsonValue] | None = None
+    for key, item in value.items():
+        new = item if type(item) in _PLAIN_TYPES else _convert(item, depth)
+        if converted is not None:
+            converted[key if type(key) is str else _key_text(key)] = new
+        elif new is not item or type(key) is not str:
+            # The first change: copy the items before it, then go on in the copy.
+            converted = {}
+            for earlier, earlier_item in value.items():
+                if earlier is key:
+                    break
+                converted[earlier] = earlier_item
+            converted[key if type(key) is str else _key_text(key)] = new
+    return value if converted is None else converted
+
+
+def _convert_list(value: list[Any], depth: int) -> JsonValue:
+    if depth >= _MAX_DEPTH:
+        raise _TooDeep
+    depth += 1
+    converted: list[JsonValue] | None = None
+    for index, item in enumerate(value):
+        new = item if type(item) in _PLAIN_TYPES else _convert(item, depth)
+        if converted is not None:
+            converted.append(new)
+        elif new is not item:
+            converted = value[:index]
+            converted.append(new)
+    return value if converted is None else converted
+
+
+def _convert_float(value: float) -> JsonValue:
+    if not math.isfinite(value):
+        return None
+    if value.is_integer() and abs(value) < _MAX_SAFE_INT:
+        return int(value)
+    return value if type(value) is float else float(value)
+
+
+def _convert_scalar(value: Any) -> JsonValue:
+    """A str, int, float or date of a subclass (or a float): its plain JSON value."""
     if isinstance(value, str):
         return str.__str__(value)  # str subclasses and str enums: the plain text
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        return int(value) if value.is_integer() and abs(value) < _MAX_SAFE_INT else float(value)
-    if isinstance(value, (dt.datetime, dt.date)):
-        return format_timestamp_ms(time_ms(value) or 0)
-    if isinstance(value, (Mapping, list, tuple, set, frozenset)):
-        return _convert_container(value, active, depth, strict=strict)
-    return safe_str(value)
+        return _convert_float(value)
+    return format_timestamp_ms(time_ms(value) or 0)  # a date or datetime
 
 
-def _convert_container(value: Any, active: set[int], depth: int, *, strict: bool) -> JsonValue:
+def _convert_marking(value: Any, active: set[int], depth: int) -> JsonValue:
+    """The conversion of a value :func:`_convert` found too deep: each container
+    is marked while it is being converted, so a cycle is cut at its first repeat
+    (``[Circular]``) and nesting at ``_MAX_DEPTH`` (``[Too deep]``)."""
+    if type(value) in _PLAIN_TYPES:
+        return value
+    if isinstance(value, _SCALAR_TYPES):
+        return _convert_scalar(value)
+    if not isinstance(value, (Mapping, list, tuple, set, frozenset)):
+        return safe_str(value)
     marker = id(value)
     if marker in active or depth >= _MAX_DEPTH:
-        if strict:
-            raise _Unserialisable
         return "[Circular]" if marker in active else "[Too deep]"
     active.add(marker)
     depth += 1
     try:
         if isinstance(value, Mapping):
             return {
-                key if type(key) is str else _key_text(key): (
-                    item
-                    if type(item) in _PLAIN_TYPES
-                    else _convert(item, active, depth, strict=strict)
-                )
-                for key, item in value.items()
+                _key_text(key): _convert_marking(item, active, depth) for key, item in value.items()
             }
-        return [
-            item if type(item) in _PLAIN_TYPES else _convert(item, active, depth, strict=strict)
-            for item in value
-        ]
+        return [_convert_marking(item, active, depth) for item in value]
     finally:
         active.discard(marker)
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..contract import SpanType
 from ..errors import exception_list
@@ -52,7 +51,7 @@ _CHUNK = SpanType.MODEL_CHUNK.value
 
 def as_mapping(value: Any) -> Mapping[str, Any]:
     """A span field that should be a mapping, or an empty one when it is not."""
-    return value if isinstance(value, Mapping) else {}
+    return value if type(value) is dict or isinstance(value, Mapping) else {}
 
 
 class SpanFacts:
@@ -69,29 +68,36 @@ class SpanFacts:
     """
 
     def __init__(self, span: Any, *, mastra_compat: bool) -> None:
-        if not isinstance(span, Mapping):
+        if type(span) is not dict and not isinstance(span, Mapping):
             raise SpanRejected(f"span is a {type(span).__name__}, not a mapping")
-        for key in ("id", "traceId"):
-            if not is_truthy(span.get(key)):
-                raise SpanRejected(f"span has no {key}")
         self.span = span
-        self.trace_id = required_id_text(
-            span["traceId"], "span dropped: its trace id", mastra_compat=mastra_compat
-        )
-        self.span_id = required_id_text(
-            span["id"], "span dropped: its id", mastra_compat=mastra_compat
-        )
+        span_id, trace_id = span.get("id"), span.get("traceId")
+        if type(span_id) is str and span_id and type(trace_id) is str and trace_id:
+            # The usual ids, plain non-empty strings, are their own text in both modes.
+            self.span_id, self.trace_id = span_id, trace_id
+        else:
+            for key in ("id", "traceId"):
+                if not is_truthy(span.get(key)):
+                    raise SpanRejected(f"span has no {key}")
+            self.trace_id = required_id_text(
+                trace_id, "span dropped: its trace id", mastra_compat=mastra_compat
+            )
+            self.span_id = required_id_text(
+                span_id, "span dropped: its id", mastra_compat=mastra_compat
+            )
         span_type = span.get("type")
         self.type = span_type.lower() if isinstance(span_type, str) else ""
-        self.is_event = is_truthy(span.get("isEvent"))
-        self.is_root = is_truthy(span.get("isRootSpan"))
-        self.parent_id = (
-            required_id_text(
-                span["parentSpanId"], "span dropped: its parent id", mastra_compat=mastra_compat
+        self.is_event = _flag(span.get("isEvent"))
+        self.is_root = _flag(span.get("isRootSpan"))
+        parent_id = span.get("parentSpanId")
+        if type(parent_id) is str:
+            self.parent_id = parent_id or None
+        elif not is_truthy(parent_id):
+            self.parent_id = None
+        else:
+            self.parent_id = required_id_text(
+                parent_id, "span dropped: its parent id", mastra_compat=mastra_compat
             )
-            if is_truthy(span.get("parentSpanId"))
-            else None
-        )
         self.attributes = as_mapping(span.get("attributes"))
         self.metadata = as_mapping(span.get("metadata"))
         self.error_info = span.get("errorInfo")
@@ -112,6 +118,11 @@ class SpanFacts:
         return js_string(user) if is_truthy(user) else None
 
 
+def _flag(value: Any) -> bool:
+    """A span's boolean field, read as JavaScript would (``is_truthy``)."""
+    return value is True if type(value) is bool else is_truthy(value)
+
+
 def required_id_text(value: Any, what: str, *, mastra_compat: bool) -> str:
     """An id of a span or feedback as text (``js_id_text`` in compat mode, else
     ``id_text``); raises :class:`SpanRejected` ("``what`` (a dict) has no text")
@@ -122,9 +133,12 @@ def required_id_text(value: Any, what: str, *, mastra_compat: bool) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class SpanContext:
-    """What the trace state knows that the span itself does not (§1.2, §1.4, §1.7)."""
+class SpanContext(NamedTuple):
+    """What the trace state knows that the span itself does not (§1.2, §1.4, §1.7).
+
+    A NamedTuple, not a frozen dataclass: one is made for every span, and a frozen
+    dataclass's ``__init__`` costs several times as much.
+    """
 
     trace_user: str | None = None
     parent_is_root: bool = False
@@ -243,9 +257,12 @@ class SpanEventBuilder:
     @staticmethod
     def _states(span: Mapping[str, Any]) -> dict[str, JsonValue]:
         states: dict[str, JsonValue] = {}
-        for key, prop in (("input", "$ai_input_state"), ("output", "$ai_output_state")):
-            if is_truthy(span.get(key)):
-                states[prop] = json_safe(span[key])
+        state = span.get("input")
+        if is_truthy(state):
+            states["$ai_input_state"] = json_safe(state)
+        state = span.get("output")
+        if is_truthy(state):
+            states["$ai_output_state"] = json_safe(state)
         return states
 
     # §1.8 / §1.9 -----------------------------------------------------------
@@ -265,7 +282,8 @@ class SpanEventBuilder:
             layers.append(library(self._embedding_keys(facts)))
         else:
             layers.append(library(self._generation_keys(facts)))
-        layers.append(library(self._error_keys(facts)))
+        if is_truthy(facts.error_info):  # else there are no error keys to add
+            layers.append(library(self._error_keys(facts)))
         layers.append(self._metadata(facts))
         return self._event(name, facts, context, end_ms, layers)
 
@@ -300,7 +318,9 @@ class SpanEventBuilder:
             if "temperature" in parameters:
                 keys["$ai_temperature"] = json_safe(parameters["temperature"])
             if "maxOutputTokens" in parameters:
-                keys["$ai_max_tokens"] = self._token_value(parameters["maxOutputTokens"])
+                max_tokens = self._token_value(parameters["maxOutputTokens"])
+                if max_tokens is not _OMIT:
+                    keys["$ai_max_tokens"] = max_tokens
             if not self.compat:
                 keys["$ai_model_parameters"] = json_safe(parameters)  # Part 2 (m)
         if "streaming" in attributes:
@@ -310,7 +330,7 @@ class SpanEventBuilder:
             keys["$ai_tools"] = format_tools(tools, self.compat)
         if not self.compat:
             keys.update(self._default_generation_keys(facts))
-        return {key: value for key, value in keys.items() if value is not _OMIT}
+        return keys
 
     @staticmethod
     def _span_identity(facts: SpanFacts) -> dict[str, JsonValue]:
@@ -342,16 +362,13 @@ class SpanEventBuilder:
     def _or_default(value: Any, fallback: str) -> JsonValue:
         return json_safe(value) if is_truthy(value) else fallback
 
-    _TOKEN_ROWS = (
-        ("$ai_input_tokens", ("inputTokens",)),
-        ("$ai_output_tokens", ("outputTokens",)),
-        ("$ai_cache_read_input_tokens", ("inputDetails", "cacheRead")),
-        ("$ai_cache_creation_input_tokens", ("inputDetails", "cacheWrite")),
-        ("$ai_cache_creation_5m_input_tokens", ("inputDetails", "cacheWrite5m")),
-        ("$ai_cache_creation_1h_input_tokens", ("inputDetails", "cacheWrite1h")),
+    #: Token properties read from ``usage.inputDetails``, in the order they are sent.
+    _CACHE_ROWS = (
+        ("cacheRead", "$ai_cache_read_input_tokens"),
+        ("cacheWrite", "$ai_cache_creation_input_tokens"),
+        ("cacheWrite5m", "$ai_cache_creation_5m_input_tokens"),
+        ("cacheWrite1h", "$ai_cache_creation_1h_input_tokens"),
     )
-    #: Part 2 (f): default mode also sends reasoning tokens, from any usage shape.
-    _DEFAULT_TOKEN_ROWS = (*_TOKEN_ROWS, ("$ai_reasoning_tokens", ("outputDetails", "reasoning")))
 
     def _usage_keys(self, attributes: Mapping[str, Any]) -> dict[str, JsonValue]:
         """Token counts: §1.9 in compat mode; Part 2 (i) in default mode.
@@ -367,19 +384,31 @@ class SpanEventBuilder:
         if not self.compat:
             usage = normalize_usage(usage)
         keys: dict[str, JsonValue] = {}
-        rows = self._TOKEN_ROWS if self.compat else self._DEFAULT_TOKEN_ROWS
-        for prop, path in rows:
-            container: Any = usage
-            for step in path[:-1]:
-                container = container.get(step) if isinstance(container, Mapping) else None
-            if isinstance(container, Mapping) and path[-1] in container:
-                keys[prop] = self._token_value(container[path[-1]])
-        if not self.compat and any(prop.startswith("$ai_cache_") for prop in keys):
-            keys["$ai_cache_reporting_exclusive"] = False
+        if "inputTokens" in usage:
+            keys["$ai_input_tokens"] = self._token_value(usage["inputTokens"])
+        if "outputTokens" in usage:
+            keys["$ai_output_tokens"] = self._token_value(usage["outputTokens"])
+        details = usage.get("inputDetails")
+        cached = False
+        if type(details) is dict or isinstance(details, Mapping):
+            for key, prop in self._CACHE_ROWS:
+                if key in details:
+                    keys[prop] = self._token_value(details[key])
+                    cached = True
+        if not self.compat:
+            # Part 2 (f): reasoning tokens, from any usage shape (normalised above, so
+            # outputDetails is there only with a reasoning count).
+            output_details = usage.get("outputDetails")
+            if output_details:
+                keys["$ai_reasoning_tokens"] = self._token_value(output_details["reasoning"])
+            if cached:
+                keys["$ai_cache_reporting_exclusive"] = False
         return keys
 
     def _token_value(self, value: Any) -> Any:
         """Part 3 token hygiene; ``_OMIT`` marks a value default mode leaves out."""
+        if type(value) is int and math.isfinite(value):  # isfinite: an int too large raises
+            return value
         if is_number(value) and math.isfinite(value):
             return int(value) if float(value).is_integer() else value
         return json_safe(value) if self.compat else _OMIT
@@ -392,7 +421,9 @@ class SpanEventBuilder:
         first_token_ms = time_ms(attributes.get("completionStartTime"))
         if first_token_ms is not None and facts.start_ms is not None:
             keys["$ai_time_to_first_token"] = seconds_between(facts.start_ms, first_token_ms)
-        keys.update(_cost_keys(as_mapping(attributes.get("costContext"))))
+        cost_context = attributes.get("costContext")
+        if cost_context is not None:
+            keys.update(_cost_keys(as_mapping(cost_context)))
         finish_reason = attributes.get("finishReason")
         if isinstance(finish_reason, str) and finish_reason:
             keys["$ai_stop_reason"] = finish_reason

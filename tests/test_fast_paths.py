@@ -1,0 +1,106 @@
+"""The mapping's fast paths give exactly what the general path gives (issue 19).
+
+Each fast path is a shortcut for the inputs it recognises; the general path
+stays in the code for every other input (or is the standard library's: uuid5,
+datetime's ISO format), so hypothesis can compare the two on inputs drawn to sit
+on the edge of what the shortcut recognises.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import uuid
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from posthog_logging import usage, values
+from posthog_logging.mapping.envelope import EVENT_UUID_NAMESPACE, event_uuid5
+
+from .mapping_corpus import Colour, Label, Named, Number, Text
+
+COUNTS = st.one_of(
+    st.integers(0, 1000),
+    st.integers(-5, 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["12", "", math.nan]),
+)
+NESTED_KEYS = ["total", "cacheRead", "cacheWrite", "cacheWrite5m", "cacheWrite1h", "reasoning"]
+NESTED = st.dictionaries(st.sampled_from(NESTED_KEYS), COUNTS, min_size=1, max_size=4)
+MASTRA_SHAPED = st.dictionaries(
+    st.sampled_from([*sorted(usage._MASTRA_KEYS), "totalTokens", "raw"]),
+    st.one_of(COUNTS, NESTED, NESTED, st.just([1, 2])),
+    max_size=5,
+)
+
+
+@settings(max_examples=500)
+@given(MASTRA_SHAPED)
+def test_mastra_usage_reads_as_every_shape_does(source: dict[str, Any]) -> None:
+    assert usage.normalize_usage(source) == usage._from_any_shape(source)
+
+
+LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+    st.sampled_from([Text("sub"), Number(3), Colour.RED, Label.GOLD, b"raw", Named()]),
+    st.datetimes(timezones=st.just(dt.timezone.utc)),
+    st.dates(),
+)
+KEYS = st.one_of(st.text(max_size=3), st.integers(-3, 3), st.none(), st.booleans(), st.just(1.5))
+VALUES = st.recursive(
+    LEAVES,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(KEYS, children, max_size=4),
+        st.dictionaries(st.text(max_size=3), children, max_size=4),
+        st.tuples(children, children),
+        st.frozensets(st.integers(0, 5), max_size=3),
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300)
+@given(VALUES)
+def test_one_pass_conversion_converts_as_the_marking_one(value: Any) -> None:
+    """What json_safe returns for a value without cycles or deep nesting is what its
+    cycle-cutting conversion (for every other value) makes of it, key order included."""
+    expected = json.dumps(values._convert_marking(value, set(), 0))
+    assert json.dumps(values.json_safe(value)) == expected
+    assert json.dumps(json.loads(values.json_text(value))) == expected
+
+
+def _plain_containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=3), children, max_size=4)
+    )
+
+
+PLAIN_LEAVES = st.one_of(st.none(), st.booleans(), st.integers(), st.text(), st.floats(0.5, 0.75))
+
+
+@given(st.recursive(PLAIN_LEAVES, _plain_containers, max_leaves=20))
+def test_json_safe_values_are_returned_as_they_are(value: Any) -> None:
+    assert values.json_safe(value) is value
+
+
+@given(st.text())
+def test_event_uuids_are_uuid5_of_the_identity(identity: str) -> None:
+    assert event_uuid5(identity) == str(uuid.uuid5(EVENT_UUID_NAMESPACE, identity))
+
+
+@given(st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31)))
+def test_timestamps_are_formatted_as_datetime_does(moment: dt.datetime) -> None:
+    millis = values.time_ms(moment)
+    assert millis is not None
+    expected = moment.isoformat(sep="T", timespec="milliseconds") + "Z"
+    assert values.format_timestamp_ms(millis) == expected
