@@ -18,6 +18,7 @@ import pytest
 
 from posthog_logging import PosthogLogHandler
 from posthog_logging import handler as handler_module
+from posthog_logging import lifecycle as lifecycle_module
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
 from posthog_logging.handler import DISABLED_WARNING
 
@@ -301,7 +302,8 @@ def _pause_after(source_line: str, reached: threading.Event, go: threading.Event
         return local
 
     def call(frame: Any, event: str, arg: Any) -> Any:
-        return local if frame.f_code.co_filename == handler_module.__file__ else None
+        traced_files = (handler_module.__file__, lifecycle_module.__file__)
+        return local if frame.f_code.co_filename in traced_files else None
 
     return call
 
@@ -324,7 +326,7 @@ def test_close_is_not_held_up_when_a_full_queue_moves_its_request_to_the_tail(
         threading.Thread(
             target=traced,
             args=(lambda n=n: log.info("b", extra={"span": tool_span(n)}), gates[n - 2]),
-            kwargs={"line": "if self._listener is None:"},
+            kwargs={"line": "if lifecycle.listener is None:"},
         )
         for n in (2, 3)
     ]
@@ -333,7 +335,9 @@ def test_close_is_not_held_up_when_a_full_queue_moves_its_request_to_the_tail(
         assert reached.wait(5)
     # close() holds right after it queued its request.
     closer = threading.Thread(
-        target=traced, args=(handler.close, gates[2]), kwargs={"line": "self._queue.put(request)"}
+        target=traced,
+        args=(handler.close, gates[2]),
+        kwargs={"line": "self.records.queue.put(request)"},
     )
     closer.start()
     assert gates[2][0].wait(5)

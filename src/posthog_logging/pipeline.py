@@ -28,9 +28,12 @@ from typing import Any
 from .contract import DIAGNOSTICS_LOGGER, SpanEvent
 from .mapping import Event, EventMapper, MappingOptions, SpanRejected
 from .redaction import OutgoingEvents
+from .sampling import sampler_for
 from .sender import EventBuffer, Sender, library_thread
+from .settings import Settings
+from .spill import SpillWriter
 from .stats import Stats
-from .transport import MAX_EVENT_BYTES, EncodedEvent, fit_event
+from .transport import MAX_EVENT_BYTES, EncodedEvent, Transport, fit_event
 from .values import safe_str, time_ms
 
 #: How many errors of one kind are logged in full before they are only counted.
@@ -246,6 +249,32 @@ class EventPipeline:
         unmapped = release_unread(items)
         self.abort_open_spans(now_ms)
         return unmapped
+
+
+def build_pipeline(settings: Settings, transport: Transport, stats: Stats) -> EventPipeline:
+    """A handler's pipeline: encoder, what leaves the process, and the sender."""
+    sender = Sender(
+        transport,
+        stats,
+        EventBuffer(settings.max_buffer_events, settings.max_buffer_bytes),
+        flush_at=settings.flush_at,
+        max_in_flight=settings.max_in_flight,
+        retry=settings.retry,
+        spiller=None if settings.spill_dir is None else SpillWriter(settings.spill_dir),
+        spill_on_overflow=settings.overflow == "spill",
+    )
+    # One event never takes more than half the buffer: a larger one is shrunk,
+    # not buffered at the cost of everything else held.  From a 16 MiB bound up,
+    # that leaves PostHog's limit (max_event_bytes) the only one that cuts.
+    max_event_bytes = min(settings.max_event_bytes, settings.max_buffer_bytes // 2)
+    encoder = EventEncoder(settings.mapping_options, stats, max_event_bytes=max_event_bytes)
+    outgoing = OutgoingEvents(
+        stats,
+        sampler=sampler_for(settings.sample_rate),
+        mask=settings.mask,
+        before_send=settings.before_send,
+    )
+    return EventPipeline(encoder, sender, flush_interval=settings.flush_interval, outgoing=outgoing)
 
 
 class EventListener(QueueListener):

@@ -158,11 +158,11 @@ class LineSender:
     def _over_high_water(self) -> bool:
         """Queued records will be buffered events (mostly one each), so they count
         against the buffer's bounds too, at the buffer's average event size."""
-        handler, stats = self.handler, self.handler.stats()
+        settings, stats = self.handler.settings, self.handler.stats()
         queued, events, size = stats["queued"], stats["buffered_events"], stats["buffered_bytes"]
         expected_bytes = size + (queued * size // events if events else 0)
         return bool(
-            queued * 2 > handler.max_queue_size
-            or (events + queued) * 2 > handler.max_buffer_events
-            or expected_bytes * 2 > handler.max_buffer_bytes
+            queued * 2 > settings.max_queue_size
+            or (events + queued) * 2 > settings.max_buffer_events
+            or expected_bytes * 2 > settings.max_buffer_bytes
         )

@@ -1,0 +1,338 @@
+"""A handler's lifecycle: its listener's start, the shutdown deadline, the numbered
+shutdown, and the reset in a forked child; and the process hooks behind them.
+
+:class:`Lifecycle` owns what one handler runs in this process: the record queue
+(:class:`~.callerqueue.RecordQueue`), the counters, the pipeline and its
+listener.  The handler starts the listener lazily, from the first record (and
+again in a forked child), because ``dictConfig`` on 3.12+ builds but never
+starts listeners.
+
+Locks: ``logging.shutdown()`` calls ``flush()`` and ``close()`` with the
+handler's lock held.  No thread of the library ever takes that lock, so
+waiting for the listener or the senders there is safe.  If no listener could
+be started (new threads may fail at interpreter exit), the calling thread does
+the listener's and the senders' work itself.
+
+Process hooks: the only things this package does when it is imported, all
+installed by :func:`install_process_hooks` (called once, by :mod:`.handler`):
+
+1. an ``atexit`` hook (:class:`InterpreterExit`) that notes that exit began, so
+   the ``flush()`` and ``close()`` of ``logging.shutdown()`` at exit share one
+   ``shutdown_timeout``;
+2. an after-fork hook (``os.register_at_fork``) that resets every live handler
+   in the child (:meth:`Lifecycle.reset_after_fork`);
+3. a filter on the library's diagnostics logger
+   (:class:`~.diagnostics.LastResortFilter`) so its warnings are heard when our
+   handler is the only one that would get them.
+
+A fourth is armed only when a listener starts: the end of a worker process
+that exits without ``logging.shutdown()`` (:mod:`.processes`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from typing import Protocol
+
+from . import diagnostics
+from .callerqueue import CLOSED_DROP, RecordQueue
+from .pipeline import (
+    CloseRequest,
+    EventListener,
+    EventPipeline,
+    FlushRequest,
+    build_pipeline,
+    release_unread,
+)
+from .processes import WorkerExit
+from .sender import library_thread
+from .settings import Settings
+from .stats import Stats
+from .transport import Transport
+from .values import time_ms
+
+
+class InterpreterExit:
+    """Whether this process's exit has begun, for flush() and close() at exit to
+    share one ``shutdown_timeout`` (see :meth:`Lifecycle.deadline`).
+
+    :meth:`begin` is an atexit hook registered when the handler module is imported,
+    after ``logging`` registered ``logging.shutdown``: atexit runs hooks last
+    registered first, so it runs before ``logging.shutdown()``.  A worker ended
+    by ``os._exit()`` runs no atexit hook; there only close() is called
+    (:mod:`.processes`), which takes ``shutdown_timeout`` on its own.
+    """
+
+    def __init__(self) -> None:
+        self.begun = False
+
+    def begin(self) -> None:
+        self.begun = True
+
+
+class Lifecycle:
+    """Start, deadlines and shutdown of one handler's listener and senders."""
+
+    def __init__(self, settings: Settings, transport: Transport) -> None:
+        self.settings = settings
+        self.transport = transport
+        self.stats = Stats()
+        self.records = RecordQueue(
+            self.stats,
+            max_size=settings.max_queue_size,
+            overflow=settings.overflow,
+            block_timeout=settings.block_timeout,
+        )
+        self.pipeline: EventPipeline = build_pipeline(settings, transport, self.stats)
+        self.listener: EventListener | None = None
+        #: Set once the first close() finished: later callers wait for it (see close()).
+        self._shutdown_done = threading.Event()
+        self._closing_thread: int | None = None
+        #: At exit: when this handler's shutdown_timeout ends (see deadline()).
+        self._exit_deadline: float | None = None
+        self._lock = threading.RLock()  # re-entrant: a signal handler may log
+        self._starting = False
+
+    # ------------------------------------------------------------------ start
+    def start_listener(self) -> None:
+        """Start the listener (once per process), from the caller's thread."""
+        with self._lock:
+            # A signal handler that logs may re-enter here on this thread, between any
+            # two bytecodes: _starting makes it leave the start to the call it
+            # interrupted (whose listener reads its record too), and the listener is
+            # checked only once _starting is set, so a start that a re-entrant call
+            # completed just before is seen.
+            if self._starting:
+                return
+            self._starting = True
+            try:
+                if self.listener is None and not self.records.closed:
+                    diagnostics.keep_enabled()
+                    _worker_exit.arm()  # this process may end without logging.shutdown()
+                    listener = EventListener(self.records.queue, self.pipeline)
+                    listener.start()
+                    self.listener = listener
+            except RuntimeError:
+                pass  # at interpreter exit new threads cannot start; close() drains inline
+            finally:
+                self._starting = False
+
+    def listener_alive(self) -> bool:
+        listener = self.listener
+        thread = listener.thread if listener is not None else None
+        return bool(thread is not None and thread.is_alive())
+
+    # ---------------------------------------------------------------- flush
+    def flush(self) -> None:
+        """Wait until everything queued before was sent (or spilled, or dropped),
+        for at most ``flush_timeout`` and never longer than ``shutdown_timeout``."""
+        settings = self.settings
+        deadline = self.deadline(min(settings.flush_timeout, settings.shutdown_timeout))
+        self._finish(FlushRequest(deadline), deadline)
+
+    def deadline(self, seconds: float) -> float:
+        """``seconds`` from now; at exit, never past this handler's shutdown deadline,
+        which its first flush() or close() at exit sets ``shutdown_timeout`` ahead.
+
+        So the flush() and close() of ``logging.shutdown()`` at exit share one
+        ``shutdown_timeout``, and the atexit hooks that ran before (joining a
+        ``multiprocessing`` child, say) take none of it.  Outside exit, flush()
+        and close() keep their own budgets, whatever another thread did.
+        """
+        now = time.monotonic()
+        if not _interpreter_exit.begun:
+            return now + seconds
+        if self._exit_deadline is None:
+            self._exit_deadline = now + self.settings.shutdown_timeout
+        return min(now + seconds, self._exit_deadline)
+
+    # ---------------------------------------------------------------- close
+    def close(self) -> None:
+        """Shut down once; a later or concurrent call waits for the first.
+
+        A later or concurrent one (``logging.shutdown()`` at exit while another
+        thread closes) waits for it, up to its own ``shutdown_timeout``, unless it
+        comes from the closing thread itself or from one of the library's
+        threads (a log record of the shutdown), which the shutdown may be
+        waiting on.
+        """
+        records = self.records
+        with self._lock:
+            first_close = not records.closed
+            records.closed = True
+            if first_close:
+                self._closing_thread = threading.get_ident()
+        if first_close:
+            try:
+                if not self.settings.disabled:
+                    self._shut_down(self.deadline(self.settings.shutdown_timeout))
+            finally:
+                self._shutdown_done.set()
+        elif self._closing_thread != threading.get_ident() and not library_thread.active:
+            self._shutdown_done.wait(
+                max(0.0, self.deadline(self.settings.shutdown_timeout) - time.monotonic())
+            )
+
+    def _shut_down(self, deadline: float) -> None:
+        """Deliver what was logged before close() by ``deadline``; keep the rest.
+
+        The shutdown order, in one place:
+        """
+        pipeline = self.pipeline
+        request = CloseRequest(deadline, now_ms=time_ms(time.time()) or 0)
+        # 1. The listener maps every record queued before close() (later ones are
+        #    refused: the queue is closed), aborts the spans still open
+        #    (docs/mapping-rules.md § Per-trace state), and stops (EventListener).
+        #    Without a listener (or on the listener's own thread), this thread does
+        #    that work.
+        self._finish(request, deadline)
+        # 2. If the listener missed the deadline, this thread aborts the open spans;
+        #    the records the listener never reached are dropped unmapped (counted):
+        #    mapping them here would overrun the deadline.
+        if not request.done.is_set():
+            unmapped = pipeline.take_over(self.records.drain(), request.now_ms)
+            if unmapped:
+                self.records.count_drop(
+                    "shutdown_deadline",
+                    "the listener was still mapping at the shutdown deadline; "
+                    "records it never reached are dropped",
+                    unmapped,
+                )
+        # 3. The senders deliver everything buffered, in batches however small,
+        #    until the deadline; this thread sends when no sender thread could start,
+        #    or when it is one of the library's own (close() from a log record of theirs).
+        pipeline.sender.drain(deadline)
+        # 4. Whatever is still undelivered (in flight included) is spilled, or dropped
+        #    and counted; the sender threads stop, the kept-alive connections close.
+        pipeline.sender.abandon()
+        self.transport.close()
+        # 5. Records still queued (logged as close() began) are dropped, counted; a
+        #    caller that queues one after this drops it itself (see the handler's
+        #    emit).  A listener still running (late, or the thread that called
+        #    close()) is handed its sentinel, so it stops.
+        self.records.sealed = True
+        self.drop_queued()
+        # 6. One warning sums up what was lost or spilled.
+        self._report_losses()
+
+    def _finish(self, request: FlushRequest, deadline: float) -> None:
+        """Have ``request`` carried out by the listener, waiting up to ``deadline``."""
+        listener = self.listener
+        thread = listener.thread if listener is not None else None
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            self.records.queue.put(request)
+            request.done.wait(max(0.0, deadline - time.monotonic()))
+            return
+        self._drain_inline(request)
+
+    def _drain_inline(self, request: FlushRequest) -> None:
+        """Do the listener's work on this thread (no listener could run)."""
+        with self._lock:
+            was_active, library_thread.active = library_thread.active, True
+            try:
+                for item in self.records.drain():
+                    if item is not None:
+                        self.pipeline.process(item)
+                self.pipeline.process(request)
+            finally:
+                library_thread.active = was_active
+
+    def drop_queued(self) -> None:
+        """After the shutdown: whatever is still queued will never be read.
+
+        Records are counted as dropped, flush() callers released; a listener
+        still running (late: the drain may have taken its CloseRequest) gets a
+        sentinel, so it stops.
+        """
+        dropped = release_unread(self.records.drain())
+        if dropped:
+            self.records.count_drop("closed", CLOSED_DROP, dropped)
+        listener = self.listener
+        if listener is not None and self.listener_alive():
+            listener.enqueue_sentinel()
+
+    def _report_losses(self) -> None:
+        """One WARNING at close when events were dropped or spilled."""
+        counts = self.stats.snapshot()
+        dropped, spilled = counts["dropped"], counts["spilled"]
+        if dropped or spilled:
+            diagnostics.log.warning(
+                "posthog-logging: closed with dropped events %s and %d events spilled to %s",
+                dropped,
+                spilled,
+                self.settings.spill_dir,
+            )
+
+    # ----------------------------------------------------------------- fork
+    def reset_after_fork(self) -> None:
+        """In a forked child: empty queue, fresh counters and state, a listener and
+        senders of its own later, and fresh connections.
+
+        The parent's buffered events stay the parent's to send.
+        """
+        self._lock = threading.RLock()
+        self._starting = False
+        # A close() another thread of the parent was running is not this process's to wait for.
+        self._shutdown_done = threading.Event()
+        if self.records.closed:
+            self._shutdown_done.set()
+        self._closing_thread = None
+        self._exit_deadline = None
+        self.stats = Stats()
+        self.records.reset_after_fork(self.stats)
+        self.transport.reset_after_fork()
+        self.pipeline = build_pipeline(self.settings, self.transport, self.stats)
+        self.listener = None
+
+
+# ------------------------------------------------------------ process hooks
+class LiveHandler(Protocol):
+    """What the exit and fork hooks call on a live handler."""
+
+    def close(self) -> None: ...
+
+    def _reset_after_fork(self) -> None: ...
+
+
+#: The handlers that are open and enabled in this process.
+_live: weakref.WeakSet[LiveHandler] = weakref.WeakSet()
+_interpreter_exit = InterpreterExit()
+
+
+def register(handler: LiveHandler) -> None:
+    """Count ``handler`` among the live ones (the exit and fork hooks reach it)."""
+    _live.add(handler)
+
+
+def unregister(handler: LiveHandler) -> None:
+    _live.discard(handler)
+
+
+def _close_live() -> None:
+    """A worker process ends without ``logging.shutdown()``: close as it would have."""
+    for handler in list(_live):
+        handler.close()
+
+
+_worker_exit = WorkerExit(on_exit=_close_live)
+
+
+def _after_fork_in_child() -> None:
+    _interpreter_exit.begun = False  # a child forked by an exit hook has its own exit
+    for handler in list(_live):
+        handler._reset_after_fork()
+    _worker_exit.after_fork()
+
+
+def install_process_hooks(handler_class: type[logging.Handler]) -> None:
+    """The import-time side effects, all of them (see the module docstring)."""
+    atexit.register(_interpreter_exit.begin)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+    # The handler never consumes the library's own warnings: never let it be their only reader.
+    diagnostics.log.addFilter(diagnostics.LastResortFilter(blind=handler_class))
