@@ -1,6 +1,6 @@
 """The listener's side: records in, encoded events out to the sender.
 
-:class:`EventListener` is the handler's ``QueueListener``: its thread takes
+:class:`EventListener` is the handler's listener thread: it takes
 the records the caller queued and hands them to the :class:`EventPipeline`,
 which maps each to events (:class:`EventEncoder`), encodes them and appends
 them to the :class:`~.sender.Sender`'s buffer.  HTTP happens on the sender's
@@ -277,48 +277,69 @@ def build_pipeline(settings: Settings, transport: Transport, stats: Stats) -> Ev
     return EventPipeline(encoder, sender, flush_interval=settings.flush_interval, outgoing=outgoing)
 
 
-class EventListener(QueueListener):
-    """A ``QueueListener`` whose waits double as the pipeline's timers.
+#: The listener thread's name (the sender threads are ``posthog-logging-sender-N``).
+LISTENER_THREAD_NAME = "posthog-logging-listener"
 
+
+class EventListener(QueueListener):
+    """The handler's listener: a thread of its own that carries queued items to the
+    pipeline, and whose waits double as the pipeline's timers.
+
+    A ``QueueListener`` by type, as ``docs/api.md`` promises, but with its own loop
+    (:meth:`_run`) and thread: it relies on none of the base class's internals.
     It stops once it carried out a :class:`CloseRequest`, not at a sentinel queued
     after it: a caller making room in a full queue puts the requests it takes off
-    back at the tail, where a sentinel queued behind the request could overtake it.
+    back at the tail, where a sentinel queued behind the request could overtake
+    it.  The sentinel (None) stops it too, for a listener the shutdown left
+    running (late, past its deadline).
     """
 
     def __init__(self, event_queue: queue.SimpleQueue[Any], pipeline: EventPipeline) -> None:
         super().__init__(event_queue)
         self.event_queue = event_queue
         self.pipeline = pipeline
-        self._backlog = 0
-        self._closed = False
+        self.thread: threading.Thread | None = None
 
-    def dequeue(self, block: bool) -> Any:
+    def start(self) -> None:
+        """Start the thread (daemon: a process must be able to exit without close())."""
+        thread = threading.Thread(target=self._run, name=LISTENER_THREAD_NAME, daemon=True)
+        thread.start()
+        self.thread = thread
+
+    def enqueue_sentinel(self) -> None:
+        self.event_queue.put(None)
+
+    def stop(self) -> None:
+        """Stop after what is queued now, and wait for the thread."""
+        thread = self.thread
+        if thread is not None:
+            self.enqueue_sentinel()
+            thread.join()
+            self.thread = None
+
+    def _run(self) -> None:
         library_thread.active = True  # this thread's own log records are never consumed
-        if self._closed:
-            return None  # QueueListener's sentinel: its loop ends
+        event_queue, pipeline = self.event_queue, self.pipeline
+        backlog = 0
         while True:
             try:
-                return self.event_queue.get(block, self.pipeline.seconds_until_due())
+                item = event_queue.get(True, pipeline.seconds_until_due())
             except queue.Empty:
-                self.pipeline.on_timer()
-
-    def handle(self, record: Any) -> None:
-        self.pipeline.process(record)
-        if isinstance(record, CloseRequest):
-            self._closed = True
-        # While the application is logging (the queue grows), hand the GIL back
-        # after every record: its threads come first, and the listener catches
-        # up when they pause (bench/: a burst costs 0.9x a QueueHandler instead
-        # of 1.3x).  When nothing new arrives, run at full speed.
-        backlog = self.event_queue.qsize()
-        if backlog > self._backlog:
-            time.sleep(0)
-        self._backlog = backlog
-
-    @property
-    def thread(self) -> threading.Thread | None:
-        thread: threading.Thread | None = getattr(self, "_thread", None)
-        return thread
+                pipeline.on_timer()
+                continue
+            if item is None:
+                return
+            pipeline.process(item)
+            if isinstance(item, CloseRequest):
+                return
+            # While the application is logging (the queue grows), hand the GIL back
+            # after every record: its threads come first, and the listener catches
+            # up when they pause (bench/: a burst costs 0.9x a QueueHandler instead
+            # of 1.3x).  When nothing new arrives, run at full speed.
+            queued = event_queue.qsize()
+            if queued > backlog:
+                time.sleep(0)
+            backlog = queued
 
 
 def _span_event(value: Any) -> SpanEvent:
