@@ -141,7 +141,7 @@ class PosthogLogHandler(logging.Handler):
         if self.disabled:
             _log.warning(DISABLED_WARNING)
         else:
-            process_hooks.register(self)
+            process_hooks.register(self, self._lifecycle)
 
     def __getattr__(self, name: str) -> Any:
         """The settings read as attributes (``handler.flush_at``), as before they were
@@ -230,16 +230,21 @@ class PosthogLogHandler(logging.Handler):
         dropped), for at most ``flush_timeout`` and never longer than ``shutdown_timeout``."""
         if self.disabled or self._records.closed:
             return
-        self._lifecycle.flush()
+        process_hooks.begin_logging_shutdown()  # then closed: close() follows at once
+        if not self._records.closed:
+            self._lifecycle.flush()
 
     def close(self) -> None:
         """Abort open spans, deliver everything within ``shutdown_timeout``, stop.
 
-        At exit, ``logging.shutdown()`` calls ``flush()`` and then ``close()``:
-        both together take at most ``shutdown_timeout``.  Only the first call
-        shuts down; a later or concurrent one waits for it (see
+        ``logging.shutdown()`` (at exit, or called by the application) calls
+        ``flush()`` and then ``close()`` of each handler in turn: ours begin
+        together and share one ``shutdown_timeout`` each, so the whole call takes
+        at most the largest (:func:`.lifecycle.begin_logging_shutdown`).  Only
+        the first call shuts down; a later or concurrent one waits for it (see
         :meth:`.Lifecycle.close`, where the shutdown's steps are numbered).
         """
+        process_hooks.begin_logging_shutdown()
         self._lifecycle.close()
         process_hooks.unregister(self)
         super().close()
@@ -266,10 +271,6 @@ class PosthogLogHandler(logging.Handler):
     def _pipeline(self) -> Any:
         """The pipeline of this process (tests read its buffer)."""
         return self._lifecycle.pipeline
-
-    def _reset_after_fork(self) -> None:
-        """In a forked child (see :meth:`.Lifecycle.reset_after_fork`)."""
-        self._lifecycle.reset_after_fork()
 
 
 process_hooks.install_process_hooks(PosthogLogHandler)

@@ -34,9 +34,11 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
+from types import FrameType
 from typing import Protocol
 
 from . import diagnostics
@@ -90,6 +92,15 @@ class Lifecycle:
         )
         self.pipeline: EventPipeline = build_pipeline(settings, transport, self.stats)
         self.listener: EventListener | None = None
+        #: The shutdown's request, once begun (see begin_close()).
+        self._close_request: CloseRequest | None = None
+        #: Whether the listener was handed that request (else close() does its work).
+        self._close_handed = False
+        #: When the shutdown began and when its budget ends (monotonic), once begun.
+        self.shutdown_began: float | None = None
+        self.shutdown_deadline: float | None = None
+        #: Set once a close() claimed the shutdown's second half; later callers wait.
+        self._finishing = False
         #: Set once the first close() finished: later callers wait for it (see close()).
         self._shutdown_done = threading.Event()
         self._closing_thread: int | None = None
@@ -135,7 +146,7 @@ class Lifecycle:
         deadline = self.deadline(min(settings.flush_timeout, settings.shutdown_timeout))
         self._finish(FlushRequest(deadline), deadline)
 
-    def deadline(self, seconds: float) -> float:
+    def deadline(self, seconds: float, now: float | None = None) -> float:
         """``seconds`` from now; at exit, never past this handler's shutdown deadline,
         which its first flush() or close() at exit sets ``shutdown_timeout`` ahead.
 
@@ -144,7 +155,8 @@ class Lifecycle:
         ``multiprocessing`` child, say) take none of it.  Outside exit, flush()
         and close() keep their own budgets, whatever another thread did.
         """
-        now = time.monotonic()
+        if now is None:
+            now = time.monotonic()
         if not _interpreter_exit.begun:
             return now + seconds
         if self._exit_deadline is None:
@@ -152,25 +164,45 @@ class Lifecycle:
         return min(now + seconds, self._exit_deadline)
 
     # ---------------------------------------------------------------- close
-    def close(self) -> None:
-        """Shut down once; a later or concurrent call waits for the first.
-
-        A later or concurrent one (``logging.shutdown()`` at exit while another
-        thread closes) waits for it, up to its own ``shutdown_timeout``, unless it
-        comes from the closing thread itself or from one of the library's
-        threads (a log record of the shutdown), which the shutdown may be
-        waiting on.
+    def begin_close(self, now: float | None = None) -> None:
+        """The first half of close(), which never waits: refuse new records, fix the
+        shutdown deadline (``shutdown_timeout`` from ``now``) and hand the listener
+        its :class:`CloseRequest`, so it maps what is queued, aborts the open spans
+        and makes everything due while this thread goes on (to other handlers:
+        :func:`begin_logging_shutdown`).  close() finishes, by the same deadline.
         """
-        records = self.records
         with self._lock:
-            first_close = not records.closed
-            records.closed = True
-            if first_close:
+            if self.records.closed:
+                return
+            self.records.closed = True
+            if self.settings.disabled:
+                return
+            began = time.monotonic() if now is None else now
+            deadline = self.deadline(self.settings.shutdown_timeout, now=began)
+            request = CloseRequest(deadline, now_ms=time_ms(time.time()) or 0)
+            self._close_request, self.shutdown_began = request, began
+            self.shutdown_deadline = deadline
+            self._close_handed = self._hand_to_listener(request)
+
+    def close(self) -> None:
+        """Shut down once: begin (if no one did), then finish the numbered steps.
+
+        Only the first close() finishes; a later or concurrent one
+        (``logging.shutdown()`` at exit while another thread closes) waits for
+        it, up to its own ``shutdown_timeout``, unless it comes from the closing
+        thread itself or from one of the library's threads (a log record of the
+        shutdown), which the shutdown may be waiting on.
+        """
+        self.begin_close()
+        with self._lock:
+            finish = not self._finishing
+            self._finishing = True
+            if finish:
                 self._closing_thread = threading.get_ident()
-        if first_close:
+        if finish:
             try:
-                if not self.settings.disabled:
-                    self._shut_down(self.deadline(self.settings.shutdown_timeout))
+                if self._close_request is not None:
+                    self._shut_down(self._close_request)
             finally:
                 self._shutdown_done.set()
         elif self._closing_thread != threading.get_ident() and not library_thread.active:
@@ -178,19 +210,18 @@ class Lifecycle:
                 max(0.0, self.deadline(self.settings.shutdown_timeout) - time.monotonic())
             )
 
-    def _shut_down(self, deadline: float) -> None:
-        """Deliver what was logged before close() by ``deadline``; keep the rest.
+    def _shut_down(self, request: CloseRequest) -> None:
+        """Deliver what was logged before close() by the request's deadline; keep the rest.
 
         The shutdown order, in one place:
         """
-        pipeline = self.pipeline
-        request = CloseRequest(deadline, now_ms=time_ms(time.time()) or 0)
+        pipeline, deadline = self.pipeline, request.deadline
         # 1. The listener maps every record queued before close() (later ones are
         #    refused: the queue is closed), aborts the spans still open
-        #    (docs/mapping-rules.md § Per-trace state), and stops (EventListener).
-        #    Without a listener (or on the listener's own thread), this thread does
-        #    that work.
-        self._finish(request, deadline)
+        #    (docs/mapping-rules.md § Per-trace state), makes everything due, and
+        #    stops (EventListener).  Without a listener (or on the listener's own
+        #    thread), this thread does that work.
+        self._finish(request, deadline, handed=self._close_handed)
         # 2. If the listener missed the deadline, this thread aborts the open spans;
         #    the records the listener never reached are dropped unmapped (counted):
         #    mapping them here would overrun the deadline.
@@ -220,12 +251,20 @@ class Lifecycle:
         # 6. One warning sums up what was lost or spilled.
         self._report_losses()
 
-    def _finish(self, request: FlushRequest, deadline: float) -> None:
-        """Have ``request`` carried out by the listener, waiting up to ``deadline``."""
+    def _hand_to_listener(self, request: FlushRequest) -> bool:
+        """Queue ``request`` for the running listener; False when there is none to
+        carry it out (none started, it ended, or this thread is the listener)."""
         listener = self.listener
         thread = listener.thread if listener is not None else None
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             self.records.queue.put(request)
+            return True
+        return False
+
+    def _finish(self, request: FlushRequest, deadline: float, *, handed: bool = False) -> None:
+        """Have ``request`` carried out by the listener, waiting up to ``deadline``
+        (``handed``: it was queued already); without a listener, on this thread."""
+        if handed or self._hand_to_listener(request):
             request.done.wait(max(0.0, deadline - time.monotonic()))
             return
         self._drain_inline(request)
@@ -277,10 +316,14 @@ class Lifecycle:
         """
         self._lock = threading.RLock()
         self._starting = False
-        # A close() another thread of the parent was running is not this process's to wait for.
+        # A close() another thread of the parent was running is not this process's to
+        # wait for, nor to finish.
         self._shutdown_done = threading.Event()
         if self.records.closed:
             self._shutdown_done.set()
+        self._finishing = self.records.closed
+        self._close_request, self._close_handed = None, False
+        self.shutdown_began = self.shutdown_deadline = None
         self._closing_thread = None
         self._exit_deadline = None
         self.stats = Stats()
@@ -292,25 +335,27 @@ class Lifecycle:
 
 # ------------------------------------------------------------ process hooks
 class LiveHandler(Protocol):
-    """What the exit and fork hooks call on a live handler."""
+    """What the worker-exit hook calls on a live handler."""
 
     def close(self) -> None: ...
 
-    def _reset_after_fork(self) -> None: ...
 
-
-#: The handlers that are open and enabled in this process.
-_live: weakref.WeakSet[LiveHandler] = weakref.WeakSet()
+#: The handlers that are open and enabled in this process, with their lifecycles.
+_live: weakref.WeakKeyDictionary[LiveHandler, Lifecycle] = weakref.WeakKeyDictionary()
 _interpreter_exit = InterpreterExit()
+_LOGGING_SHUTDOWN = logging.shutdown.__code__
+#: How far up the stack ``logging.shutdown()`` may be from the handler's flush() or
+#: close() that asks: the handler's method, and a subclass's override or two.
+_SHUTDOWN_FRAMES = 3
 
 
-def register(handler: LiveHandler) -> None:
+def register(handler: LiveHandler, lifecycle: Lifecycle) -> None:
     """Count ``handler`` among the live ones (the exit and fork hooks reach it)."""
-    _live.add(handler)
+    _live[handler] = lifecycle
 
 
 def unregister(handler: LiveHandler) -> None:
-    _live.discard(handler)
+    _live.pop(handler, None)
 
 
 def _close_live() -> None:
@@ -319,13 +364,44 @@ def _close_live() -> None:
         handler.close()
 
 
+def begin_logging_shutdown() -> None:
+    """When ``logging.shutdown()`` is what called the handler's flush() or close(),
+    begin the shutdown of every live handler it is about to close, at one instant.
+
+    ``logging.shutdown()`` flushes and closes handlers one after another, each
+    with its lock held: each of ours would wait out flush()'s budget and then
+    close()'s, handler after handler.  Begun together (:meth:`Lifecycle.begin_close`:
+    nothing waits, no handler's lock is taken), they deliver concurrently on
+    their own threads, each by ``shutdown_timeout`` from that instant; each
+    flush() then returns at once (close() follows), and each close() finishes
+    its handler's steps by the deadline it already has.  So the whole call takes
+    at most the largest ``shutdown_timeout``, at exit and when an application
+    calls it (an AWS Lambda handler, a ``finally:`` block).
+
+    Reads the caller's frames: ``logging`` gives a handler no other sign that
+    it is being shut down.
+    """
+    frame: FrameType | None = sys._getframe(2)  # 0: here, 1: the handler's method
+    for _ in range(_SHUTDOWN_FRAMES):
+        if frame is None or frame.f_code is _LOGGING_SHUTDOWN:
+            break
+        frame = frame.f_back
+    if frame is None or frame.f_code is not _LOGGING_SHUTDOWN:
+        return
+    closing = {id(ref()) for ref in frame.f_locals.get("handlerList", ())}
+    now = time.monotonic()
+    for handler, lifecycle in list(_live.items()):
+        if id(handler) in closing:
+            lifecycle.begin_close(now)
+
+
 _worker_exit = WorkerExit(on_exit=_close_live)
 
 
 def _after_fork_in_child() -> None:
     _interpreter_exit.begun = False  # a child forked by an exit hook has its own exit
-    for handler in list(_live):
-        handler._reset_after_fork()
+    for lifecycle in list(_live.values()):
+        lifecycle.reset_after_fork()
     _worker_exit.after_fork()
 
 

@@ -204,6 +204,7 @@ class EventPipeline:
         try:
             if isinstance(item, CloseRequest):
                 self.abort_open_spans(item.now_ms)
+                self.sender.make_due()  # the senders start on it while close() is reached
                 item.done.set()
             elif isinstance(item, FlushRequest):
                 self.sender.when_settled(self.sender.make_due(), item.deadline, item.done)
