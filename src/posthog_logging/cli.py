@@ -139,6 +139,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     replayer = Replayer(
         Transport(api_key, settings.host),
         settings.mapping_options,
+        privacy_mode=settings.privacy_mode,
         sampler=sampler_for(settings.sample_rate),
         mask=settings.mask,
         before_send=settings.before_send,

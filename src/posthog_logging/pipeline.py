@@ -271,6 +271,7 @@ def build_pipeline(settings: Settings, transport: Transport, stats: Stats) -> Ev
     encoder = EventEncoder(settings.mapping_options, stats, max_event_bytes=max_event_bytes)
     outgoing = OutgoingEvents(
         stats,
+        privacy_mode=settings.privacy_mode,
         sampler=sampler_for(settings.sample_rate),
         mask=settings.mask,
         before_send=settings.before_send,

@@ -97,7 +97,6 @@ class Settings:
         """The settings that change what the mapping produces."""
         return MappingOptions(
             mastra_compat=self.mastra_compat,
-            privacy_mode=self.privacy_mode,
             default_distinct_id=self.default_distinct_id,
         )
 

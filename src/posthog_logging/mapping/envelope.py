@@ -27,7 +27,6 @@ class MappingOptions:
     """The handler settings that change what the mapping produces."""
 
     mastra_compat: bool = False
-    privacy_mode: bool = False
     default_distinct_id: str | None = None
 
 

@@ -35,8 +35,6 @@ from .envelope import Event, MappingOptions, SpanRejected, make_event
 from .layers import Layer, library, merge_layers, passthrough
 from .messages import format_messages, format_tools
 
-#: Properties privacy mode removes from every span event (§1.14).
-CONTENT_PROPERTIES = ("$ai_input", "$ai_output_choices", "$ai_input_state", "$ai_output_state")
 #: Metadata keys that are read by the mapping and never passed through.
 CONSUMED_METADATA = frozenset({"userId", "sessionId"})
 
@@ -419,8 +417,6 @@ class SpanEventBuilder:
         layers: list[Layer],
     ) -> Event:
         properties = merge_layers(layers, self.compat)
-        if self.options.privacy_mode:
-            strip_content(properties)
         distinct_id, personless = self._distinct_id(facts, context)
         if personless:
             properties["$process_person_profile"] = False
@@ -450,9 +446,3 @@ def _cost_keys(cost_context: Mapping[str, Any]) -> dict[str, JsonValue]:
         if is_number(value) and math.isfinite(value):
             keys[prop] = value
     return keys
-
-
-def strip_content(properties: dict[str, JsonValue]) -> None:
-    """§1.14 privacy mode: remove prompt and response content, whatever set it."""
-    for key in CONTENT_PROPERTIES:
-        properties.pop(key, None)

@@ -6,7 +6,7 @@ The ``posthog.ai`` wrappers build their ``$ai_*`` events themselves, and
 arguments of ``posthog.Client.capture``), already placed in the enclosing
 ``pl.span`` trace.  What is left here is what the handler promises for every
 event it sends: only PostHog's AI events, ids as strings, JSON-safe values,
-privacy mode, ``default_distinct_id``, a stable uuid and the library's
+``default_distinct_id``, a stable uuid and the library's
 properties.
 """
 
@@ -18,7 +18,6 @@ from typing import Any
 
 from ..values import is_truthy, js_string, json_safe, time_ms
 from .envelope import Event, MappingOptions, SpanRejected, make_event
-from .spans import CONTENT_PROPERTIES
 
 #: The events PostHog's LLM analytics knows; anything else is dropped, counted.
 AI_EVENTS = frozenset(
@@ -34,9 +33,6 @@ AI_EVENTS = frozenset(
 )
 #: Properties holding ids; LangChain's handler passes ``uuid.UUID`` objects.
 ID_PROPERTIES = ("$ai_trace_id", "$ai_parent_id", "$ai_span_id", "$ai_session_id")
-#: What privacy mode removes: the span content, and the Responses API's instructions
-#: (the wrappers' own privacy mode removes those too).
-WRAPPED_CONTENT_PROPERTIES = (*CONTENT_PROPERTIES, "$ai_instructions")
 
 
 class WrappedEventBuilder:
@@ -65,9 +61,6 @@ class WrappedEventBuilder:
         groups = payload.get("groups")
         if isinstance(groups, Mapping) and groups:
             properties["$groups"] = json_safe(groups)
-        if self.options.privacy_mode:
-            for key in WRAPPED_CONTENT_PROPERTIES:
-                properties.pop(key, None)
         distinct_id = self._distinct_id(payload.get("distinct_id"), properties)
         timestamp_ms = time_ms(payload.get("timestamp"))
         trace_id, span_id = properties.get("$ai_trace_id"), properties.get("$ai_span_id")
