@@ -26,6 +26,7 @@ from logging.handlers import QueueListener
 from typing import Any
 
 from .contract import DIAGNOSTICS_LOGGER, SpanEvent
+from .diagnostics import LogThrottle
 from .mapping import Event, EventMapper, MappingOptions, SpanRejected
 from .redaction import OutgoingEvents
 from .sampling import sampler_for
@@ -103,6 +104,8 @@ class EventEncoder:
         self.stats = stats
         self.max_event_bytes = max_event_bytes
         self.mapper = EventMapper(options, on_reject=self.reject)
+        self._reject_logs = LogThrottle(LOGGED_ERRORS_PER_REASON)
+        self._shrink_logs = LogThrottle()
 
     def map(self, item: RecordItem) -> list[Event] | None:
         """The events of one record; None when it was rejected (counted and reported)."""
@@ -124,12 +127,13 @@ class EventEncoder:
     def reject(self, rejected: SpanRejected, *, kind: int = SPAN_ITEM) -> None:
         """Count and report a record that could not become an event."""
         reason = REJECT_REASONS[kind]
-        seen = self.stats.drop(reason)
+        self.stats.drop(reason)
+        verdict = self._reject_logs.verdict(reason)
         if kind == FEEDBACK_ITEM and "traceId" in str(rejected):
             _log.debug("posthog: feedback dropped: %s", rejected)
-        elif seen <= LOGGED_ERRORS_PER_REASON:
+        elif verdict == LogThrottle.FULL:
             _log.error("posthog: exporter error: %s", rejected)
-        elif seen == LOGGED_ERRORS_PER_REASON + 1:
+        elif verdict == LogThrottle.LAST:
             _log.error("posthog: exporter error: more records dropped as %s; counting only", reason)
 
     def encode(self, event: Event) -> EncodedEvent:
@@ -137,7 +141,8 @@ class EventEncoder:
         encoded, truncated = fit_event(event, self.max_event_bytes)
         if truncated:
             self.stats.add("truncated_properties", truncated)
-            if self.stats.add("shrunk_events") == 1:
+            self.stats.add("shrunk_events")
+            if self._shrink_logs.allows("shrunk_events"):
                 _log.warning(
                     "posthog-logging: an event was over %d bytes; its largest properties were "
                     "truncated (counted in stats()['shrunk_events'])",

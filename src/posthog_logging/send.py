@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from .contract import POSTHOG_EVENT_ATTR, SPAN_ATTR, SPAN_EVENT_ATTR
+from .diagnostics import LogThrottle
 from .handler import PosthogLogHandler
 from .lines import StopSignals, TooLong, follow_lines, pipe_lines
 from .records import BadLine, RecordLine, json_object, record_line
@@ -118,6 +119,7 @@ class LineSender:
         self.stop = stop
         self.errors = errors
         self.report = SendReport()
+        self._bad_line_reports = LogThrottle(REPORTED_BAD_LINES)
 
     def send(self, lines: Iterable[bytes | TooLong]) -> SendReport:
         for line in lines:
@@ -139,12 +141,13 @@ class LineSender:
 
     def _bad(self, reason: str, excerpt: str) -> None:
         self.report.bad[reason] += 1
-        if sum(self.report.bad.values()) <= REPORTED_BAD_LINES:
+        verdict = self._bad_line_reports.verdict("bad line")
+        if verdict == LogThrottle.FULL:
             print(
                 f"posthog-logging send: line {self.report.lines}: {reason}: {excerpt}",
                 file=self.errors,
             )
-        elif sum(self.report.bad.values()) == REPORTED_BAD_LINES + 1:
+        elif verdict == LogThrottle.LAST:
             print("posthog-logging send: more bad lines; counting only", file=self.errors)
 
     def _wait_for_room(self) -> None:

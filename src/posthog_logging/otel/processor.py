@@ -49,6 +49,7 @@ from ..contract import (
     SPAN_EVENT_ATTR,
     SpanEvent,
 )
+from ..diagnostics import LogThrottle
 from .conventions import is_ai_span, span_dict
 
 _log = logging.getLogger(DIAGNOSTICS_LOGGER)
@@ -94,6 +95,7 @@ class LoggingSpanProcessor(SpanProcessor):
         #: OTel traces begun inside a pl.span: OTel trace id -> that span's ids.
         self._hosts: dict[int, _Host] = {}
         self._counts: Counter[str] = Counter()
+        self._failure_logs = LogThrottle()
         self._shut_down = False
         if hasattr(os, "register_at_fork"):
             # A fork while another thread held the lock would leave the child's copy
@@ -215,7 +217,7 @@ class LoggingSpanProcessor(SpanProcessor):
         try:
             with self._lock:
                 self._counts["failed"] += 1
-                first = self._counts["failed"] == 1
+            first = self._failure_logs.allows("failed")
             name = span.name if span is not None else "?"
             _log.log(
                 logging.WARNING if first else logging.DEBUG,
