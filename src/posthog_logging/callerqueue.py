@@ -28,6 +28,9 @@ from .stats import Stats
 
 #: Why a record logged once close() began is dropped (counted).
 CLOSED_DROP = "records logged after close() are dropped"
+#: The stats()['dropped'] reason of records the listener had not mapped by the shutdown
+#: deadline (records; the events not delivered by then are "shutdown_deadline").
+UNMAPPED_AT_DEADLINE = "unmapped_at_deadline"
 #: The nested fields copied on the caller's thread, so later mutation can't leak in:
 #: a span's, then a feedback's (metadata) and a PostHog event's (properties).
 SPAN_FIELDS = ("attributes", "metadata", "input", "output")

@@ -42,7 +42,7 @@ from types import FrameType
 from typing import Protocol
 
 from . import diagnostics
-from .callerqueue import CLOSED_DROP, RecordQueue
+from .callerqueue import CLOSED_DROP, UNMAPPED_AT_DEADLINE, RecordQueue
 from .pipeline import (
     CloseRequest,
     EventListener,
@@ -223,13 +223,14 @@ class Lifecycle:
         #    thread), this thread does that work.
         self._finish(request, deadline, handed=self._close_handed)
         # 2. If the listener missed the deadline, this thread aborts the open spans;
-        #    the records the listener never reached are dropped unmapped (counted):
+        #    the records the listener never reached are dropped unmapped (counted as
+        #    records in "unmapped_at_deadline"; "shutdown_deadline" counts events):
         #    mapping them here would overrun the deadline.
         if not request.done.is_set():
             unmapped = pipeline.take_over(self.records.drain(), request.now_ms)
             if unmapped:
                 self.records.count_drop(
-                    "shutdown_deadline",
+                    UNMAPPED_AT_DEADLINE,
                     "the listener was still mapping at the shutdown deadline; "
                     "records it never reached are dropped",
                     unmapped,

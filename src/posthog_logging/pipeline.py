@@ -27,7 +27,7 @@ from typing import Any
 
 from .contract import DIAGNOSTICS_LOGGER, SpanEvent
 from .diagnostics import LogThrottle
-from .mapping import Event, EventMapper, MappingOptions, SpanRejected
+from .mapping import Event, EventMapper, MappingOptions, RecordRejected
 from .redaction import OutgoingEvents
 from .sampling import sampler_for
 from .sender import EventBuffer, Sender, library_thread
@@ -117,14 +117,14 @@ class EventEncoder:
             if kind == POSTHOG_EVENT_ITEM:
                 return [self.mapper.map_posthog_event(payload, now_ms)]
             return self.mapper.map_span(payload, _span_event(span_event), now_ms)
-        except SpanRejected as rejected:
+        except RecordRejected as rejected:
             self.reject(rejected, kind=kind)
         except Exception as error:  # user objects can fail in any way while being read
             what = f"could not be read ({type(error).__name__}: {safe_str(error)[:200]})"
-            self.reject(SpanRejected(what), kind=kind)
+            self.reject(RecordRejected(what), kind=kind)
         return None
 
-    def reject(self, rejected: SpanRejected, *, kind: int = SPAN_ITEM) -> None:
+    def reject(self, rejected: RecordRejected, *, kind: int = SPAN_ITEM) -> None:
         """Count and report a record that could not become an event."""
         reason = REJECT_REASONS[kind]
         self.stats.drop(reason)
@@ -355,8 +355,8 @@ def _span_event(value: Any) -> SpanEvent:
     if isinstance(value, SpanEvent):
         return value
     if not isinstance(value, str):
-        raise SpanRejected(f"span_event must be a string, not {type(value).__name__}")
+        raise RecordRejected(f"span_event must be a string, not {type(value).__name__}")
     try:
         return SpanEvent(value)  # exactly Mastra's values; anything else is dropped (§1.1)
     except ValueError:
-        raise SpanRejected(f"unknown span_event {value[:40]!r}") from None
+        raise RecordRejected(f"unknown span_event {value[:40]!r}") from None

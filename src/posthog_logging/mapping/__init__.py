@@ -17,13 +17,13 @@ from typing import Any
 
 from ..contract import SpanEvent
 from ..values import is_truthy
-from .envelope import Event, MappingOptions, SpanRejected
+from .envelope import Event, MappingOptions, RecordRejected
 from .feedback import FeedbackEventBuilder
 from .spans import SpanContext, SpanEventBuilder, SpanFacts
 from .state import SHUTDOWN_ERROR, TRACE_CAP_ERROR, OpenSpan, TraceRegistry, TraceState
 from .wrapped import WrappedEventBuilder
 
-__all__ = ["Event", "EventMapper", "MappingOptions", "SpanRejected"]
+__all__ = ["Event", "EventMapper", "MappingOptions", "RecordRejected"]
 
 
 class EventMapper:
@@ -32,7 +32,7 @@ class EventMapper:
     def __init__(
         self,
         options: MappingOptions,
-        on_reject: Callable[[SpanRejected], None],
+        on_reject: Callable[[RecordRejected], None],
         registry: TraceRegistry | None = None,
     ) -> None:
         self.options = options
@@ -115,6 +115,6 @@ class EventMapper:
             )
             try:
                 events.extend(self._spans.build(facts, self._context(facts, state), now_ms))
-            except SpanRejected as rejected:
+            except RecordRejected as rejected:
                 self.on_reject(rejected)
         return events

@@ -30,7 +30,7 @@ class MappingOptions:
     default_distinct_id: str | None = None
 
 
-class SpanRejected(ValueError):
+class RecordRejected(ValueError):
     """A record that cannot become an event; the message says why (never the payload)."""
 
 

@@ -31,7 +31,7 @@ from ..values import (
     seconds_between,
     time_ms,
 )
-from .envelope import Event, MappingOptions, SpanRejected, make_event
+from .envelope import Event, MappingOptions, RecordRejected, make_event
 from .layers import Layer, library, merge_layers, passthrough
 from .messages import format_messages, format_tools
 
@@ -51,7 +51,7 @@ def as_mapping(value: Any) -> Mapping[str, Any]:
 class SpanFacts:
     """The fields of one span the mapping reads, parsed once.
 
-    Raises :class:`SpanRejected` when the span is not a mapping or lacks ``id``
+    Raises :class:`RecordRejected` when the span is not a mapping or lacks ``id``
     or ``traceId`` (§1.2: such a record is dropped).  Default mode also drops a
     span whose ``traceId``, ``id`` or ``parentSpanId`` has no text that
     identifies (``values.id_text``: a dict, list, bytes, bool, NaN, an object
@@ -63,10 +63,10 @@ class SpanFacts:
 
     def __init__(self, span: Any, *, mastra_compat: bool) -> None:
         if not isinstance(span, Mapping):
-            raise SpanRejected(f"span is a {type(span).__name__}, not a mapping")
+            raise RecordRejected(f"span is a {type(span).__name__}, not a mapping")
         for key in ("id", "traceId"):
             if not is_truthy(span.get(key)):
-                raise SpanRejected(f"span has no {key}")
+                raise RecordRejected(f"span has no {key}")
         self.span = span
         self.trace_id = required_id_text(
             span["traceId"], "span dropped: its trace id", mastra_compat=mastra_compat
@@ -97,7 +97,7 @@ class SpanFacts:
             return now_ms
         end_ms = time_ms(end_time)
         if end_ms is None:
-            raise SpanRejected(f"span {self.span_id} has an unparseable endTime")
+            raise RecordRejected(f"span {self.span_id} has an unparseable endTime")
         return end_ms
 
     def user_id(self) -> str | None:
@@ -107,11 +107,11 @@ class SpanFacts:
 
 def required_id_text(value: Any, what: str, *, mastra_compat: bool) -> str:
     """An id of a span or feedback as text (``js_id_text`` in compat mode, else
-    ``id_text``); raises :class:`SpanRejected` ("``what`` (a dict) has no text")
+    ``id_text``); raises :class:`RecordRejected` ("``what`` (a dict) has no text")
     when it has none."""
     text = js_id_text(value) if mastra_compat else id_text(value)
     if text is None:
-        raise SpanRejected(f"{what} (a {type(value).__name__}) has no text")
+        raise RecordRejected(f"{what} (a {type(value).__name__}) has no text")
     return text
 
 
@@ -132,7 +132,7 @@ class SpanEventBuilder:
 
     # §1.3 ------------------------------------------------------------------
     def build(self, facts: SpanFacts, context: SpanContext, now_ms: int) -> list[Event]:
-        """The event(s) for one span; raises :class:`SpanRejected` if none can be built."""
+        """The event(s) for one span; raises :class:`RecordRejected` if none can be built."""
         end_ms = facts.end_ms(now_ms)
         name = self._child_name(facts)
         if facts.is_event:
@@ -158,7 +158,7 @@ class SpanEventBuilder:
 
     def _latency(self, facts: SpanFacts, end_ms: int) -> float:
         if facts.start_ms is None:
-            raise SpanRejected(f"span {facts.span_id} has no usable startTime")
+            raise RecordRejected(f"span {facts.span_id} has no usable startTime")
         return seconds_between(facts.start_ms, end_ms)
 
     # §1.4 ------------------------------------------------------------------

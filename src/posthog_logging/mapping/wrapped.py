@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..values import is_truthy, js_string, json_safe, time_ms
-from .envelope import Event, MappingOptions, SpanRejected, make_event
+from .envelope import Event, MappingOptions, RecordRejected, make_event
 
 #: The events PostHog's LLM analytics knows; anything else is dropped, counted.
 AI_EVENTS = frozenset(
@@ -42,17 +42,17 @@ class WrappedEventBuilder:
         self.options = options
 
     def build(self, payload: Any, now_ms: int) -> Event:
-        """The event; raises :class:`SpanRejected` for anything that is not an AI event."""
+        """The event; raises :class:`RecordRejected` for anything that is not an AI event."""
         if not isinstance(payload, Mapping):
-            raise SpanRejected(f"posthog_event is a {type(payload).__name__}, not a mapping")
+            raise RecordRejected(f"posthog_event is a {type(payload).__name__}, not a mapping")
         name = payload.get("event")
         if not isinstance(name, str) or not name:
-            raise SpanRejected("posthog_event has no event name")
+            raise RecordRejected("posthog_event has no event name")
         if name not in AI_EVENTS:
-            raise SpanRejected(f"posthog_event {name[:40]!r} is not one of PostHog's AI events")
+            raise RecordRejected(f"posthog_event {name[:40]!r} is not one of PostHog's AI events")
         given = payload.get("properties")
         if given is not None and not isinstance(given, Mapping):
-            raise SpanRejected(f"posthog_event properties are a {type(given).__name__}")
+            raise RecordRejected(f"posthog_event properties are a {type(given).__name__}")
         properties: dict[str, Any] = json_safe(dict(given or {}))
         for key in ID_PROPERTIES:
             value = properties.get(key)
