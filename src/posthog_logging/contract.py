@@ -25,7 +25,7 @@ POSTHOG_EVENT_ATTR = "posthog_event"
 #: Properties that carry user content: prompts and responses, span input and output
 #: (tool arguments and results among them), the Responses API's instructions, error
 #: messages (they often quote the input) and feedback comments.  ``mask`` is called
-#: with each; privacy mode removes the first five (docs/mapping-rules.md § Privacy mode).
+#: with each; privacy mode removes the first five (docs/mapping-rules.md §1.14).
 CONTENT_PROPERTIES = (
     "$ai_input",
     "$ai_output_choices",

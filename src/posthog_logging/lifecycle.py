@@ -218,7 +218,7 @@ class Lifecycle:
         pipeline, deadline = self.pipeline, request.deadline
         # 1. The listener maps every record queued before close() (later ones are
         #    refused: the queue is closed), aborts the spans still open
-        #    (docs/mapping-rules.md § Per-trace state), makes everything due, and
+        #    (docs/mapping-rules.md §1.2), makes everything due, and
         #    stops (EventListener).  Without a listener (or on the listener's own
         #    thread), this thread does that work.
         self._finish(request, deadline, handed=self._close_handed)

@@ -5,7 +5,8 @@ the records the caller queued and hands them to the :class:`EventPipeline`,
 which maps each to events (:class:`EventEncoder`), encodes them and appends
 them to the :class:`~.sender.Sender`'s buffer.  HTTP happens on the sender's
 threads, so mapping never waits on the network; the listener's waits double
-as the timers (flush interval, trace-state expiry).
+as the timers (flush interval, trace-state expiry).  Section numbers (§1.2) are
+those of ``docs/mapping-rules.md``.
 
 Threads and locks: the pipeline's lock guards the mapper (its trace state).
 The listener holds it while it maps a record; the closing thread takes it

@@ -61,7 +61,7 @@ SERVERLESS_BATCHING = (10, 2.0)
 class Settings:
     """Every setting of a handler, checked; built by :meth:`resolve`."""
 
-    api_key: str | None = field(repr=False)  # never in a repr (docs/mapping-rules.md § Secrets)
+    api_key: str | None = field(repr=False)  # never in a repr (docs/mapping-rules.md §1.15)
     host: str
     flush_at: int
     flush_interval: float
@@ -89,7 +89,7 @@ class Settings:
 
     @property
     def disabled(self) -> bool:
-        """No API key: every record is a cheap no-op (docs/mapping-rules.md § Disabled)."""
+        """No API key: every record is a cheap no-op (docs/mapping-rules.md §1.15)."""
         return self.api_key is None
 
     @property

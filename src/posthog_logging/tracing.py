@@ -9,8 +9,11 @@ workers all link up; ``traceparent()`` and ``span(traceparent=...)`` carry a
 trace across processes as a W3C ``traceparent`` header.
 
 Each span logs one record when it ends (``span_ended``), and one more when
-it starts if ``emit_start=True``; the record's ``span`` is a fresh dict
-built for that record, so nothing the caller does later can change it.
+it starts (``span_started``) if it is a root or ``emit_start=True``: a root's
+start lets the handler cache it, so its children point at the trace
+(``docs/mapping-rules.md`` §1.2, §1.7).  Event spans log only their one record.
+The record's ``span`` is a fresh dict built for that record, so nothing the
+caller does later can change it.
 Serialising is the handler's job, on its own thread.
 """
 

@@ -14,8 +14,10 @@ Events are encoded to JSON once, as soon as they are built (on the listener
 thread, or on whichever thread does its work: the closing thread aborting the
 open spans, the caller's when no listener could start, replay's): the encoded
 size is what the memory bound and PostHog's size limits are about, and a
-request body is then just the encoded events joined.  When to retry is the
-sender's business; this module makes single attempts.
+request body is then just the encoded events joined.  :class:`Transport` makes
+single attempts; :class:`RetryPolicy` says which failures are worth another
+and how long to wait (backoff, ``Retry-After``), and the sender (and replay)
+schedules the retries it allows.
 """
 
 from __future__ import annotations

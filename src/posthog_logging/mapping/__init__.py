@@ -1,8 +1,8 @@
-"""Span and feedback records → PostHog LLM-analytics events (``mapping-spec.md``).
+"""Span and feedback records → PostHog LLM-analytics events (``docs/mapping-rules.md``).
 
 :class:`EventMapper` is the only stateful piece: it keeps the §1.2 trace state
 and dispatches each record to the builders of the other modules, which mirror
-the spec's sections (``spans`` §1.3-§1.10, ``messages`` §1.11, ``layers`` §1.12,
+the sections of those rules (``spans`` §1.3-§1.10, ``messages`` §1.11, ``layers`` §1.12,
 ``feedback`` §1.13; ``wrapped`` finishes ready PostHog events).  It keeps no
 lock itself: the pipeline holds its own lock around every call, because the
 closing thread aborts the open spans when the listener misses the shutdown

@@ -1,4 +1,4 @@
-"""The PostHog event envelope shared by every event kind (§1.16 "Each event").
+"""The event envelope of every event kind (``docs/mapping-rules.md`` §1.16).
 
 Each event gets a deterministic ``uuid`` derived from what identifies it
 (trace id, span id, event name), so a batch that is retried or replayed from

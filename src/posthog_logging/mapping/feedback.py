@@ -1,4 +1,4 @@
-"""§1.13: a feedback record becomes one ``$ai_feedback`` event."""
+"""``docs/mapping-rules.md`` §1.13: a feedback record becomes one ``$ai_feedback`` event."""
 
 from __future__ import annotations
 

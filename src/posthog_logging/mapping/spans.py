@@ -1,6 +1,6 @@
-"""§1.3-§1.10 (and Part 2): one span becomes its PostHog event(s).
+"""``docs/mapping-rules.md`` §1.3-§1.10 (and Part 2): one span becomes its event(s).
 
-Properties are assembled from *layers* in the order the spec lists them.  A
+Properties are assembled from *layers* in the order the rules list them.  A
 layer is either the library's own keys or a passthrough of user data (tags,
 attributes, metadata).  Compat mode merges the layers in order, so a later
 passthrough overwrites the library's keys exactly as ``@mastra/posthog`` does;

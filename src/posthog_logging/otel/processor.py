@@ -176,9 +176,10 @@ class LoggingSpanProcessor(SpanProcessor):
                 return
             self._counts["logged"] += 1
         # Logging happens outside the lock (handlers may write files).  Two threads
-        # may both announce a root: a repeated start replaces the first (spec §1.2),
-        # and either way the start precedes each child's end.  A trace hosted by a
-        # pl.span has its root there, announced by the tracing API.
+        # may both announce a root: a repeated start replaces the first
+        # (docs/mapping-rules.md §1.2), and either way the start precedes each
+        # child's end.  A trace hosted by a pl.span has its root there, announced
+        # by the tracing API.
         if root is not None and host is None and not root.announced:
             self._log(root.span, SpanEvent.STARTED, None)
             root.announced = True
