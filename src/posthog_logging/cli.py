@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .config import resolve_api_key
 from .devserver import check_latency, serve_forever
@@ -106,6 +106,20 @@ def _add_delivery_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--before-send", help="before_send for span records' events, likewise")
 
 
+def _delivery_arguments(api_key: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The handler's arguments for the options :func:`_add_delivery_options` declares."""
+    return {
+        "api_key": api_key,
+        "host": args.host,
+        "default_distinct_id": args.default_distinct_id,
+        "privacy_mode": args.privacy_mode,
+        "mastra_compat": args.mastra_compat,
+        "sample_rate": args.sample_rate,
+        "mask": args.mask,
+        "before_send": args.before_send,
+    }
+
+
 def _api_key(command: str, args: argparse.Namespace) -> str | None:
     """The API key for a command that sends; None (and a message) when there is none."""
     api_key = resolve_api_key(args.api_key)
@@ -122,17 +136,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     if api_key is None:
         return 2
     try:  # the handler's settings, read the handler's way
-        settings = Settings.resolve(
-            api_key,
-            args.host,
-            default_distinct_id=args.default_distinct_id,
-            privacy_mode=args.privacy_mode,
-            mastra_compat=args.mastra_compat,
-            sample_rate=args.sample_rate,
-            mask=args.mask,
-            before_send=args.before_send,
-            labels=OPTION_LABELS,
-        )
+        settings = Settings.resolve(**_delivery_arguments(api_key, args), labels=OPTION_LABELS)
     except (TypeError, ValueError) as error:
         print(f"posthog-logging replay: {error}", file=sys.stderr)
         return 2
@@ -193,15 +197,8 @@ def _run_send(args: argparse.Namespace) -> int:
     if api_key is None:
         return 2
     handler = PosthogLogHandler(
-        api_key=api_key,
-        host=args.host,
-        default_distinct_id=args.default_distinct_id,
-        privacy_mode=args.privacy_mode,
-        mastra_compat=args.mastra_compat,
+        **_delivery_arguments(api_key, args),
         spill_dir=args.spill_dir,
-        sample_rate=args.sample_rate,
-        mask=args.mask,
-        before_send=args.before_send,
         flush_interval=args.flush_interval,
         shutdown_timeout=args.shutdown_timeout,
         overflow="block",
