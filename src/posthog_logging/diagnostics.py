@@ -26,6 +26,7 @@ import threading
 from collections import Counter
 
 from .contract import DIAGNOSTICS_LOGGER
+from .records import reached_handlers
 
 log = logging.getLogger(DIAGNOSTICS_LOGGER)
 
@@ -80,11 +81,7 @@ class LastResortFilter(logging.Filter):
         last_resort = logging.lastResort
         if last_resort is None or record.levelno < last_resort.level:
             return True
-        handlers: list[logging.Handler] = []
-        logger: logging.Logger | None = log
-        while logger is not None:  # the handlers Logger.callHandlers would call
-            handlers.extend(logger.handlers)
-            logger = logger.parent if logger.propagate else None
+        handlers = reached_handlers(log)
         if handlers and all(isinstance(handler, self.blind) for handler in handlers):
             last_resort.handle(record)
         return True

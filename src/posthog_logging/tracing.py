@@ -41,6 +41,7 @@ from .contract import (
     SpanEvent,
     SpanType,
 )
+from .records import log_payload
 from .usage import normalize_usage
 
 #: Yielded items kept as a generator span's output before it only counts them.
@@ -390,19 +391,8 @@ class Span:
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
-        # makeRecord + handle is logger.info without findCaller(): the caller's file
-        # and line would only ever point in here, and finding them costs a third.
-        record = logger.makeRecord(
-            logger.name,
-            logging.INFO,
-            __file__,
-            0,
-            "%s %s",
-            (span_event.value, self.name),
-            None,
-            extra={SPAN_ATTR: self.to_span_dict(), SPAN_EVENT_ATTR: span_event.value},
-        )
-        logger.handle(record)
+        extra = {SPAN_ATTR: self.to_span_dict(), SPAN_EVENT_ATTR: span_event.value}
+        log_payload(logger, __file__, extra, "%s %s", span_event.value, self.name)
 
 
 class Generation(Span):

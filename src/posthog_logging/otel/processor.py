@@ -50,6 +50,7 @@ from ..contract import (
     SpanEvent,
 )
 from ..diagnostics import LogThrottle
+from ..records import log_payload, reached_handlers
 from .conventions import is_ai_span, span_dict
 
 _log = logging.getLogger(DIAGNOSTICS_LOGGER)
@@ -146,11 +147,8 @@ class LoggingSpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Flush the handlers the records reach, so ``provider.force_flush()`` delivers."""
-        logger: logging.Logger | None = self.logger
-        while logger is not None:
-            for handler in logger.handlers:
-                handler.flush()
-            logger = logger.parent if logger.propagate else None
+        for handler in reached_handlers(self.logger):
+            handler.flush()
         return True
 
     # -------------------------------------------------------------- internals
@@ -201,17 +199,8 @@ class LoggingSpanProcessor(SpanProcessor):
             return
         start_only = span_event is SpanEvent.STARTED
         record_span = span_dict(span, start_only=start_only, host=host)
-        record = self.logger.makeRecord(
-            self.logger.name,
-            logging.INFO,
-            __file__,
-            0,
-            "%s %s",
-            (span_event.value, span.name),
-            None,
-            extra={SPAN_ATTR: record_span, SPAN_EVENT_ATTR: span_event.value},
-        )
-        self.logger.handle(record)
+        extra = {SPAN_ATTR: record_span, SPAN_EVENT_ATTR: span_event.value}
+        log_payload(self.logger, __file__, extra, "%s %s", span_event.value, span.name)
 
     def _failed(self, hook: str, span: ReadableSpan | None = None) -> None:
         """Count and report a span this processor could not handle (never raises)."""
