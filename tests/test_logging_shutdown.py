@@ -96,3 +96,28 @@ def test_closing_one_handler_leaves_the_others_open(capture_server: CaptureServe
         assert [e["properties"]["$ai_span_id"] for e in capture_server.events] == [f"{7:016x}"]
     finally:
         second.close()
+
+
+def test_flush_with_no_python_caller_is_not_taken_for_logging_shutdown(
+    capture_server: CaptureServer,
+) -> None:
+    # atexit calls a registered flush() from C: no Python frame above it to read.
+    program = (
+        "import atexit, json, logging, sys\n"
+        "from posthog_logging import PosthogLogHandler\n"
+        "handler = PosthogLogHandler(host=sys.argv[1])\n"
+        "atexit.register(handler.flush)\n"
+        "log = logging.getLogger('app')\n"
+        "log.addHandler(handler)\n"
+        "log.warning('tool', extra={'span': json.loads(sys.argv[2])})\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, capture_server.url, json.dumps(tool_span(3))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=dict(os.environ, POSTHOG_API_KEY=DUMMY_KEY),
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert [e["properties"]["$ai_span_id"] for e in capture_server.events] == [f"{3:016x}"]

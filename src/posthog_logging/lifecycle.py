@@ -382,7 +382,7 @@ def begin_logging_shutdown() -> None:
     Reads the caller's frames: ``logging`` gives a handler no other sign that
     it is being shut down.
     """
-    frame: FrameType | None = sys._getframe(2)  # 0: here, 1: the handler's method
+    frame: FrameType | None = sys._getframe(1).f_back  # 1: the handler's method
     for _ in range(_SHUTDOWN_FRAMES):
         if frame is None or frame.f_code is _LOGGING_SHUTDOWN:
             break
