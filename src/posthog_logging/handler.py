@@ -25,7 +25,7 @@ from .callerqueue import CLOSED_DROP, SPAN_FIELDS, other_item, snapshot
 from .contract import SPAN_ATTR, SPAN_EVENT_ATTR
 from .diagnostics import log as _log
 from .lifecycle import Lifecycle
-from .pipeline import SPAN_ITEM, RecordItem
+from .pipeline import SPAN_ITEM, EventPipeline, RecordItem
 from .records import payload_fields
 from .redaction import BeforeSend, Mask
 from .sender import DEFAULT_MAX_IN_FLIGHT, library_thread
@@ -268,7 +268,7 @@ class PosthogLogHandler(logging.Handler):
         return counts
 
     @property
-    def _pipeline(self) -> Any:
+    def _pipeline(self) -> EventPipeline:
         """The pipeline of this process (tests read its buffer)."""
         return self._lifecycle.pipeline
 
