@@ -80,13 +80,13 @@ def test_bad_configuration_raises_clearly_without_the_key(
 
 def test_serverless_defaults_unless_given() -> None:
     handler = PosthogLogHandler(api_key=DUMMY_KEY, host="http://127.0.0.1:9", serverless=True)
-    assert (handler.flush_at, handler.flush_interval) == (10, 2.0)
+    assert (handler.settings.flush_at, handler.settings.flush_interval) == (10, 2.0)
     explicit = PosthogLogHandler(
         api_key=DUMMY_KEY, host="http://127.0.0.1:9", serverless=True, flush_at=3, flush_interval=7
     )
-    assert (explicit.flush_at, explicit.flush_interval) == (3, 7.0)
+    assert (explicit.settings.flush_at, explicit.settings.flush_interval) == (3, 7.0)
     plain = PosthogLogHandler(api_key=DUMMY_KEY, host="http://127.0.0.1:9")
-    assert (plain.flush_at, plain.flush_interval) == (20, 10.0)
+    assert (plain.settings.flush_at, plain.settings.flush_interval) == (20, 10.0)
     for h in (handler, explicit, plain):
         h.close()
 
@@ -98,7 +98,7 @@ def test_zero_config_reads_environment(
     monkeypatch.setenv("POSTHOG_HOST", capture_server.url + "/")
     handler = PosthogLogHandler()
     assert not handler.disabled
-    assert handler.host == capture_server.url
+    assert handler.settings.host == capture_server.url
     log = span_logger("test.zero_config", handler)
     log.info("x", extra={"span": tool_span(1)})
     handler.close()
@@ -110,7 +110,7 @@ def test_default_host_is_us_cloud_with_an_info_note(
 ) -> None:
     monkeypatch.delenv("POSTHOG_HOST", raising=False)
     handler = PosthogLogHandler(api_key=DUMMY_KEY)
-    assert handler.host == "https://us.i.posthog.com"
+    assert handler.settings.host == "https://us.i.posthog.com"
     notes = [r for r in library_logs.records if "eu.i.posthog.com" in r.getMessage()]
     assert [r.levelname for r in notes] == ["INFO"]
     handler.close()
@@ -181,7 +181,7 @@ def test_dictconfig_builds_a_working_handler_without_a_start_call(
     logger = logging.getLogger("test.dictconfig")
     handler = logger.handlers[0]
     assert isinstance(handler, PosthogLogHandler)
-    assert handler.privacy_mode is True
+    assert handler.settings.privacy_mode is True
     for n in range(4):
         logger.info("x", extra={"span": tool_span(n, input="secret")})
     events = capture_server.wait_for_events(4, timeout=5)

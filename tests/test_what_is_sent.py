@@ -257,9 +257,9 @@ def test_sample_rate_from_the_environment(
 ) -> None:
     monkeypatch.setenv(SAMPLE_RATE_ENV, raw)
     handler, _ = make_handler()
-    assert handler.sample_rate == (1.0 if raw == "1" else rate)
+    assert handler.settings.sample_rate == (1.0 if raw == "1" else rate)
     argument_wins, _ = make_handler(sample_rate=0.2)
-    assert argument_wins.sample_rate == 0.2
+    assert argument_wins.settings.sample_rate == 0.2
 
 
 def test_privacy_mode_and_serverless_from_the_environment(
@@ -268,14 +268,18 @@ def test_privacy_mode_and_serverless_from_the_environment(
     monkeypatch.setenv(PRIVACY_MODE_ENV, "true")
     monkeypatch.setenv(SERVERLESS_ENV, "1")
     handler, log = make_handler()
-    assert (handler.privacy_mode, handler.serverless) == (True, True)
-    assert (handler.flush_at, handler.flush_interval) == (10, 2.0)
+    assert (handler.settings.privacy_mode, handler.settings.serverless) == (True, True)
+    assert (handler.settings.flush_at, handler.settings.flush_interval) == (10, 2.0)
     with pl.span("s", input="secret prompt", logger=log):
         pass
     handler.flush()
     assert "secret prompt" not in json.dumps(capture_server.events)
     explicit, _ = make_handler(privacy_mode=False, serverless=False)
-    assert (explicit.privacy_mode, explicit.serverless, explicit.flush_at) == (False, False, 20)
+    assert (
+        explicit.settings.privacy_mode,
+        explicit.settings.serverless,
+        explicit.settings.flush_at,
+    ) == (False, False, 20)
 
 
 @pytest.mark.parametrize(

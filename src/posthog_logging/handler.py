@@ -57,8 +57,7 @@ class PosthogLogHandler(logging.Handler):
     ``$POSTHOG_SERVERLESS`` and ``$POSTHOG_AI_TRACE_SAMPLE_RATE``.  ``mask`` and
     ``before_send`` are callables or their dotted names (``"pkg.mod:func"``),
     run on the listener thread (see :mod:`.redaction`).  See the README for the
-    extra knobs.  The resolved values are :attr:`settings` (also readable as
-    attributes: ``handler.flush_at``).
+    extra knobs.  The resolved values are :attr:`settings`.
     """
 
     def __init__(
@@ -126,6 +125,8 @@ class PosthogLogHandler(logging.Handler):
         # for logging.shutdown(), which must never meet a half-built one.
         super().__init__(level)
         self.settings = settings
+        # No __getattr__ reaching into the settings: a class that defines one has every
+        # attribute read of the handler take the slow path (bench/: caller cost).
         #: Read on every record: plain attributes, not looked up through the settings.
         self.disabled = settings.disabled
         self._capture_logs = settings.capture_logs
@@ -142,15 +143,6 @@ class PosthogLogHandler(logging.Handler):
             _log.warning(DISABLED_WARNING)
         else:
             process_hooks.register(self, self._lifecycle)
-
-    def __getattr__(self, name: str) -> Any:
-        """The settings read as attributes (``handler.flush_at``), as before they were
-        one object; ``options`` is the mapping's share of them."""
-        if name == "options":
-            return self.settings.mapping_options
-        if name != "settings" and name in Settings.__dataclass_fields__:
-            return getattr(self.settings, name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     #: Whether this class overrides ``filter()``: ``handle()`` then always calls it,
     #: as ``Handler.handle`` does, even with no filter added.
