@@ -9,8 +9,11 @@ workers all link up; ``traceparent()`` and ``span(traceparent=...)`` carry a
 trace across processes as a W3C ``traceparent`` header.
 
 Each span logs one record when it ends (``span_ended``), and one more when
-it starts if ``emit_start=True``; the record's ``span`` is a fresh dict
-built for that record, so nothing the caller does later can change it.
+it starts (``span_started``) if it is a root or ``emit_start=True``: a root's
+start lets the handler cache it, so its children point at the trace
+(``docs/mapping-rules.md`` §1.2, §1.7).  Event spans log only their one record.
+The record's ``span`` is a fresh dict built for that record, so nothing the
+caller does later can change it.
 Serialising is the handler's job, on its own thread.
 """
 
@@ -40,6 +43,7 @@ from .contract import (
     SpanEvent,
     SpanType,
 )
+from .records import log_payload
 from .usage import normalize_usage
 from .values import is_number, plain
 
@@ -414,19 +418,8 @@ class Span:
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
-        # makeRecord + handle is logger.info without findCaller(): the caller's file
-        # and line would only ever point in here, and finding them costs a third.
-        record = logger.makeRecord(
-            logger.name,
-            logging.INFO,
-            __file__,
-            0,
-            "%s %s",
-            (span_event.value, self.name),
-            None,
-            extra={SPAN_ATTR: self.to_span_dict(), SPAN_EVENT_ATTR: span_event.value},
-        )
-        logger.handle(record)
+        extra = {SPAN_ATTR: self.to_span_dict(), SPAN_EVENT_ATTR: span_event.value}
+        log_payload(logger, __file__, extra, "%s %s", span_event.value, self.name)
 
 
 class Generation(Span):

@@ -1,8 +1,8 @@
-"""Value conventions of the mapping spec (§0) and property-value hygiene (Part 3).
+"""Value conventions (§0) and property-value hygiene (Part 3) of ``docs/mapping-rules.md``.
 
 Mastra's exporter is JavaScript, so several rules are phrased in JavaScript
 terms (truthiness, ``String(v)``, ``JSON.stringify``).  This module gives each
-of them one Python function, so the mapping code reads like the spec.
+of them one Python function, so the mapping code reads like those rules.
 Nothing here raises on odd input: every value ends up as something JSON can carry.
 """
 
