@@ -19,8 +19,9 @@ installed by :func:`install_process_hooks` (called once, by :mod:`.handler`):
 1. an ``atexit`` hook (:class:`InterpreterExit`) that notes that exit began, so
    the ``flush()`` and ``close()`` of ``logging.shutdown()`` at exit share one
    ``shutdown_timeout``;
-2. an after-fork hook (``os.register_at_fork``) that resets every live handler
-   in the child (:meth:`Lifecycle.reset_after_fork`);
+2. an after-fork hook (``os.register_at_fork``) that closes the child's copies
+   of the parent's journal files (:func:`~.journal.forget_parent_journals`) and
+   resets every live handler in the child (:meth:`Lifecycle.reset_after_fork`);
 3. a filter on the library's diagnostics logger
    (:class:`~.diagnostics.LastResortFilter`) so its warnings are heard when our
    handler is the only one that would get them.
@@ -46,6 +47,7 @@ from typing import Protocol
 
 from . import diagnostics
 from .callerqueue import CLOSED_DROP, UNMAPPED_AT_DEADLINE, RecordQueue
+from .journal import forget_parent_journals
 from .pipeline import (
     CloseRequest,
     EventListener,
@@ -411,6 +413,7 @@ _server_exit = ServerExit(on_exit=_close_live)
 
 def _after_fork_in_child() -> None:
     _interpreter_exit.begun = False  # a child forked by an exit hook has its own exit
+    forget_parent_journals()  # first: the reset below opens the child's own
     for lifecycle in list(_live.values()):
         lifecycle.reset_after_fork()
     _worker_exit.after_fork()
