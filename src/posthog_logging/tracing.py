@@ -330,7 +330,7 @@ class Span:
             raw = plain(usage)
             self.attributes["usage"] = normalize_usage(raw)
             if self.span_type in _MODEL_TYPES:
-                self.attributes["rawUsage"] = raw  # sent as $ai_usage (mapping-spec Part 2 (q))
+                self.attributes["rawUsage"] = raw  # sent as $ai_usage (mapping rules, Part 2 (q))
         return self
 
     def set_error(self, error: BaseException | str) -> Span:
