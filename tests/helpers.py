@@ -22,7 +22,7 @@ from typing import Any
 from posthog_logging import PosthogLogHandler
 from posthog_logging.contract import SpanEvent
 from posthog_logging.devserver import CaptureServer, render_trace_tree
-from posthog_logging.mapping import Event, EventMapper, MappingOptions, SpanRejected
+from posthog_logging.mapping import Event, EventMapper, MappingOptions, RecordRejected
 from posthog_logging.sampling import fnv1a_32
 
 from .conftest import DUMMY_KEY, span_logger
@@ -37,7 +37,7 @@ TOOL_TRACE = "b" * 32
 
 def mapper(compat: bool = False, **options: Any) -> EventMapper:
     """A mapper that keeps rejected aborts to itself."""
-    rejected: list[SpanRejected] = []
+    rejected: list[RecordRejected] = []
     return EventMapper(MappingOptions(mastra_compat=compat, **options), rejected.append)
 
 

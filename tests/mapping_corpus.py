@@ -36,7 +36,8 @@ from typing import Any
 
 from posthog_logging.contract import SpanEvent
 from posthog_logging.encoding import encode_event
-from posthog_logging.mapping import Event, EventMapper, MappingOptions, SpanRejected
+from posthog_logging.mapping import Event, EventMapper, MappingOptions, RecordRejected
+from posthog_logging.redaction import StripPrivateContent
 from posthog_logging.values import time_ms
 
 GOLDEN_FILE = Path(__file__).parent / "data" / "mapping_golden.json"
@@ -47,7 +48,33 @@ RANDOM_SPANS = 400
 RANDOM_UUID = "<random uuid4>"
 #: The library's version changes with every release, the mapping does not.
 VERSION = "<version>"
-MAPPING_OPTIONS = ("mastra_compat", "privacy_mode", "default_distinct_id")
+MAPPING_OPTIONS = ("mastra_compat", "default_distinct_id")
+#: The random parts: (name, mapping options, privacy mode, seed).  The seeds are fixed
+#: text (they were the options' repr when the file was first written), so a new
+#: mapping option neither renames nor reshuffles a part.
+RANDOM_PARTS = (
+    (
+        "random default",
+        MappingOptions(mastra_compat=False),
+        False,
+        "MappingOptions(mastra_compat=False, privacy_mode=False, default_distinct_id=None, "
+        "capture_exceptions=False, redact_media=True)",
+    ),
+    (
+        "random compat",
+        MappingOptions(mastra_compat=True),
+        False,
+        "MappingOptions(mastra_compat=True, privacy_mode=False, default_distinct_id=None, "
+        "capture_exceptions=False, redact_media=True)",
+    ),
+    (
+        "random default, privacy mode, default distinct id",
+        MappingOptions(mastra_compat=False, default_distinct_id="svc"),
+        True,
+        "MappingOptions(mastra_compat=False, privacy_mode=True, default_distinct_id='svc', "
+        "capture_exceptions=False, redact_media=True)",
+    ),
+)
 
 
 # ------------------------------------------------------------ odd values
@@ -420,13 +447,15 @@ def _events_text(events: list[Event]) -> list[str]:
 
 
 class Recorder:
-    """Drives one :class:`EventMapper` and writes down what each record gave."""
+    """Drives one :class:`EventMapper` and writes down what each record gave (with
+    privacy mode, after the outgoing chain's privacy step, as the listener sends it)."""
 
-    def __init__(self, options: MappingOptions) -> None:
+    def __init__(self, options: MappingOptions, *, privacy_mode: bool = False) -> None:
         self.lines: list[Any] = []
         self.mapper = EventMapper(options, on_reject=self._rejected)
+        self.private = StripPrivateContent() if privacy_mode else None
 
-    def _rejected(self, rejected: SpanRejected) -> None:
+    def _rejected(self, rejected: RecordRejected) -> None:
         self.lines.append({"rejected": str(rejected)})
 
     def span(self, span: Any, span_event: SpanEvent, now_ms: int) -> None:
@@ -441,9 +470,11 @@ class Recorder:
     def _record(self, produce: Any) -> None:
         try:
             events = produce()
-        except SpanRejected as rejected:
+        except RecordRejected as rejected:
             self.lines.append({"rejected": str(rejected)})
             return
+        if self.private is not None:
+            events = [self.private(event) for event in events]
         self.lines.extend(_events_text(events))
 
 
@@ -468,7 +499,10 @@ def conformance_lines(mastra_compat: bool) -> Iterator[tuple[str, list[Any]]]:
     fixtures = json.loads(FIXTURES_FILE.read_text())
     for scenario in fixtures["scenarios"]:
         config = {k: v for k, v in scenario["config"].items() if k in MAPPING_OPTIONS}
-        recorder = Recorder(MappingOptions(mastra_compat=mastra_compat, **config))
+        recorder = Recorder(
+            MappingOptions(mastra_compat=mastra_compat, **config),
+            privacy_mode=bool(scenario["config"].get("privacy_mode")),
+        )
         now_ms = _iso_ms(scenario.get("now") or fixtures["default_now"])
         for step in scenario["steps"]:
             action = step.get("action")
@@ -483,10 +517,10 @@ def conformance_lines(mastra_compat: bool) -> Iterator[tuple[str, list[Any]]]:
         yield f"conformance {mode}: {scenario['name']}", recorder.lines
 
 
-def random_lines(options: MappingOptions) -> list[Any]:
+def random_lines(options: MappingOptions, privacy_mode: bool, seed: str) -> list[Any]:
     """Random spans started and ended through one mapper (so trace state plays a part)."""
-    rng = random.Random(f"{SEED}:{options}")
-    recorder = Recorder(options)
+    rng = random.Random(f"{SEED}:{seed}")
+    recorder = Recorder(options, privacy_mode=privacy_mode)
     now_ms = 1735689700000
     for n in range(RANDOM_SPANS):
         span = random_span(rng, n)
@@ -509,12 +543,8 @@ def corpus_output() -> dict[str, list[Any]]:
     output: dict[str, list[Any]] = {}
     for compat in (True, False):
         output.update(conformance_lines(compat))
-    for options in (
-        MappingOptions(mastra_compat=False),
-        MappingOptions(mastra_compat=True),
-        MappingOptions(mastra_compat=False, privacy_mode=True, default_distinct_id="svc"),
-    ):
-        output[f"random {options}"] = random_lines(options)
+    for name, options, privacy_mode, seed in RANDOM_PARTS:
+        output[name] = random_lines(options, privacy_mode, seed)
     return output
 
 

@@ -72,7 +72,7 @@ def replay(
                 span = _with_datetimes(step["span"])
                 log.info(step["type"], extra={"span": span, "span_event": step["type"]})
         handler.close()
-    return time.monotonic() - started < handler.flush_interval
+    return time.monotonic() - started < handler.settings.flush_interval
 
 
 SCENARIOS = FIXTURES["scenarios"]

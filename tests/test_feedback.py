@@ -12,7 +12,7 @@ import pytest
 
 from posthog_logging import PosthogLogHandler
 from posthog_logging.devserver import CaptureServer
-from posthog_logging.mapping import SpanRejected
+from posthog_logging.mapping import RecordRejected
 from posthog_logging.values import id_text
 
 from .conftest import DUMMY_KEY, RecordCollector, span_logger
@@ -65,7 +65,7 @@ def test_feedback_trace_ids_with_text_are_sent_as_that_text(value: Any, text: st
     ids=lambda value: type(value).__name__,
 )
 def test_feedback_whose_trace_id_has_no_text_is_rejected_by_default(value: Any) -> None:
-    with pytest.raises(SpanRejected, match=r"trace id \(a \w+\) has no text"):
+    with pytest.raises(RecordRejected, match=r"trace id \(a \w+\) has no text"):
         mapper().map_feedback({"traceId": value, "value": 1}, NOW_MS)
 
 
@@ -88,7 +88,7 @@ def test_compat_mode_never_makes_up_a_feedback_trace_id_javascript_would_not_hav
     value: Any,
 ) -> None:
     """JavaScript has no such value: its Python text is a placeholder or an address."""
-    with pytest.raises(SpanRejected, match=r"trace id \(a \w+\) has no text"):
+    with pytest.raises(RecordRejected, match=r"trace id \(a \w+\) has no text"):
         mapper(True).map_feedback({"traceId": value, "value": 1}, NOW_MS)
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from posthog_logging import PosthogLogHandler
 from posthog_logging import handler as handler_module
+from posthog_logging import lifecycle as lifecycle_module
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
 from posthog_logging.handler import DISABLED_WARNING
 
@@ -79,13 +80,13 @@ def test_bad_configuration_raises_clearly_without_the_key(
 
 def test_serverless_defaults_unless_given() -> None:
     handler = PosthogLogHandler(api_key=DUMMY_KEY, host="http://127.0.0.1:9", serverless=True)
-    assert (handler.flush_at, handler.flush_interval) == (10, 2.0)
+    assert (handler.settings.flush_at, handler.settings.flush_interval) == (10, 2.0)
     explicit = PosthogLogHandler(
         api_key=DUMMY_KEY, host="http://127.0.0.1:9", serverless=True, flush_at=3, flush_interval=7
     )
-    assert (explicit.flush_at, explicit.flush_interval) == (3, 7.0)
+    assert (explicit.settings.flush_at, explicit.settings.flush_interval) == (3, 7.0)
     plain = PosthogLogHandler(api_key=DUMMY_KEY, host="http://127.0.0.1:9")
-    assert (plain.flush_at, plain.flush_interval) == (20, 10.0)
+    assert (plain.settings.flush_at, plain.settings.flush_interval) == (20, 10.0)
     for h in (handler, explicit, plain):
         h.close()
 
@@ -97,7 +98,7 @@ def test_zero_config_reads_environment(
     monkeypatch.setenv("POSTHOG_HOST", capture_server.url + "/")
     handler = PosthogLogHandler()
     assert not handler.disabled
-    assert handler.host == capture_server.url
+    assert handler.settings.host == capture_server.url
     log = span_logger("test.zero_config", handler)
     log.info("x", extra={"span": tool_span(1)})
     handler.close()
@@ -109,7 +110,7 @@ def test_default_host_is_us_cloud_with_an_info_note(
 ) -> None:
     monkeypatch.delenv("POSTHOG_HOST", raising=False)
     handler = PosthogLogHandler(api_key=DUMMY_KEY)
-    assert handler.host == "https://us.i.posthog.com"
+    assert handler.settings.host == "https://us.i.posthog.com"
     notes = [r for r in library_logs.records if "eu.i.posthog.com" in r.getMessage()]
     assert [r.levelname for r in notes] == ["INFO"]
     handler.close()
@@ -181,7 +182,7 @@ def test_dictconfig_builds_a_working_handler_without_a_start_call(
     logger = logging.getLogger("test.dictconfig")
     handler = logger.handlers[0]
     assert isinstance(handler, PosthogLogHandler)
-    assert handler.privacy_mode is True
+    assert handler.settings.privacy_mode is True
     for n in range(4):
         logger.info("x", extra={"span": tool_span(n, input="secret")})
     events = capture_server.wait_for_events(4, timeout=5)
@@ -302,7 +303,8 @@ def _pause_after(source_line: str, reached: threading.Event, go: threading.Event
         return local
 
     def call(frame: Any, event: str, arg: Any) -> Any:
-        return local if frame.f_code.co_filename == handler_module.__file__ else None
+        traced_files = (handler_module.__file__, lifecycle_module.__file__)
+        return local if frame.f_code.co_filename in traced_files else None
 
     return call
 
@@ -325,7 +327,7 @@ def test_close_is_not_held_up_when_a_full_queue_moves_its_request_to_the_tail(
         threading.Thread(
             target=traced,
             args=(lambda n=n: log.info("b", extra={"span": tool_span(n)}), gates[n - 2]),
-            kwargs={"line": "if self._listener is None:"},
+            kwargs={"line": "if lifecycle.listener is None:"},
         )
         for n in (2, 3)
     ]
@@ -334,7 +336,9 @@ def test_close_is_not_held_up_when_a_full_queue_moves_its_request_to_the_tail(
         assert reached.wait(5)
     # close() holds right after it queued its request.
     closer = threading.Thread(
-        target=traced, args=(handler.close, gates[2]), kwargs={"line": "self._queue.put(request)"}
+        target=traced,
+        args=(handler.close, gates[2]),
+        kwargs={"line": "self.records.queue.put(request)"},
     )
     closer.start()
     assert gates[2][0].wait(5)

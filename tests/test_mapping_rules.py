@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from posthog_logging.contract import SpanEvent
-from posthog_logging.mapping import EventMapper, MappingOptions, SpanRejected
+from posthog_logging.mapping import EventMapper, MappingOptions, RecordRejected
 from posthog_logging.mapping.messages import format_messages
 from posthog_logging.mapping.state import TraceRegistry
 
@@ -22,8 +22,10 @@ class FakeClock:
         return self.now
 
 
-def compat_mapper(registry: TraceRegistry | None = None) -> tuple[EventMapper, list[SpanRejected]]:
-    rejected: list[SpanRejected] = []
+def compat_mapper(
+    registry: TraceRegistry | None = None,
+) -> tuple[EventMapper, list[RecordRejected]]:
+    rejected: list[RecordRejected] = []
     return EventMapper(MappingOptions(mastra_compat=True), rejected.append, registry), rejected
 
 
@@ -145,7 +147,7 @@ def test_abort_on_close_in_order_of_first_start() -> None:
 )
 def test_unbuildable_spans_are_rejected_with_a_reason(payload: Any, reason: str) -> None:
     m, _ = compat_mapper()
-    with pytest.raises(SpanRejected, match=reason):
+    with pytest.raises(RecordRejected, match=reason):
         m.map_span(payload, SpanEvent.ENDED, NOW_MS)
 
 
@@ -153,7 +155,7 @@ def test_rejected_span_still_counts_as_ended() -> None:
     m, _ = compat_mapper()
     bad = child(startTime=None, endTime=None)
     m.map_span(bad, SpanEvent.STARTED, NOW_MS)
-    with pytest.raises(SpanRejected):
+    with pytest.raises(RecordRejected):
         m.map_span(bad, SpanEvent.ENDED, NOW_MS)
     assert m.abort_open_spans(NOW_MS) == []
 

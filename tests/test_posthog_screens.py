@@ -604,11 +604,6 @@ def test_l_privacy_mode_strips_content_passed_in_posthog_events(sink_for: Any) -
     assert "secret" not in json.dumps(sent), sent["properties"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spans.strip_content pops only spans.CONTENT_PROPERTIES (spans.py, owned by 'cpu'): "
-    "it should hold $ai_output and $ai_instructions too",
-)
 def test_l_privacy_mode_strips_content_passed_as_span_metadata(sink_for: Any) -> None:
     sink = sink_for(privacy_mode=True)
     with pl.generation("llm", model="m", metadata=PASSED_CONTENT, logger=sink.logger):
@@ -814,11 +809,6 @@ def test_s_gemini_sdk_parts_with_bytes_are_read_and_redacted(sink_for: Any) -> N
     assert media["inline_data"]["data"] == f"[base64 image/png redacted, {size} bytes]"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="values.json_safe sends bytes as their Python repr (values.py, owned by 'cpu'): "
-    "bytes should become base64 text, as pydantic's JSON mode gives for SDK objects",
-)
 def test_s_bytes_in_plain_dicts_are_media_too(sink_for: Any) -> None:
     # The same Gemini and Anthropic parts as plain dicts holding bytes, not SDK objects.
     data = base64.b64decode(PNG)

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from posthog_logging.redaction import CONTENT_PROPERTIES, OutgoingEvents
+from posthog_logging.contract import CONTENT_PROPERTIES
+from posthog_logging.redaction import OutgoingEvents
 from posthog_logging.sampling import SAMPLE_RATE_PROPERTY, TraceSampler
 from posthog_logging.stats import Stats
 
@@ -60,6 +61,8 @@ def content_events() -> list[dict[str, Any]]:
         ("span_ended", root(input=secret, output=secret, errorInfo={"message": secret})),
     )
     events.append(m.map_feedback({"traceId": TRACE, "value": 1, "comment": secret}, NOW_MS))
+    wrapped = {"$ai_trace_id": TRACE, "$ai_instructions": secret, "$ai_output": secret}
+    events.append(m.map_posthog_event({"event": "$ai_generation", "properties": wrapped}, NOW_MS))
     return events
 
 
@@ -206,3 +209,29 @@ def test_a_failing_hook_drops_that_event_counted_and_logs_one_error(
 def test_no_hooks_means_nothing_to_do() -> None:
     assert not OutgoingEvents(Stats()).active
     assert OutgoingEvents(Stats(), mask=scrub_emails).active
+
+
+def test_privacy_mode_strips_one_list_of_content_from_every_event_kind() -> None:
+    m = mapper()
+    secret = "private"
+    events = run(
+        m,
+        (
+            "span_ended",
+            span(
+                "5" * 16,
+                parentSpanId=ROOT,
+                input=secret,
+                errorInfo={"message": "failed"},
+                metadata={"$ai_instructions": secret},
+            ),
+        ),
+    )
+    wrapped = {"$ai_trace_id": TRACE, "$ai_instructions": secret, "$ai_input": secret}
+    events.append(m.map_posthog_event({"event": "$ai_generation", "properties": wrapped}, NOW_MS))
+    events.append(m.map_feedback({"traceId": TRACE, "value": 1, "comment": "kept"}, NOW_MS))
+    out = OutgoingEvents(Stats(), privacy_mode=True).filter(events)
+    assert len(out) == 3 and secret not in repr(out)
+    # Errors and feedback text are not content privacy mode removes.
+    assert out[0]["properties"]["error_message"] == "failed"
+    assert out[2]["properties"]["$ai_feedback_text"] == "kept"

@@ -52,7 +52,7 @@ results = []
 
 
 def listener_threads():
-    return {{t for t in threading.enumerate() if t.name.endswith("(_monitor)")}}
+    return {{t for t in threading.enumerate() if t.name == "posthog-logging-listener"}}
 
 
 for n in range({ROUNDS}):

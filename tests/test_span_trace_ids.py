@@ -11,7 +11,7 @@ import pytest
 
 from posthog_logging import PosthogLogHandler
 from posthog_logging.devserver import CaptureServer
-from posthog_logging.mapping import SpanRejected
+from posthog_logging.mapping import RecordRejected
 
 from .conftest import DUMMY_KEY, RecordCollector, span_logger
 from .helpers import TRACE, mapper, run, span
@@ -30,7 +30,7 @@ UNUSABLE = [BrokenStr(), object(), {"id": "t"}, ["t"], b"t", True, math.inf]
 def test_default_mode_rejects_a_span_whose_trace_id_has_no_text(
     value: Any, span_event: str
 ) -> None:
-    with pytest.raises(SpanRejected, match=r"trace id \(a \w+\) has no text"):
+    with pytest.raises(RecordRejected, match=r"trace id \(a \w+\) has no text"):
         run(mapper(), (span_event, span("1" * 16, traceId=value)))
 
 
@@ -48,7 +48,7 @@ def test_compat_mode_sends_js_string_of_the_trace_id_like_mastra(value: Any, tex
 )
 def test_compat_mode_never_makes_up_a_trace_id_javascript_would_not_have(value: Any) -> None:
     """JavaScript has no such value: its Python text is a placeholder or an address."""
-    with pytest.raises(SpanRejected, match=r"trace id \(a \w+\) has no text"):
+    with pytest.raises(RecordRejected, match=r"trace id \(a \w+\) has no text"):
         run(mapper(True), ("span_ended", span("1" * 16, traceId=value)))
 
 
@@ -72,7 +72,7 @@ def test_unusable_span_trace_id_is_counted_and_logged_not_sent(
 def test_default_mode_rejects_a_span_whose_id_or_parent_id_has_no_text(
     value: Any, key: str, what: str
 ) -> None:
-    with pytest.raises(SpanRejected, match=rf"its {what} \(a \w+\) has no text"):
+    with pytest.raises(RecordRejected, match=rf"its {what} \(a \w+\) has no text"):
         run(mapper(), ("span_ended", span("1" * 16, **{key: value})))
 
 

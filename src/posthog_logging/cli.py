@@ -12,25 +12,24 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from .config import (
-    PRIVACY_MODE_ENV,
-    flag_setting,
-    hook_setting,
-    resolve_api_key,
-    resolve_host,
-    sample_rate_setting,
-)
+from .config import resolve_api_key
 from .devserver import check_latency, serve_forever
 from .handler import PosthogLogHandler
-from .mapping import MappingOptions
 from .replay import Replayer
 from .sampling import sampler_for
 from .send import SEND_BLOCK_TIMEOUT, run_send
+from .settings import Settings
 from .transport import Transport
 
 Command = Callable[[argparse.Namespace], int]
+#: The handler arguments these options stand for, as error messages name them.
+OPTION_LABELS = {
+    "privacy_mode": "--privacy-mode",
+    "mask": "--mask",
+    "before_send": "--before-send",
+}
 if TYPE_CHECKING:
     # Not subscriptable at run time; the name is argparse's own.
     Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -135,6 +134,21 @@ def _add_delivery_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--before-send", help="before_send for span records' events, likewise")
 
 
+def _delivery_arguments(api_key: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The handler's arguments for the options :func:`_add_delivery_options` declares."""
+    return {
+        "api_key": api_key,
+        "host": args.host,
+        "default_distinct_id": args.default_distinct_id,
+        "privacy_mode": args.privacy_mode,
+        "mastra_compat": args.mastra_compat,
+        "redact_media": args.redact_media,
+        "sample_rate": args.sample_rate,
+        "mask": args.mask,
+        "before_send": args.before_send,
+    }
+
+
 def _api_key(command: str, args: argparse.Namespace) -> str | None:
     """The API key for a command that sends; None (and a message) when there is none."""
     api_key = resolve_api_key(args.api_key)
@@ -151,25 +165,17 @@ def _run_replay(args: argparse.Namespace) -> int:
     if api_key is None:
         return 2
     try:  # the handler's settings, read the handler's way
-        privacy_mode = flag_setting(args.privacy_mode, "--privacy-mode", PRIVACY_MODE_ENV)
-        sampler = sampler_for(sample_rate_setting(args.sample_rate))
-        mask = hook_setting(args.mask, "--mask")
-        before_send = hook_setting(args.before_send, "--before-send")
+        settings = Settings.resolve(**_delivery_arguments(api_key, args), labels=OPTION_LABELS)
     except (TypeError, ValueError) as error:
         print(f"posthog-logging replay: {error}", file=sys.stderr)
         return 2
-    options = MappingOptions(
-        mastra_compat=args.mastra_compat,
-        privacy_mode=privacy_mode,
-        default_distinct_id=args.default_distinct_id,
-        redact_media=args.redact_media,
-    )
     replayer = Replayer(
-        Transport(api_key, resolve_host(args.host)),
-        options,
-        sampler=sampler,
-        mask=mask,
-        before_send=before_send,
+        Transport(api_key, settings.host),
+        settings.mapping_options,
+        privacy_mode=settings.privacy_mode,
+        sampler=sampler_for(settings.sample_rate),
+        mask=settings.mask,
+        before_send=settings.before_send,
     )
     report = replayer.replay(args.paths)
     for file in report.files:
@@ -225,16 +231,8 @@ def _run_send(args: argparse.Namespace) -> int:
         print("posthog-logging send: --state needs a file to follow, not stdin", file=sys.stderr)
         return 2
     handler = PosthogLogHandler(
-        api_key=api_key,
-        host=args.host,
-        default_distinct_id=args.default_distinct_id,
-        privacy_mode=args.privacy_mode,
-        mastra_compat=args.mastra_compat,
-        redact_media=args.redact_media,
+        **_delivery_arguments(api_key, args),
         spill_dir=args.spill_dir,
-        sample_rate=args.sample_rate,
-        mask=args.mask,
-        before_send=args.before_send,
         flush_interval=args.flush_interval,
         shutdown_timeout=args.shutdown_timeout,
         overflow="block",

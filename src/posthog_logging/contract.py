@@ -1,7 +1,7 @@
 """The record contract shared by everything that emits or consumes span records.
 
 A span travels through ``logging`` as ``extra={"span": span, "span_event": ...}``
-and feedback as ``extra={"feedback": feedback}`` (see ``reference/api.md``).
+and feedback as ``extra={"feedback": feedback}`` (see ``docs/api.md``).
 This module names those attributes and the values they may take, so emitters
 (the tracing API, user code) and the handler agree without importing each other.
 """
@@ -21,6 +21,25 @@ SPAN_EVENT_ATTR = "span_event"
 FEEDBACK_ATTR = "feedback"
 #: ``LogRecord`` attribute that carries a ready PostHog AI event (what ``posthog.ai`` captures).
 POSTHOG_EVENT_ATTR = "posthog_event"
+
+#: Properties that carry user content: prompts and responses, span input and output
+#: (tool arguments and results among them), the Responses API's instructions,
+#: ``$ai_output`` (the older output property PostHog still reads as content), error
+#: messages (they often quote the input) and feedback comments.  ``mask`` is called
+#: with each; privacy mode removes the first six (docs/mapping-rules.md §1.14).
+CONTENT_PROPERTIES = (
+    "$ai_input",
+    "$ai_output_choices",
+    "$ai_input_state",
+    "$ai_output_state",
+    "$ai_instructions",
+    "$ai_output",
+    "$ai_error",
+    "error_message",
+    "$ai_feedback_text",
+)
+#: What privacy mode removes: the content, not the errors nor the feedback text.
+PRIVATE_CONTENT_PROPERTIES = CONTENT_PROPERTIES[:6]
 
 #: Logger the tracing API writes to unless told otherwise.
 DEFAULT_SPAN_LOGGER = "posthog_logging.spans"

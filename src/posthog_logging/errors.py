@@ -1,7 +1,7 @@
 """Exceptions in the shape PostHog's error tracking reads (``$exception_list``).
 
 ``capture_exceptions=True`` sends one ``$exception`` event for a span that ended
-with an exception (mapping-spec Part 2 (r)).  The list is built exactly as
+with an exception (``docs/mapping-rules.md`` Part 2 (r)).  The list is built exactly as
 ``posthog.Client.capture_exception`` builds it, by the ``posthog`` package's own
 helpers in ``posthog.exception_utils`` (``exceptions_from_error_tuple`` and
 ``handle_in_app``, both public and unchanged from posthog 6.7 on): each entry

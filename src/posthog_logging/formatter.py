@@ -6,7 +6,7 @@ same span data there as PostHog gets, one object per line::
     {"time": "2025-01-01T00:00:05.000Z", "logger": "app.ai", "level": "INFO",
      "message": "llm call", "span_event": "span_ended", "span": {...}}
 
-Datetimes anywhere inside are Part 3 timestamps (ISO-8601 UTC, three
+Datetimes anywhere inside are ``docs/mapping-rules.md`` Part 3 timestamps (ISO-8601 UTC, three
 fractional digits, ``Z``) and values JSON cannot carry become strings, so a
 line never fails to format.  ``posthog-logging replay`` reads these lines
 and sends them to PostHog later, mapping them on the way.

@@ -20,7 +20,8 @@ counts each event once.
 Each segment is locked (``flock``) from before it gets its name until it is
 deleted or the journal closes: the lock, not a pid, tells another process
 that the segment is in use.  A forked child closes its copies of the parent's
-descriptors (:func:`_forget_in_child`) and starts segments of its own.
+descriptors (:func:`forget_parent_journals`, called by the handler's after-fork
+hook) and starts segments of its own.
 
 Nothing here raises into the sender: a failed write (a full disk, a missing
 directory) is reported once with the path, the event stays in memory, and the
@@ -327,12 +328,9 @@ class Journal:
 _open_journals: weakref.WeakSet[Journal] = weakref.WeakSet()
 
 
-def _forget_in_child() -> None:
-    """A forked child closes its copies of the parent's segments: a descriptor it
-    kept would keep the parent's locks alive after the parent ended."""
+def forget_parent_journals() -> None:
+    """In a forked child: close the copies of the parent's segments, before the child
+    opens journals of its own: a descriptor it kept would keep the parent's locks
+    alive after the parent ended."""
     for journal in list(_open_journals):
         journal.forget_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_in_child)

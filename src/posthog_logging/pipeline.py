@@ -1,11 +1,12 @@
 """The listener's side: records in, encoded events out to the sender.
 
-:class:`EventListener` is the handler's ``QueueListener``: its thread takes
+:class:`EventListener` is the handler's listener thread: it takes
 the records the caller queued and hands them to the :class:`EventPipeline`,
 which maps each to events (:class:`EventEncoder`), encodes them and appends
 them to the :class:`~.sender.Sender`'s buffer.  HTTP happens on the sender's
 threads, so mapping never waits on the network; the listener's waits double
-as the timers (flush interval, trace-state expiry).
+as the timers (flush interval, trace-state expiry).  Section numbers (§1.2) are
+those of ``docs/mapping-rules.md``.
 
 Threads and locks: the pipeline's lock guards the mapper (its trace state).
 The listener holds it while it maps a record; the closing thread takes it
@@ -26,11 +27,17 @@ from logging.handlers import QueueListener
 from typing import Any
 
 from .contract import DIAGNOSTICS_LOGGER, SpanEvent
+from .diagnostics import LogThrottle
 from .encoding import MAX_EVENT_BYTES, EncodedEvent, fit_event
-from .mapping import DroppedProperties, Event, EventMapper, MappingOptions, SpanRejected
+from .exporter import HttpExporter
+from .journal import Journal
+from .mapping import DroppedProperties, Event, EventMapper, MappingOptions, RecordRejected
 from .redaction import OutgoingEvents
+from .sampling import sampler_for
 from .sender import EventBuffer, Sender, library_thread
+from .settings import Settings
 from .stats import Stats
+from .transport import Transport
 from .values import safe_str, time_ms
 
 #: How many errors of one kind are logged in full before they are only counted.
@@ -104,6 +111,8 @@ class EventEncoder:
             on_reject=self.reject,
             on_dropped_property=DroppedProperties(lambda: stats.add("dropped_properties")),
         )
+        self._reject_logs = LogThrottle(LOGGED_ERRORS_PER_REASON)
+        self._shrink_logs = LogThrottle()
 
     def map(self, item: RecordItem) -> list[Event] | None:
         """The events of one record; None when it was rejected (counted and reported)."""
@@ -115,22 +124,23 @@ class EventEncoder:
             if kind == POSTHOG_EVENT_ITEM:
                 return [self.mapper.map_posthog_event(payload, now_ms)]
             return self.mapper.map_span(payload, _span_event(span_event), now_ms)
-        except SpanRejected as rejected:
+        except RecordRejected as rejected:
             self.reject(rejected, kind=kind)
         except Exception as error:  # user objects can fail in any way while being read
             what = f"could not be read ({type(error).__name__}: {safe_str(error)[:200]})"
-            self.reject(SpanRejected(what), kind=kind)
+            self.reject(RecordRejected(what), kind=kind)
         return None
 
-    def reject(self, rejected: SpanRejected, *, kind: int = SPAN_ITEM) -> None:
+    def reject(self, rejected: RecordRejected, *, kind: int = SPAN_ITEM) -> None:
         """Count and report a record that could not become an event."""
         reason = REJECT_REASONS[kind]
-        seen = self.stats.drop(reason)
+        self.stats.drop(reason)
+        verdict = self._reject_logs.verdict(reason)
         if kind == FEEDBACK_ITEM and "traceId" in str(rejected):
             _log.debug("posthog: feedback dropped: %s", rejected)
-        elif seen <= LOGGED_ERRORS_PER_REASON:
+        elif verdict == LogThrottle.FULL:
             _log.error("posthog: exporter error: %s", rejected)
-        elif seen == LOGGED_ERRORS_PER_REASON + 1:
+        elif verdict == LogThrottle.LAST:
             _log.error("posthog: exporter error: more records dropped as %s; counting only", reason)
 
     def encode(self, event: Event) -> EncodedEvent:
@@ -138,7 +148,8 @@ class EventEncoder:
         encoded, truncated = fit_event(event, self.max_event_bytes)
         if truncated:
             self.stats.add("truncated_properties", truncated)
-            if self.stats.add("shrunk_events") == 1:
+            self.stats.add("shrunk_events")
+            if self._shrink_logs.allows("shrunk_events"):
                 _log.warning(
                     "posthog-logging: an event was over %d bytes; its largest properties were "
                     "truncated (counted in stats()['shrunk_events'])",
@@ -205,6 +216,7 @@ class EventPipeline:
         try:
             if isinstance(item, CloseRequest):
                 self.abort_open_spans(item.now_ms)
+                self.sender.make_due()  # the senders start on it while close() is reached
                 item.done.set()
             elif isinstance(item, FlushRequest):
                 self.sender.when_settled(self.sender.make_due(), item.deadline, item.done)
@@ -252,48 +264,115 @@ class EventPipeline:
         return unmapped
 
 
-class EventListener(QueueListener):
-    """A ``QueueListener`` whose waits double as the pipeline's timers.
+def build_encoder(settings: Settings, stats: Stats) -> EventEncoder:
+    """The mapping and encoding of a handler's records."""
+    # One event never takes more than half the buffer: a larger one is shrunk,
+    # not buffered at the cost of everything else held.  From a 16 MiB bound up,
+    # that leaves PostHog's limit (max_event_bytes) the only one that cuts.
+    max_event_bytes = min(settings.max_event_bytes, settings.max_buffer_bytes // 2)
+    return EventEncoder(settings.mapping_options, stats, max_event_bytes=max_event_bytes)
 
+
+def build_outgoing(settings: Settings, stats: Stats) -> OutgoingEvents:
+    """What leaves the process (:mod:`.redaction`), for a handler's settings."""
+    return OutgoingEvents(
+        stats,
+        privacy_mode=settings.privacy_mode,
+        sampler=sampler_for(settings.sample_rate),
+        mask=settings.mask,
+        before_send=settings.before_send,
+    )
+
+
+def build_pipeline(settings: Settings, transport: Transport, stats: Stats) -> EventPipeline:
+    """A handler's pipeline: encoder, what leaves the process, and the sender (with
+    the write-ahead journal when ``spill_dir`` is set)."""
+    journal = (
+        None
+        if settings.spill_dir is None
+        else Journal(settings.spill_dir, fsync_interval=settings.fsync_interval)
+    )
+    sender = Sender(
+        HttpExporter(transport, stats),
+        stats,
+        EventBuffer(settings.max_buffer_events, settings.max_buffer_bytes),
+        flush_at=settings.flush_at,
+        max_in_flight=settings.max_in_flight,
+        retry=settings.retry,
+        journal=journal,
+        spill_on_overflow=settings.overflow == "spill",
+    )
+    return EventPipeline(
+        build_encoder(settings, stats),
+        sender,
+        flush_interval=settings.flush_interval,
+        outgoing=build_outgoing(settings, stats),
+    )
+
+
+#: The listener thread's name (the sender threads are ``posthog-logging-sender-N``).
+LISTENER_THREAD_NAME = "posthog-logging-listener"
+
+
+class EventListener(QueueListener):
+    """The handler's listener: a thread of its own that carries queued items to the
+    pipeline, and whose waits double as the pipeline's timers.
+
+    A ``QueueListener`` by type, as ``docs/api.md`` promises, but with its own loop
+    (:meth:`_run`) and thread: it relies on none of the base class's internals.
     It stops once it carried out a :class:`CloseRequest`, not at a sentinel queued
     after it: a caller making room in a full queue puts the requests it takes off
-    back at the tail, where a sentinel queued behind the request could overtake it.
+    back at the tail, where a sentinel queued behind the request could overtake
+    it.  The sentinel (None) stops it too, for a listener the shutdown left
+    running (late, past its deadline).
     """
 
     def __init__(self, event_queue: queue.SimpleQueue[Any], pipeline: EventPipeline) -> None:
         super().__init__(event_queue)
         self.event_queue = event_queue
         self.pipeline = pipeline
-        self._backlog = 0
-        self._closed = False
+        self.thread: threading.Thread | None = None
 
-    def dequeue(self, block: bool) -> Any:
+    def start(self) -> None:
+        """Start the thread (daemon: a process must be able to exit without close())."""
+        thread = threading.Thread(target=self._run, name=LISTENER_THREAD_NAME, daemon=True)
+        thread.start()
+        self.thread = thread
+
+    def enqueue_sentinel(self) -> None:
+        self.event_queue.put(None)
+
+    def stop(self) -> None:
+        """Stop after what is queued now, and wait for the thread."""
+        thread = self.thread
+        if thread is not None:
+            self.enqueue_sentinel()
+            thread.join()
+            self.thread = None
+
+    def _run(self) -> None:
         library_thread.active = True  # this thread's own log records are never consumed
-        if self._closed:
-            return None  # QueueListener's sentinel: its loop ends
+        event_queue, pipeline = self.event_queue, self.pipeline
+        backlog = 0
         while True:
             try:
-                return self.event_queue.get(block, self.pipeline.seconds_until_due())
+                item = event_queue.get(True, pipeline.seconds_until_due())
             except queue.Empty:
-                self.pipeline.on_timer()
-
-    def handle(self, record: Any) -> None:
-        self.pipeline.process(record)
-        if isinstance(record, CloseRequest):
-            self._closed = True
-        # While the application is logging (the queue grows), hand the GIL back
-        # after every record: its threads come first, and the listener catches
-        # up when they pause (bench/: a burst costs 0.9x a QueueHandler instead
-        # of 1.3x).  When nothing new arrives, run at full speed.
-        backlog = self.event_queue.qsize()
-        if backlog > self._backlog:
-            time.sleep(0)
-        self._backlog = backlog
-
-    @property
-    def thread(self) -> threading.Thread | None:
-        thread: threading.Thread | None = getattr(self, "_thread", None)
-        return thread
+                pipeline.on_timer()
+                continue
+            if item is None:
+                return
+            pipeline.process(item)
+            if isinstance(item, CloseRequest):
+                return
+            # While the application is logging (the queue grows), hand the GIL back
+            # after every record: its threads come first, and the listener catches
+            # up when they pause (bench/: a burst costs 0.9x a QueueHandler instead
+            # of 1.3x).  When nothing new arrives, run at full speed.
+            queued = event_queue.qsize()
+            if queued > backlog:
+                time.sleep(0)
+            backlog = queued
 
 
 def _span_event(value: Any) -> SpanEvent:
@@ -302,8 +381,8 @@ def _span_event(value: Any) -> SpanEvent:
     if isinstance(value, SpanEvent):
         return value
     if not isinstance(value, str):
-        raise SpanRejected(f"span_event must be a string, not {type(value).__name__}")
+        raise RecordRejected(f"span_event must be a string, not {type(value).__name__}")
     try:
         return SpanEvent(value)  # exactly Mastra's values; anything else is dropped (§1.1)
     except ValueError:
-        raise SpanRejected(f"unknown span_event {value[:40]!r}") from None
+        raise RecordRejected(f"unknown span_event {value[:40]!r}") from None

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 from posthog import contexts
 
 from .contract import POSTHOG_EVENT_ATTR
+from .records import log_payload, reached_handlers
 from .tracing import Span, _resolve_logger, current_span, new_event_uuid
 from .values import is_truthy, js_string
 
@@ -108,18 +109,7 @@ class LoggingPosthogClient:
             _join_current_span(payload)
         except Exception:  # odd arguments must not break the model call: the handler
             payload = {"event": event, **kwargs}  # checks them, and counts the drop
-        # makeRecord + handle, as the tracing API does: no findCaller() cost.
-        record = logger.makeRecord(
-            logger.name,
-            logging.INFO,
-            __file__,
-            0,
-            "posthog event %s",
-            (event,),
-            None,
-            extra={POSTHOG_EVENT_ATTR: payload},
-        )
-        logger.handle(record)
+        log_payload(logger, __file__, {POSTHOG_EVENT_ATTR: payload}, "posthog event %s", event)
         uuid_text = payload.get("uuid")
         return uuid_text if isinstance(uuid_text, str) else None
 
@@ -128,11 +118,8 @@ class LoggingPosthogClient:
 
     def flush(self) -> None:
         """Flush the handlers this client's records reach (as ``logging`` walks them)."""
-        logger: logging.Logger | None = self.logger
-        while logger is not None:
-            for handler in logger.handlers:
-                handler.flush()
-            logger = logger.parent if logger.propagate else None
+        for handler in reached_handlers(self.logger):
+            handler.flush()
 
 
 def _payload(event: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,10 @@ attribute, ``record.extra``.  Both the handler and the formatter read the
 payload through :func:`payload_fields`, so a loguru program needs nothing but
 ``logger.add(PosthogLogHandler(...))``.
 
+The way in, for the library's own emitters (the tracing API, the ``posthog.ai``
+client, the OpenTelemetry processor), is :func:`log_payload`; the handlers such
+a record reaches are :func:`reached_handlers`.
+
 The way back, from a JSON line ``SpanJsonFormatter`` wrote to the record it
 stands for, is :func:`record_line`, shared by ``send`` and ``replay``.
 """
@@ -25,6 +29,37 @@ from .values import time_ms
 PAYLOAD_ATTRS = (SPAN_ATTR, FEEDBACK_ATTR, POSTHOG_EVENT_ATTR)
 #: The attribute loguru's standard-library sink puts bound data in.
 LOGURU_EXTRA_ATTR = "extra"
+
+
+def log_payload(
+    logger: logging.Logger,
+    source: str,
+    extra: Mapping[str, object],
+    message: str,
+    *args: object,
+) -> None:
+    """Log one INFO record carrying ``extra`` (a span, feedback or PostHog event).
+
+    ``logger.info`` without ``findCaller()``: the caller's file and line would
+    only ever point into the library (``source``, the emitting module's file),
+    and finding them costs a third of the call.  Callers check
+    ``logger.isEnabledFor(logging.INFO)`` before they build ``extra``.
+    """
+    record = logger.makeRecord(
+        logger.name, logging.INFO, source, 0, message, args, None, extra=extra
+    )
+    logger.handle(record)
+
+
+def reached_handlers(logger: logging.Logger) -> list[logging.Handler]:
+    """The handlers a record logged on ``logger`` reaches, as ``Logger.callHandlers``
+    walks them (up through the parents while ``propagate`` is set)."""
+    handlers: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        handlers.extend(current.handlers)
+        current = current.parent if current.propagate else None
+    return handlers
 
 
 def payload_fields(record: logging.LogRecord) -> Mapping[str, Any]:

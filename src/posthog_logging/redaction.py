@@ -1,18 +1,24 @@
-"""What leaves the process: sampling, ``mask=`` and ``before_send=`` on built events.
+"""What leaves the process: one ordered chain of steps over every built event.
 
-:class:`OutgoingEvents` is the last step between mapping and encoding, on the
-listener thread (or the closing thread, when it finishes the listener's work at
-shutdown; never a logging caller's), in this order:
+A step is a small callable ``event -> event | None`` (``None`` drops the
+event), as structlog's processors are; :class:`OutgoingEvents` runs the chain
+with one loop, on the listener thread (or the closing thread, when it finishes
+the listener's work at shutdown; never a logging caller's), and ``replay`` runs
+the same chain for the records it maps.  The order is the list's:
 
-1. trace sampling (:mod:`.sampling`): sampled-out events are counted in
-   ``stats()["sampled_out"]``, so the hooks below see only kept events;
-2. ``mask(value) -> value``: called with the value of each content property an
-   event carries (:data:`CONTENT_PROPERTIES`) and returning its replacement
-   (``None`` removes the property).  Privacy mode strips content during mapping,
-   before this, so ``mask`` never sees what privacy mode removed;
-3. ``before_send(event) -> event | None``: called with the event as it goes into
-   the batch (``event``, ``distinct_id``, ``properties``, ``timestamp``, ``uuid``);
-   ``None`` drops it, counted in ``stats()["filtered_out"]``.
+1. privacy mode (:class:`StripPrivateContent`): removes the content properties
+   (:data:`~.contract.PRIVATE_CONTENT_PROPERTIES`), whatever set them, so no
+   later step ever sees them;
+2. trace sampling (:class:`SampleTraces`, :mod:`.sampling`): sampled-out events
+   are counted in ``stats()["sampled_out"]``, so the hooks below see only kept
+   events;
+3. ``mask(value) -> value`` (:class:`MaskContent`): called with the value of
+   each content property an event carries (:data:`~.contract.CONTENT_PROPERTIES`)
+   and returning its replacement (``None`` removes the property);
+4. ``before_send(event) -> event | None`` (:class:`CallBeforeSend`): called with
+   the event as it goes into the batch (``event``, ``distinct_id``,
+   ``properties``, ``timestamp``, ``uuid``); ``None`` drops it, counted in
+   ``stats()["filtered_out"]``.
 
 Both hooks are user code: an exception in either (or a ``before_send`` result
 that is not an event) drops that one event, counted in
@@ -23,27 +29,15 @@ Whatever the hooks return is made JSON-safe again, so they cannot break encoding
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from .contract import DIAGNOSTICS_LOGGER
+from .contract import CONTENT_PROPERTIES, PRIVATE_CONTENT_PROPERTIES
+from .diagnostics import LogThrottle, log
 from .mapping import Event
 from .sampling import TraceSampler
 from .values import json_safe, safe_str
 
-#: Properties that carry user content: prompts and responses, span input/output
-#: (tool arguments and results among them), error messages (they often quote the
-#: input), and feedback comments.  ``mask`` is called with each of these.
-CONTENT_PROPERTIES = (
-    "$ai_input",
-    "$ai_output_choices",
-    "$ai_input_state",
-    "$ai_output_state",
-    "$ai_error",
-    "error_message",
-    "$ai_feedback_text",
-)
 #: Keys a ``before_send`` result must keep, with the type each must have.
 _REQUIRED_KEYS: tuple[tuple[str, type], ...] = (
     ("event", str),
@@ -54,8 +48,6 @@ _REQUIRED_KEYS: tuple[tuple[str, type], ...] = (
 Mask = Callable[[Any], Any]
 BeforeSend = Callable[[Event], "Event | None"]
 
-_log = logging.getLogger(DIAGNOSTICS_LOGGER)
-
 
 class Counters(Protocol):
     """Where outcomes are counted (the pipeline's ``Stats``)."""
@@ -63,6 +55,17 @@ class Counters(Protocol):
     def add(self, name: str, amount: int = 1) -> object: ...
 
     def drop(self, reason: str, amount: int = 1) -> int: ...
+
+
+class Step(Protocol):
+    """One link of the chain: the event to send (changed or not), or None to drop it.
+
+    ``dropped_as`` names the ``stats()`` counter of the events it drops.
+    """
+
+    dropped_as: str
+
+    def __call__(self, event: Event) -> Event | None: ...
 
 
 class HookFailed(Exception):
@@ -73,52 +76,66 @@ class HookFailed(Exception):
         self.reason = reason
 
 
-class OutgoingEvents:
-    """Sampling, then ``mask``, then ``before_send``, for each built event."""
+class StripPrivateContent:
+    """Privacy mode: prompts, responses and span content never leave the process."""
 
-    def __init__(
-        self,
-        stats: Counters,
-        *,
-        sampler: TraceSampler | None = None,
-        mask: Mask | None = None,
-        before_send: BeforeSend | None = None,
-    ) -> None:
-        self.stats = stats
+    dropped_as = "filtered_out"  # never drops
+
+    def __call__(self, event: Event) -> Event:
+        properties = event.get("properties")
+        if isinstance(properties, dict):
+            for key in PRIVATE_CONTENT_PROPERTIES:
+                properties.pop(key, None)
+        return event
+
+
+class SampleTraces:
+    """Keeps the events of the sampled traces (:class:`~.sampling.TraceSampler`)."""
+
+    dropped_as = "sampled_out"
+
+    def __init__(self, sampler: TraceSampler) -> None:
         self.sampler = sampler
+
+    def __call__(self, event: Event) -> Event | None:
+        return event if self.sampler.keep(event) else None
+
+
+class MaskContent:
+    """Replaces each content property with ``mask(value)`` (None removes it)."""
+
+    dropped_as = "filtered_out"  # never drops: a failing mask raises HookFailed
+
+    def __init__(self, mask: Mask) -> None:
         self.mask = mask
-        self.before_send = before_send
 
-    @property
-    def active(self) -> bool:
-        """False when there is nothing to do: :meth:`filter` then returns at once."""
-        return self.sampler is not None or self.mask is not None or self.before_send is not None
-
-    def filter(self, events: list[Event]) -> list[Event]:
-        """The events to send, each masked and passed through ``before_send``."""
-        if not self.active:
-            return events
-        kept: list[Event] = []
-        for event in events:
-            if self.sampler is not None and not self.sampler.keep(event):
-                self.stats.add("sampled_out")
+    def __call__(self, event: Event) -> Event:
+        properties = event.get("properties")
+        if not isinstance(properties, dict):
+            return event
+        for key in CONTENT_PROPERTIES:
+            if key not in properties:
                 continue
             try:
-                outgoing = self._hooks(event)
-            except HookFailed as failure:
-                self._report(failure)
-                continue
-            if outgoing is None:
-                self.stats.add("filtered_out")
-                continue
-            kept.append(outgoing)
-        return kept
+                replacement = self.mask(properties[key])
+            except Exception as error:
+                raise HookFailed("mask_error", _raised(f"mask (on {key})", error)) from error
+            if replacement is None:
+                del properties[key]
+            else:
+                properties[key] = json_safe(replacement)
+        return event
 
-    def _hooks(self, event: Event) -> Event | None:
-        if self.mask is not None:
-            self._mask(event)
-        if self.before_send is None:
-            return event
+
+class CallBeforeSend:
+    """The user's last word: the event to send, or None to drop it."""
+
+    dropped_as = "filtered_out"
+
+    def __init__(self, before_send: BeforeSend) -> None:
+        self.before_send = before_send
+
+    def __call__(self, event: Event) -> Event | None:
         try:
             result = self.before_send(event)
         except Exception as error:
@@ -127,28 +144,79 @@ class OutgoingEvents:
             return None
         return _checked_event(result)
 
-    def _mask(self, event: Event) -> None:
-        properties = event.get("properties")
-        if not isinstance(properties, dict):
-            return
-        mask = self.mask
-        assert mask is not None
-        for key in CONTENT_PROPERTIES:
-            if key not in properties:
-                continue
+
+def outgoing_steps(
+    *,
+    privacy_mode: bool = False,
+    sampler: TraceSampler | None = None,
+    mask: Mask | None = None,
+    before_send: BeforeSend | None = None,
+) -> list[Step]:
+    """The chain for these settings, in the module docstring's order."""
+    steps: list[Step] = []
+    if privacy_mode:
+        steps.append(StripPrivateContent())
+    if sampler is not None:
+        steps.append(SampleTraces(sampler))
+    if mask is not None:
+        steps.append(MaskContent(mask))
+    if before_send is not None:
+        steps.append(CallBeforeSend(before_send))
+    return steps
+
+
+class OutgoingEvents:
+    """Runs the chain over each built event; counts what it drops."""
+
+    def __init__(
+        self,
+        stats: Counters,
+        *,
+        privacy_mode: bool = False,
+        sampler: TraceSampler | None = None,
+        mask: Mask | None = None,
+        before_send: BeforeSend | None = None,
+    ) -> None:
+        self.stats = stats
+        self.steps: Sequence[Step] = outgoing_steps(
+            privacy_mode=privacy_mode, sampler=sampler, mask=mask, before_send=before_send
+        )
+        self._failure_logs = LogThrottle()
+
+    @property
+    def active(self) -> bool:
+        """False when there is nothing to do: :meth:`filter` then returns at once."""
+        return bool(self.steps)
+
+    def filter(self, events: list[Event]) -> list[Event]:
+        """The events to send, each passed through every step in order."""
+        if not self.steps:
+            return events
+        kept: list[Event] = []
+        for event in events:
             try:
-                replacement = mask(properties[key])
-            except Exception as error:
-                raise HookFailed("mask_error", _raised(f"mask (on {key})", error)) from error
-            if replacement is None:
-                del properties[key]
-            else:
-                properties[key] = json_safe(replacement)
+                outgoing = self._through_chain(event)
+            except HookFailed as failure:
+                self._report(failure)
+                continue
+            if outgoing is not None:
+                kept.append(outgoing)
+        return kept
+
+    def _through_chain(self, event: Event) -> Event | None:
+        for step in self.steps:
+            result = step(event)
+            if result is None:
+                self.stats.add(step.dropped_as)
+                return None
+            event = result
+        return event
 
     def _report(self, failure: HookFailed) -> None:
         """Count the dropped event; log the first failure of each kind in full."""
-        if self.stats.drop(failure.reason) == 1:
-            _log.error(
+        self.stats.drop(failure.reason)
+        if self._failure_logs.allows(failure.reason):
+            log.error(
                 "posthog-logging: %s; the event was dropped (every such drop is counted "
                 "in stats()['dropped'][%r], only this first one is logged)",
                 failure,

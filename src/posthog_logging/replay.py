@@ -64,6 +64,7 @@ class Replayer:
         retry: RetryPolicy | None = None,
         max_event_bytes: int = MAX_EVENT_BYTES,
         sleep: Callable[[float], None] = time.sleep,
+        privacy_mode: bool = False,
         sampler: TraceSampler | None = None,
         mask: Mask | None = None,
         before_send: BeforeSend | None = None,
@@ -71,9 +72,13 @@ class Replayer:
     ) -> None:
         self.stats = Stats()
         self.encoder = EventEncoder(options, self.stats, max_event_bytes=max_event_bytes)
-        #: Sampling, mask and before_send for mapped records, as on the listener.
+        #: What leaves the process, for mapped records: the listener's chain.
         self.outgoing = OutgoingEvents(
-            self.stats, sampler=sampler, mask=mask, before_send=before_send
+            self.stats,
+            privacy_mode=privacy_mode,
+            sampler=sampler,
+            mask=mask,
+            before_send=before_send,
         )
         self.files = FileSender(
             HttpExporter(transport, self.stats),

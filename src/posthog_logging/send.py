@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .contract import POSTHOG_EVENT_ATTR, SPAN_ATTR, SPAN_EVENT_ATTR
+from .diagnostics import LogThrottle
 from .handler import PosthogLogHandler
 from .lines import FilePosition, StopSignals, TooLong, follow_lines, pipe_lines
 from .records import BadLine, RecordLine, json_object, record_line
@@ -93,7 +94,9 @@ def run_send(
     if not (dropped or stats["spilled"]):
         return 0
     kept = stats["spilled"]
-    where = f"{kept} kept in {handler.spill_dir} for the next send or replay, " if kept else ""
+    where = (
+        f"{kept} kept in {handler.settings.spill_dir} for the next send or replay, " if kept else ""
+    )
     print(
         f"posthog-logging send: {dropped + kept} events handed to it were not delivered"
         f" ({where}{dropped} dropped)",
@@ -200,6 +203,7 @@ class LineSender:
         self.errors = errors
         self.checkpoint = checkpoint
         self.report = SendReport()
+        self._bad_line_reports = LogThrottle(REPORTED_BAD_LINES)
 
     def send(self, lines: Iterable[bytes | TooLong]) -> SendReport:
         for line in lines:
@@ -223,12 +227,13 @@ class LineSender:
 
     def _bad(self, reason: str, excerpt: str) -> None:
         self.report.bad[reason] += 1
-        if sum(self.report.bad.values()) <= REPORTED_BAD_LINES:
+        verdict = self._bad_line_reports.verdict("bad line")
+        if verdict == LogThrottle.FULL:
             print(
                 f"posthog-logging send: line {self.report.lines}: {reason}: {excerpt}",
                 file=self.errors,
             )
-        elif sum(self.report.bad.values()) == REPORTED_BAD_LINES + 1:
+        elif verdict == LogThrottle.LAST:
             print("posthog-logging send: more bad lines; counting only", file=self.errors)
 
     def _wait_for_room(self) -> None:
@@ -242,11 +247,11 @@ class LineSender:
     def _over_high_water(self) -> bool:
         """Queued records will be buffered events (mostly one each), so they count
         against the buffer's bounds too, at the buffer's average event size."""
-        handler, stats = self.handler, self.handler.stats()
+        settings, stats = self.handler.settings, self.handler.stats()
         queued, events, size = stats["queued"], stats["buffered_events"], stats["buffered_bytes"]
         expected_bytes = size + (queued * size // events if events else 0)
         return bool(
-            queued * 2 > handler.max_queue_size
-            or (events + queued) * 2 > handler.max_buffer_events
-            or expected_bytes * 2 > handler.max_buffer_bytes
+            queued * 2 > settings.max_queue_size
+            or (events + queued) * 2 > settings.max_buffer_events
+            or expected_bytes * 2 > settings.max_buffer_bytes
         )

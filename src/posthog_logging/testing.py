@@ -34,9 +34,7 @@ from .devserver.events import group_by_trace, properties
 from .devserver.faults import DROPPED, ScriptedResponse
 from .devserver.tree import render_trace_tree
 from .handler import PosthogLogHandler
-from .pipeline import EventEncoder, RecordItem
-from .redaction import OutgoingEvents
-from .sampling import sampler_for
+from .pipeline import RecordItem, build_encoder, build_outgoing
 from .sender import library_thread
 from .stats import Stats
 
@@ -144,18 +142,13 @@ class CapturedEvents(Sequence[Event]):
 
 class _HandlerMapping:
     """One handler's mapping, as its listener would run it: options, trace state,
-    sampling and hooks of that handler."""
+    and the chain of what leaves the process (privacy mode, sampling, hooks) of
+    that handler."""
 
     def __init__(self, handler: PosthogLogHandler) -> None:
         self.stats = Stats()
-        max_event_bytes = min(handler.max_event_bytes, handler.max_buffer_bytes // 2)
-        self.encoder = EventEncoder(handler.options, self.stats, max_event_bytes=max_event_bytes)
-        self.outgoing = OutgoingEvents(
-            self.stats,
-            sampler=sampler_for(handler.sample_rate),
-            mask=handler.mask,
-            before_send=handler.before_send,
-        )
+        self.encoder = build_encoder(handler.settings, self.stats)
+        self.outgoing = build_outgoing(handler.settings, self.stats)
 
     def events(self, item: RecordItem) -> tuple[list[Event], Counter[str]]:
         """The events of one record as PostHog would receive them, and what was dropped."""

@@ -9,8 +9,11 @@ workers all link up; ``traceparent()`` and ``span(traceparent=...)`` carry a
 trace across processes as a W3C ``traceparent`` header.
 
 Each span logs one record when it ends (``span_ended``), and one more when
-it starts if ``emit_start=True``; the record's ``span`` is a fresh dict
-built for that record, so nothing the caller does later can change it.
+it starts (``span_started``) if it is a root or ``emit_start=True``: a root's
+start lets the handler cache it, so its children point at the trace
+(``docs/mapping-rules.md`` §1.2, §1.7).  Event spans log only their one record.
+The record's ``span`` is a fresh dict built for that record, so nothing the
+caller does later can change it.
 Serialising is the handler's job, on its own thread.
 """
 
@@ -41,6 +44,7 @@ from .contract import (
     SpanEvent,
     SpanType,
 )
+from .records import log_payload
 from .usage import normalize_usage
 from .values import is_number, plain, safe_str
 
@@ -351,7 +355,7 @@ class Span:
             return
         self.attributes["usage"] = normalized
         if self.span_type in _MODEL_TYPES:
-            self.attributes["rawUsage"] = raw  # sent as $ai_usage (mapping-spec Part 2 (q))
+            self.attributes["rawUsage"] = raw  # sent as $ai_usage (mapping rules, Part 2 (q))
 
     def set_error(self, error: BaseException | str) -> Span:
         """Mark the span as failed (``errorInfo``); an exception is kept for
@@ -438,19 +442,8 @@ class Span:
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
-        # makeRecord + handle is logger.info without findCaller(): the caller's file
-        # and line would only ever point in here, and finding them costs a third.
-        record = logger.makeRecord(
-            logger.name,
-            logging.INFO,
-            __file__,
-            0,
-            "%s %s",
-            (span_event.value, self.name),
-            None,
-            extra={SPAN_ATTR: self.to_span_dict(), SPAN_EVENT_ATTR: span_event.value},
-        )
-        logger.handle(record)
+        extra = {SPAN_ATTR: self.to_span_dict(), SPAN_EVENT_ATTR: span_event.value}
+        log_payload(logger, __file__, extra, "%s %s", span_event.value, self.name)
 
 
 class Generation(Span):

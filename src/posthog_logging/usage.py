@@ -4,7 +4,7 @@ Mastra's shape (what the mapping reads) is *gross*: ``inputTokens`` includes
 cached input, and the cache counts (``inputDetails.cacheRead`` /
 ``cacheWrite``) are subsets of it.  Every shape is brought to that one
 convention here, so the mapping can tell PostHog, with one explicit flag,
-how to price it (mapping-spec Part 2 (i)):
+how to price it (``docs/mapping-rules.md`` Part 2 (i)):
 
 ==========================  ==========================================================
 shape                       input tokens

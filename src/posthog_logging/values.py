@@ -1,13 +1,14 @@
-"""Value conventions of the mapping spec (§0) and property-value hygiene (Part 3).
+"""Value conventions (§0) and property-value hygiene (Part 3) of ``docs/mapping-rules.md``.
 
 Mastra's exporter is JavaScript, so several rules are phrased in JavaScript
 terms (truthiness, ``String(v)``, ``JSON.stringify``).  This module gives each
-of them one Python function, so the mapping code reads like the spec.
+of them one Python function, so the mapping code reads like those rules.
 Nothing here raises on odd input: every value ends up as something JSON can carry.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import functools
 import json
@@ -302,7 +303,7 @@ def _convert(value: Any, depth: int) -> JsonValue:
         if isinstance(value, Mapping):
             return {_key_text(key): _convert(item, depth + 1) for key, item in value.items()}
         return [_convert(item, depth + 1) for item in value]
-    return safe_str(value)
+    return _leaf_text(value)
 
 
 def _convert_dict(value: dict[Any, Any], depth: int) -> JsonValue:
@@ -368,7 +369,7 @@ def _convert_marking(value: Any, active: set[int], depth: int) -> JsonValue:
     if isinstance(value, _SCALAR_TYPES):
         return _convert_scalar(value)
     if not isinstance(value, (Mapping, list, tuple, set, frozenset)):
-        return safe_str(value)
+        return _leaf_text(value)
     marker = id(value)
     if marker in active or depth >= _MAX_DEPTH:
         return "[Circular]" if marker in active else "[Too deep]"
@@ -382,6 +383,14 @@ def _convert_marking(value: Any, active: set[int], depth: int) -> JsonValue:
         return [_convert_marking(item, active, depth) for item in value]
     finally:
         active.discard(marker)
+
+
+def _leaf_text(value: Any) -> str:
+    """Any other object as text: bytes as base64 (as pydantic's JSON mode gives an SDK
+    object's bytes, so the media rule, Part 2 (s), can recognise them), else ``str``."""
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    return safe_str(value)
 
 
 def _key_text(key: Any) -> str:

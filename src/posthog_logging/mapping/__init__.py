@@ -1,8 +1,8 @@
-"""Span and feedback records → PostHog LLM-analytics events (``mapping-spec.md``).
+"""Span and feedback records → PostHog LLM-analytics events (``docs/mapping-rules.md``).
 
 :class:`EventMapper` is the only stateful piece: it keeps the §1.2 trace state
 and dispatches each record to the builders of the other modules, which mirror
-the spec's sections (``spans`` §1.3-§1.10, ``messages`` §1.11, ``layers`` §1.12,
+the sections of those rules (``spans`` §1.3-§1.10, ``messages`` §1.11, ``layers`` §1.12,
 ``feedback`` §1.13; ``wrapped`` finishes ready PostHog events).  It keeps no
 lock itself: the pipeline holds its own lock around every call, because the
 closing thread aborts the open spans when the listener misses the shutdown
@@ -17,14 +17,14 @@ from typing import Any
 
 from ..contract import SpanEvent
 from ..values import is_truthy
-from .envelope import Event, MappingOptions, SpanRejected
+from .envelope import Event, MappingOptions, RecordRejected
 from .feedback import FeedbackEventBuilder
 from .layers import DroppedProperties
 from .spans import SpanContext, SpanEventBuilder, SpanFacts
 from .state import SHUTDOWN_ERROR, TRACE_CAP_ERROR, OpenSpan, TraceRegistry, TraceState
 from .wrapped import WrappedEventBuilder
 
-__all__ = ["DroppedProperties", "Event", "EventMapper", "MappingOptions", "SpanRejected"]
+__all__ = ["DroppedProperties", "Event", "EventMapper", "MappingOptions", "RecordRejected"]
 
 
 class EventMapper:
@@ -33,7 +33,7 @@ class EventMapper:
     def __init__(
         self,
         options: MappingOptions,
-        on_reject: Callable[[SpanRejected], None],
+        on_reject: Callable[[RecordRejected], None],
         registry: TraceRegistry | None = None,
         on_dropped_property: Callable[[str], None] | None = None,
     ) -> None:
@@ -124,6 +124,6 @@ class EventMapper:
             )
             try:
                 events.extend(self._spans.build(facts, self._context(facts, state), now_ms))
-            except SpanRejected as rejected:
+            except RecordRejected as rejected:
                 self.on_reject(rejected)
         return events

@@ -1,4 +1,4 @@
-"""The PostHog event envelope shared by every event kind (§1.16 "Each event").
+"""The event envelope of every event kind (``docs/mapping-rules.md`` §1.16).
 
 Each event gets a deterministic ``uuid`` derived from what identifies it
 (trace id, span id, event name), so a batch that is retried or replayed from
@@ -32,7 +32,6 @@ class MappingOptions:
     """The handler settings that change what the mapping produces."""
 
     mastra_compat: bool = False
-    privacy_mode: bool = False
     default_distinct_id: str | None = None
     #: Part 2 (r): a span ended by an exception also sends a ``$exception`` event.
     capture_exceptions: bool = False
@@ -40,7 +39,7 @@ class MappingOptions:
     redact_media: bool = True
 
 
-class SpanRejected(ValueError):
+class RecordRejected(ValueError):
     """A record that cannot become an event; the message says why (never the payload)."""
 
 

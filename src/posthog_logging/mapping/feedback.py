@@ -1,4 +1,4 @@
-"""§1.13: a feedback record becomes one ``$ai_feedback`` event."""
+"""``docs/mapping-rules.md`` §1.13: a feedback record becomes one ``$ai_feedback`` event."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..values import JsonValue, is_truthy, js_string, json_safe, time_ms
-from .envelope import Event, MappingOptions, SpanRejected, make_event
+from .envelope import Event, MappingOptions, RecordRejected, make_event
 from .layers import library, merge_layers, passthrough
 from .spans import CONSUMED_METADATA, as_mapping, required_id_text
 
@@ -27,13 +27,13 @@ class FeedbackEventBuilder:
         self.on_dropped = on_dropped
 
     def build(self, feedback: Any, now_ms: int) -> Event:
-        """The event; raises :class:`SpanRejected` for feedback without a usable trace id
+        """The event; raises :class:`RecordRejected` for feedback without a usable trace id
         (none at all, or one with no text that identifies; compat mode takes
         JavaScript's text of any value JavaScript has)."""
         if not isinstance(feedback, Mapping):
-            raise SpanRejected(f"feedback is a {type(feedback).__name__}, not a mapping")
+            raise RecordRejected(f"feedback is a {type(feedback).__name__}, not a mapping")
         if not is_truthy(feedback.get("traceId")):
-            raise SpanRejected("feedback has no traceId")
+            raise RecordRejected("feedback has no traceId")
         # Default mode: a trace id with no text that identifies is dropped (Part 2);
         # compat mode sends js-string of it, as Mastra does (§1.13), like a span's,
         # unless JavaScript has no such value.  A bad value, not the missing trace

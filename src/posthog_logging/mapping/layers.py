@@ -1,6 +1,6 @@
-"""§1.12 and Part 2 (c), (l): how passthrough data and the library's keys combine.
+"""``docs/mapping-rules.md`` §1.12 and Part 2 (c), (l): passthrough and the library's keys.
 
-An event's properties are built from *layers* in the order the spec lists
+An event's properties are built from *layers* in the order the rules list
 them: the library's own keys, or user data passed through (tags, attributes,
 metadata).  Compat mode merges the layers in order, so a later passthrough
 overwrites the library's keys exactly as ``@mastra/posthog`` does.  Default

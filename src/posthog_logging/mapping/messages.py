@@ -1,4 +1,4 @@
-"""§1.11 message formatting and the §1.9 tool rewrite for ``$ai_generation``.
+"""§1.11 message formatting and the §1.9 tool rewrite (``docs/mapping-rules.md``).
 
 PostHog renders ``$ai_input`` / ``$ai_output_choices`` as chat messages whose
 content is a list of typed parts; Mastra hands over AI-SDK messages, plain

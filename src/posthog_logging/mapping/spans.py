@@ -1,6 +1,6 @@
-"""§1.3-§1.10 (and Part 2): one span becomes its PostHog event(s).
+"""``docs/mapping-rules.md`` §1.3-§1.10 (and Part 2): one span becomes its event(s).
 
-Properties are assembled from *layers* in the order the spec lists them.  A
+Properties are assembled from *layers* in the order the rules list them.  A
 layer is either the library's own keys or a passthrough of user data (tags,
 attributes, metadata).  Compat mode merges the layers in order, so a later
 passthrough overwrites the library's keys exactly as ``@mastra/posthog`` does;
@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from ..contract import SpanType
+from ..contract import PRIVATE_CONTENT_PROPERTIES, SpanType
 from ..errors import exception_list
 from ..usage import normalize_usage, web_search_count
 from ..values import (
@@ -34,13 +34,11 @@ from ..values import (
     seconds_between,
     time_ms,
 )
-from .envelope import Event, MappingOptions, SpanRejected, make_event
+from .envelope import Event, MappingOptions, RecordRejected, make_event
 from .layers import Layer, library, merge_layers, passthrough
 from .media import redact_media
 from .messages import format_messages, format_tools
 
-#: Properties privacy mode removes from every span event (§1.14).
-CONTENT_PROPERTIES = ("$ai_input", "$ai_output_choices", "$ai_input_state", "$ai_output_state")
 #: Metadata keys that are read by the mapping and never passed through.
 CONSUMED_METADATA = frozenset({"userId", "sessionId"})
 
@@ -57,7 +55,7 @@ def as_mapping(value: Any) -> Mapping[str, Any]:
 class SpanFacts:
     """The fields of one span the mapping reads, parsed once.
 
-    Raises :class:`SpanRejected` when the span is not a mapping or lacks ``id``
+    Raises :class:`RecordRejected` when the span is not a mapping or lacks ``id``
     or ``traceId`` (§1.2: such a record is dropped).  Default mode also drops a
     span whose ``traceId``, ``id`` or ``parentSpanId`` has no text that
     identifies (``values.id_text``: a dict, list, bytes, bool, NaN, an object
@@ -69,7 +67,7 @@ class SpanFacts:
 
     def __init__(self, span: Any, *, mastra_compat: bool) -> None:
         if type(span) is not dict and not isinstance(span, Mapping):
-            raise SpanRejected(f"span is a {type(span).__name__}, not a mapping")
+            raise RecordRejected(f"span is a {type(span).__name__}, not a mapping")
         self.span = span
         span_id, trace_id = span.get("id"), span.get("traceId")
         if type(span_id) is str and span_id and type(trace_id) is str and trace_id:
@@ -78,7 +76,7 @@ class SpanFacts:
         else:
             for key in ("id", "traceId"):
                 if not is_truthy(span.get(key)):
-                    raise SpanRejected(f"span has no {key}")
+                    raise RecordRejected(f"span has no {key}")
             self.trace_id = required_id_text(
                 trace_id, "span dropped: its trace id", mastra_compat=mastra_compat
             )
@@ -110,7 +108,7 @@ class SpanFacts:
             return now_ms
         end_ms = time_ms(end_time)
         if end_ms is None:
-            raise SpanRejected(f"span {self.span_id} has an unparseable endTime")
+            raise RecordRejected(f"span {self.span_id} has an unparseable endTime")
         return end_ms
 
     def user_id(self) -> str | None:
@@ -125,11 +123,11 @@ def _flag(value: Any) -> bool:
 
 def required_id_text(value: Any, what: str, *, mastra_compat: bool) -> str:
     """An id of a span or feedback as text (``js_id_text`` in compat mode, else
-    ``id_text``); raises :class:`SpanRejected` ("``what`` (a dict) has no text")
+    ``id_text``); raises :class:`RecordRejected` ("``what`` (a dict) has no text")
     when it has none."""
     text = js_id_text(value) if mastra_compat else id_text(value)
     if text is None:
-        raise SpanRejected(f"{what} (a {type(value).__name__}) has no text")
+        raise RecordRejected(f"{what} (a {type(value).__name__}) has no text")
     return text
 
 
@@ -159,7 +157,7 @@ class SpanEventBuilder:
 
     # §1.3 ------------------------------------------------------------------
     def build(self, facts: SpanFacts, context: SpanContext, now_ms: int) -> list[Event]:
-        """The event(s) for one span; raises :class:`SpanRejected` if none can be built."""
+        """The event(s) for one span; raises :class:`RecordRejected` if none can be built."""
         end_ms = facts.end_ms(now_ms)
         name = self._child_name(facts)
         if facts.is_event:
@@ -189,7 +187,7 @@ class SpanEventBuilder:
 
     def _latency(self, facts: SpanFacts, end_ms: int) -> float:
         if facts.start_ms is None:
-            raise SpanRejected(f"span {facts.span_id} has no usable startTime")
+            raise RecordRejected(f"span {facts.span_id} has no usable startTime")
         return seconds_between(facts.start_ms, end_ms)
 
     # §1.4 ------------------------------------------------------------------
@@ -492,10 +490,8 @@ class SpanEventBuilder:
         layers: list[Layer],
     ) -> Event:
         properties = merge_layers(layers, self.compat, self.on_dropped)
-        if self.options.privacy_mode:
-            strip_content(properties)
-        elif self.redact:
-            for key in CONTENT_PROPERTIES:
+        if self.redact:
+            for key in PRIVATE_CONTENT_PROPERTIES:
                 if key in properties:
                     properties[key] = redact_media(properties[key])
         distinct_id, personless = self._distinct_id(facts, context)
@@ -550,9 +546,3 @@ def _raw_usage_keys(attributes: Mapping[str, Any], output: Any) -> dict[str, Jso
     if searches:
         keys["$ai_web_search_count"] = searches
     return keys
-
-
-def strip_content(properties: dict[str, JsonValue]) -> None:
-    """§1.14 privacy mode: remove prompt and response content, whatever set it."""
-    for key in CONTENT_PROPERTIES:
-        properties.pop(key, None)

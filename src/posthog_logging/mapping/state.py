@@ -1,4 +1,4 @@
-"""§1.2 per-trace state: start snapshots, open spans, the trace user, clean-up.
+"""``docs/mapping-rules.md`` §1.2 per-trace state: snapshots, open spans, user, clean-up.
 
 Mastra's exporter remembers, per trace, the span as it was when it started
 (so an end without ``input`` can borrow it and a child can tell whether its

@@ -7,8 +7,8 @@ arguments of ``posthog.Client.capture``), already placed in the enclosing
 ``pl.span`` trace; ``pl.metric`` logs its ``$ai_metric`` the same way.  What is
 left here is what the handler promises for every event it sends: only events
 PostHog's LLM analytics shows (the ``$ai_*`` events, and user feedback surveys and
-exceptions that name their trace), ids as strings, JSON-safe values, privacy
-mode, the trace's user or ``default_distinct_id``, a stable uuid and the
+exceptions that name their trace), ids as strings, JSON-safe values,
+the trace's user or ``default_distinct_id``, a stable uuid and the
 library's properties.
 """
 
@@ -19,8 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..values import is_truthy, js_string, json_safe, time_ms
-from .envelope import Event, MappingOptions, SpanRejected, make_event
-from .spans import CONTENT_PROPERTIES
+from .envelope import Event, MappingOptions, RecordRejected, make_event
 
 #: Events PostHog's LLM analytics joins to a trace when they carry ``$ai_trace_id``:
 #: user feedback from a survey, and Error tracking's exceptions.  Every ``$ai_*``
@@ -28,10 +27,6 @@ from .spans import CONTENT_PROPERTIES
 TRACE_LINKED_EVENTS = frozenset({"survey sent", "survey shown", "$exception"})
 #: Properties holding ids; LangChain's handler passes ``uuid.UUID`` objects.
 ID_PROPERTIES = ("$ai_trace_id", "$ai_parent_id", "$ai_span_id", "$ai_session_id")
-#: What privacy mode removes: the span content, the Responses API's instructions
-#: (the wrappers' own privacy mode removes those too), and ``$ai_output``, the
-#: older output property PostHog still reads as content.
-WRAPPED_CONTENT_PROPERTIES = (*CONTENT_PROPERTIES, "$ai_instructions", "$ai_output")
 
 
 class WrappedEventBuilder:
@@ -41,22 +36,22 @@ class WrappedEventBuilder:
         self.options = options
 
     def build(self, payload: Any, now_ms: int, trace_user: Callable[[str], str | None]) -> Event:
-        """The event; raises :class:`SpanRejected` for anything LLM analytics does not show.
+        """The event; raises :class:`RecordRejected` for anything LLM analytics does not show.
 
         ``trace_user`` gives the user of a known trace, for an event logged with
         no distinct id (``pl.metric`` outside the trace's spans)."""
         if not isinstance(payload, Mapping):
-            raise SpanRejected(f"posthog_event is a {type(payload).__name__}, not a mapping")
+            raise RecordRejected(f"posthog_event is a {type(payload).__name__}, not a mapping")
         name = payload.get("event")
         if not isinstance(name, str) or not name:
-            raise SpanRejected("posthog_event has no event name")
+            raise RecordRejected("posthog_event has no event name")
         given = payload.get("properties")
         if given is not None and not isinstance(given, Mapping):
-            raise SpanRejected(f"posthog_event properties are a {type(given).__name__}")
+            raise RecordRejected(f"posthog_event properties are a {type(given).__name__}")
         if not name.startswith("$ai_") and not (
             name in TRACE_LINKED_EVENTS and given and given.get("$ai_trace_id") is not None
         ):
-            raise SpanRejected(
+            raise RecordRejected(
                 f"posthog_event {name[:40]!r} is neither an $ai_ event nor a survey or "
                 "$exception event with $ai_trace_id"
             )
@@ -68,9 +63,6 @@ class WrappedEventBuilder:
         groups = payload.get("groups")
         if isinstance(groups, Mapping) and groups:
             properties["$groups"] = json_safe(groups)
-        if self.options.privacy_mode:
-            for key in WRAPPED_CONTENT_PROPERTIES:
-                properties.pop(key, None)
         given_id = payload.get("distinct_id")
         trace_id = properties.get("$ai_trace_id")
         if not is_truthy(given_id) and isinstance(trace_id, str):

@@ -42,7 +42,7 @@ _OPERATION_TYPES = {
     "text_completion": SpanType.MODEL_GENERATION.value,
     "completion": SpanType.MODEL_GENERATION.value,
     "generate_content": SpanType.MODEL_GENERATION.value,
-    # Part 2 (n): ``model_embedding`` becomes ``$ai_embedding``.
+    # docs/mapping-rules.md Part 2 (n): ``model_embedding`` becomes ``$ai_embedding``.
     "embeddings": "model_embedding",
     "embedding": "model_embedding",
     "execute_tool": SpanType.TOOL_CALL.value,
@@ -412,7 +412,8 @@ def _output(span_type: str, attributes: Mapping[str, Any], events: Sequence[Any]
     text = attributes.get("ai.response.text")
     tool_calls = _parsed(attributes.get("ai.response.toolCalls"))
     if isinstance(tool_calls, list) and tool_calls:
-        # §1.11 rule 4 reads Mastra's {text, toolCalls}; the AI SDK 5 says ``input``.
+        # docs/mapping-rules.md §1.11 rule 4 reads Mastra's {text, toolCalls};
+        # the AI SDK 5 says ``input``.
         calls = [_vercel_tool_call(call) for call in tool_calls if isinstance(call, Mapping)]
         return {"text": text if isinstance(text, str) else "", "toolCalls": calls}
     if isinstance(text, str):

@@ -43,7 +43,6 @@ import os
 import threading
 import weakref
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from opentelemetry.context import Context
@@ -58,6 +57,9 @@ from ..contract import (
     SPAN_EVENT_ATTR,
     SpanEvent,
 )
+from ..diagnostics import LogThrottle
+from ..handler import PosthogLogHandler
+from ..records import log_payload, reached_handlers
 from . import logfire
 from .conventions import is_ai_span, span_dict
 
@@ -113,6 +115,7 @@ class LoggingSpanProcessor(SpanProcessor):
         #: OTel traces begun inside a pl.span: OTel trace id -> that span's ids.
         self._hosts: dict[int, _Host] = {}
         self._counts: Counter[str] = Counter()
+        self._failure_logs = LogThrottle()
         self._shut_down = False
         if hasattr(os, "register_at_fork"):
             # A fork while another thread held the lock would leave the child's copy
@@ -165,26 +168,20 @@ class LoggingSpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Flush the handlers the records reach, so ``provider.force_flush()`` delivers."""
-        for handler in self._handlers():
+        for handler in reached_handlers(self.logger):
             handler.flush()
         return True
 
     def private(self) -> bool:
         """Whether records are made under privacy mode (see the class docstring)."""
         return self.privacy_mode or any(
-            getattr(handler, "privacy_mode", False) is True for handler in self._handlers()
+            isinstance(handler, PosthogLogHandler) and handler.settings.privacy_mode
+            for handler in reached_handlers(self.logger)
         )
 
     # -------------------------------------------------------------- internals
     def _at_fork_reinit(self) -> None:
         self._lock = threading.RLock()
-
-    def _handlers(self) -> Iterator[logging.Handler]:
-        """The handlers a record logged on ``self.logger`` reaches."""
-        logger: logging.Logger | None = self.logger
-        while logger is not None:
-            yield from logger.handlers
-            logger = logger.parent if logger.propagate else None
 
     def _end(self, span: ReadableSpan) -> None:
         context = span.get_span_context()
@@ -205,9 +202,10 @@ class LoggingSpanProcessor(SpanProcessor):
                 return
             self._counts["logged"] += 1
         # Logging happens outside the lock (handlers may write files).  Two threads
-        # may both announce a root: a repeated start replaces the first (spec §1.2),
-        # and either way the start precedes each child's end.  A trace hosted by a
-        # pl.span has its root there, announced by the tracing API.
+        # may both announce a root: a repeated start replaces the first
+        # (docs/mapping-rules.md §1.2), and either way the start precedes each
+        # child's end.  A trace hosted by a pl.span has its root there, announced
+        # by the tracing API.
         if root is not None and host is None and not root.announced:
             self._log(root.span, SpanEvent.STARTED, None)
             root.announced = True
@@ -237,24 +235,15 @@ class LoggingSpanProcessor(SpanProcessor):
             return
         start_only = span_event is SpanEvent.STARTED
         record_span = span_dict(span, start_only=start_only, host=host, private=self.private())
-        record = self.logger.makeRecord(
-            self.logger.name,
-            logging.INFO,
-            __file__,
-            0,
-            "%s %s",
-            (span_event.value, span.name),
-            None,
-            extra={SPAN_ATTR: record_span, SPAN_EVENT_ATTR: span_event.value},
-        )
-        self.logger.handle(record)
+        extra = {SPAN_ATTR: record_span, SPAN_EVENT_ATTR: span_event.value}
+        log_payload(self.logger, __file__, extra, "%s %s", span_event.value, span.name)
 
     def _failed(self, hook: str, span: ReadableSpan | None = None) -> None:
         """Count and report a span this processor could not handle (never raises)."""
         try:
             with self._lock:
                 self._counts["failed"] += 1
-                first = self._counts["failed"] == 1
+            first = self._failure_logs.allows("failed")
             name = span.name if span is not None else "?"
             _log.log(
                 logging.WARNING if first else logging.DEBUG,
