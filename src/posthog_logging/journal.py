@@ -235,15 +235,15 @@ class Journal:
 
         Called by the sender once it released its lock, and outside the journal's:
         an ``fsync`` may take a while on a busy disk, and nothing waits for it.
+        The time is looked at before the lock is taken (it is called once per
+        ``add``; a stale look only puts the check off to the next call).
         """
+        interval, now = self.fsync_interval, self._clock()
+        if interval is None or now - self._last_sync < interval:
+            return
         with self._lock:
-            segment, now = self._current, self._clock()
-            if (
-                self.fsync_interval is None
-                or segment is None
-                or segment.descriptor is None
-                or now - self._last_sync < self.fsync_interval
-            ):
+            segment = self._current
+            if segment is None or segment.descriptor is None or now - self._last_sync < interval:
                 return
             self._last_sync = now
             try:
