@@ -14,7 +14,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -26,14 +26,16 @@ from posthog_logging.spill import try_lock
 from .conftest import DUMMY_KEY, RecordCollector
 from .helpers import dead_url, handler_for, span_ids, tool_span
 
-#: Logs ``tool_span``-like spans at a steady rate until killed, printing "n wall-time"
-#: after each one is logged.  argv: host, spill_dir, spans per second, a span as JSON.
+#: Logs ``tool_span``-like spans at a steady rate until killed, printing its pid first,
+#: then "n wall-time" after each one is logged.
+#: argv: host, spill_dir, spans per second, a span as JSON.
 LOGGING_UNTIL_KILLED = """
-import json, logging, sys, time
+import json, logging, os, sys, time
 from posthog_logging import PosthogLogHandler
 
 host, spill_dir, rate, template = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 handler = PosthogLogHandler(api_key="phc_test", host=host, spill_dir=spill_dir)
+print("pid", os.getpid(), flush=True)
 log = logging.getLogger("killed")
 log.addHandler(handler)
 log.setLevel(logging.INFO)
@@ -50,16 +52,46 @@ while True:
 """
 
 
-def log_until_killed(host: str, spill_dir: Path, spans: int) -> dict[int, float]:
-    """Run :data:`LOGGING_UNTIL_KILLED` at 500 spans/s, SIGKILL it once ``spans`` were
-    logged; returns when each span was logged (wall clock), and the kill's under -1."""
+class KilledRun(NamedTuple):
+    """What :func:`log_until_killed` saw: when each span was logged (wall clock), when
+    the kill came, and the logging process's pid as it saw it."""
+
+    logged: dict[int, float]
+    killed_at: float
+    pid: int
+
+    def expected(self) -> Counter[str]:
+        """The spans logged more than 0.5 s before the kill: each must be delivered once."""
+        return Counter(f"{n:016x}" for n, at in self.logged.items() if at < self.killed_at - 0.5)
+
+
+#: Runs a command as PID 1 of a new PID namespace, as a container's entry point runs.
+AS_PID_1 = ["unshare", "--pid", "--fork", "--mount-proc"]
+
+
+def pid_1_of(launcher: subprocess.Popen[str]) -> int:
+    """The pid (in this namespace) of the process ``unshare --fork`` started."""
+    children = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children")
+    wait_for(lambda: children.read_text().split())
+    (child,) = children.read_text().split()
+    return int(child)
+
+
+def log_until_killed(
+    host: str, spill_dir: Path, spans: int, launcher: list[str] | None = None
+) -> KilledRun:
+    """Run :data:`LOGGING_UNTIL_KILLED` at 500 spans/s (under ``launcher``, when
+    given) and SIGKILL the logging process once ``spans`` were logged."""
     template = json.dumps(tool_span(0))
+    arguments = [host, str(spill_dir), "500", template]
     child = subprocess.Popen(
-        [sys.executable, "-c", LOGGING_UNTIL_KILLED, host, str(spill_dir), "500", template],
+        [*(launcher or []), sys.executable, "-c", LOGGING_UNTIL_KILLED, *arguments],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert child.stdout is not None
+    _, pid = child.stdout.readline().split()
+    logging_process = pid_1_of(child) if launcher else child.pid
     logged: dict[int, float] = {}
     for line in child.stdout:
         number, at = line.split()
@@ -67,14 +99,13 @@ def log_until_killed(host: str, spill_dir: Path, spans: int) -> dict[int, float]
         if len(logged) >= spans:
             break
     killed_at = time.time()
-    child.send_signal(signal.SIGKILL)
+    os.kill(logging_process, signal.SIGKILL)
     rest, _ = child.communicate(timeout=60)
     for line in rest.splitlines():
         if len(line.split()) == 2:
             number, at = line.split()
             logged[int(number)] = float(at)
-    logged[-1] = killed_at
-    return logged
+    return KilledRun(logged, killed_at, int(pid))
 
 
 def wait_for(condition: Any, timeout: float = 60.0) -> None:
@@ -91,12 +122,11 @@ def test_spans_of_a_process_killed_during_an_outage_are_delivered_by_the_next(
     spill_dir = tmp_path / "spill"
     with CaptureServer() as hanging:
         hanging.answer_by_default(ScriptedResponse(hang=True))
-        logged = log_until_killed(hanging.url, spill_dir, spans=1500)
-    killed_at = logged.pop(-1)
+        run = log_until_killed(hanging.url, spill_dir, spans=1500)
     if renamed_to_a_live_pid:  # as an earlier version named its files: this pid is alive
         for number, segment in enumerate(sorted(spill_dir.glob("journal-*.jsonl"))):
             segment.rename(spill_dir / f"spill-{os.getpid()}-{number}-0000.jsonl.part")
-    expected = Counter(f"{n:016x}" for n, at in logged.items() if at < killed_at - 0.5)
+    expected = run.expected()
     assert len(expected) >= 1000
 
     with CaptureServer() as healthy:
@@ -105,11 +135,79 @@ def test_spans_of_a_process_killed_during_an_outage_are_delivered_by_the_next(
         wait_for(lambda: not list(spill_dir.glob("*.jsonl*")))
         handler.close()
         received = healthy.events
+    assert_each_delivered_once(received, expected)
+    assert handler.stats()["resumed"] == len(received)
+    assert list(spill_dir.iterdir()) == []
+
+
+def assert_each_delivered_once(received: list[dict[str, Any]], expected: Counter[str]) -> None:
     by_uuid = Counter(event["uuid"] for event in received)
     assert set(by_uuid.values()) == {1}  # each once, as PostHog counts
     delivered = span_ids(received)
     assert {span: delivered[span] for span in expected} == expected
-    assert handler.stats()["resumed"] == len(received)
+
+
+#: Resumes ``spill_dir`` (argv 2) against ``host`` (argv 1): prints its pid, waits for a
+#: line on stdin, closes the handler and prints its stats.
+RESUMING = """
+import json, os, sys
+from posthog_logging import PosthogLogHandler
+
+handler = PosthogLogHandler(api_key="phc_test", host=sys.argv[1], spill_dir=sys.argv[2])
+print(os.getpid(), flush=True)
+sys.stdin.readline()
+handler.close()
+print(json.dumps(handler.stats()), flush=True)
+"""
+
+
+def unshare_refusal() -> str | None:
+    """Why a new PID namespace cannot be had here (no ``unshare``, not permitted), or None."""
+    try:
+        probe = subprocess.run(
+            [*AS_PID_1, "sh", "-c", "echo $$"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except FileNotFoundError:
+        return "unshare(1) is not installed"
+    if probe.stdout.strip() != "1":
+        return f"unshare --pid is not permitted here: {probe.stderr.strip()}"
+    return None
+
+
+@pytest.mark.slow
+def test_a_container_restarted_as_pid_1_delivers_what_its_killed_predecessor_journaled(
+    tmp_path: Path,
+) -> None:
+    refusal = unshare_refusal()
+    if refusal is not None:
+        pytest.skip(refusal)
+    spill_dir = tmp_path / "spill"
+    with CaptureServer() as hanging:
+        hanging.answer_by_default(ScriptedResponse(hang=True))
+        run = log_until_killed(hanging.url, spill_dir, spans=1500, launcher=AS_PID_1)
+    assert run.pid == 1
+    expected = run.expected()
+    assert len(expected) >= 1000
+
+    with CaptureServer() as healthy:
+        successor = subprocess.Popen(
+            [*AS_PID_1, sys.executable, "-c", RESUMING, healthy.url, str(spill_dir)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert successor.stdout is not None
+        assert int(successor.stdout.readline()) == 1  # the same pid as its predecessor
+        wait_for(lambda: len(healthy.events) >= len(expected))
+        wait_for(lambda: not list(spill_dir.glob("*.jsonl*")))
+        stats_line, _ = successor.communicate("close\n", timeout=60)
+        received = healthy.events
+    assert_each_delivered_once(received, expected)
+    assert json.loads(stats_line)["resumed"] == len(received)
     assert list(spill_dir.iterdir()) == []
 
 

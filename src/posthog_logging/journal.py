@@ -1,11 +1,11 @@
 """The write-ahead journal: with ``spill_dir`` set, every event is on disk before it is sent.
 
-The sender appends each encoded event it buffers to the journal's current
-segment (``journal-<ms>-<random>.jsonl`` in ``spill_dir``, one event per
-line) before any sender thread can take it; each write goes to the operating
-system at once, so a process killed at any moment (``kill -9``, the OOM
-killer, an evicted pod) loses only what it had not yet appended, and
-``fsync`` every ``fsync_interval`` seconds bounds what a power loss can take.
+The sender appends the encoded events it buffers (a run of them with one
+write) to the journal's current segment (``journal-<ms>-<random>.jsonl`` in
+``spill_dir``, one event per line) before any sender thread can take them;
+each write goes to the operating system at once, so a process killed at any
+moment (``kill -9``, the OOM killer, an evicted pod) loses only what it had
+not yet appended, and ``fsync`` every ``fsync_interval`` seconds bounds what a power loss can take.
 Events are numbered as the sender buffers them; as they are accepted (or
 given up on, counted) the journal records their lines in the segment's ledger
 (:mod:`.spill`), and a segment whose every line is settled is deleted once
@@ -126,10 +126,12 @@ class Journal:
         return f"<Journal {self.directory}>"
 
     # ------------------------------------------------------------ the sender's calls
-    def append(self, number: int, event: EncodedEvent) -> bool:
-        """Write the event numbered ``number``; False when it could not be written."""
+    def append(self, first: int, events: list[EncodedEvent]) -> bool:
+        """Write the events numbered ``first`` onwards, with one write (one system
+        call for a whole run is what keeps the journal cheap); False when they
+        could not be written."""
         with self._lock:
-            return self._write(event, number)
+            return self._write(events, first)
 
     def settle(self, first: int, count: int) -> None:
         """The events numbered ``first`` to ``first + count - 1`` need not be sent again."""
@@ -154,7 +156,7 @@ class Journal:
             for offset, event in enumerate(events):
                 segment = written.get(offset)
                 if segment is None:
-                    if not self._write(event, None):
+                    if not self._write([event], None):
                         return Kept(kept, self._last_error)
                     segment = self._segments[-1]  # the newest segment is the one written
                 segment.kept += 1
@@ -180,10 +182,10 @@ class Journal:
     # -------------------------------------------------------------- inside
     _last_error = "the journal could not be written"
 
-    def _write(self, event: EncodedEvent, number: int | None) -> bool:
+    def _write(self, events: list[EncodedEvent], first: int | None) -> bool:
         if self.closed or self._clock() < self._write_again_at:
             return False
-        data = (event + "\n").encode("ascii")
+        data = ("\n".join(events) + "\n").encode("ascii")
         segment = self._current
         try:
             if segment is None:
@@ -200,10 +202,11 @@ class Journal:
             self.failing = True
             return False
         self.failing = False
-        if number is not None:
-            segment.numbers.append(number)
-            segment.line_of.append(segment.lines)
-        segment.lines += 1
+        count = len(events)
+        if first is not None:
+            segment.numbers.extend(range(first, first + count))
+            segment.line_of.extend(range(segment.lines, segment.lines + count))
+        segment.lines += count
         segment.size += len(data)
         if segment.size >= self.segment_bytes:
             self._current = None  # the next event starts a new segment
@@ -233,15 +236,15 @@ class Journal:
 
         Called by the sender once it released its lock, and outside the journal's:
         an ``fsync`` may take a while on a busy disk, and nothing waits for it.
+        The time is looked at before the lock is taken (it is called once per
+        ``add``; a stale look only puts the check off to the next call).
         """
+        interval, now = self.fsync_interval, self._clock()
+        if interval is None or now - self._last_sync < interval:
+            return
         with self._lock:
-            segment, now = self._current, self._clock()
-            if (
-                self.fsync_interval is None
-                or segment is None
-                or segment.descriptor is None
-                or now - self._last_sync < self.fsync_interval
-            ):
+            segment = self._current
+            if segment is None or segment.descriptor is None or now - self._last_sync < interval:
                 return
             self._last_sync = now
             try:

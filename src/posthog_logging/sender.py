@@ -227,32 +227,46 @@ class Sender:
 
     # ------------------------------------------------------------ listener side
     def add(self, event: EncodedEvent) -> None:
-        """Buffer one encoded event (journaled first, with a journal); wake a sender
-        when a batch is ready."""
+        """Buffer one encoded event: :meth:`add_many` of one."""
+        self.add_many([event])
+
+    def add_many(self, events: list[EncodedEvent]) -> None:
+        """Buffer encoded events, journaled first (with a journal: the run with one
+        write, before any sender can take them); wake a sender when a batch is ready."""
         with self._ready:
             if self.abandoned:
                 self.losses.record_lost(
-                    None, [event], "shutdown_deadline", SHUTDOWN_WHY, may_keep=False
+                    None, events, "shutdown_deadline", SHUTDOWN_WHY, may_keep=False
                 )
             else:
-                head = self.buffer.removed
-                overflow = self.buffer.append(event)
-                refused = bool(overflow) and overflow[-1] is event
-                if self.journal is not None and not refused:
-                    self.journal.append(self.buffer.appended - 1, event)
-                if overflow:
-                    self.losses.record_lost(
-                        None if refused else head,
-                        overflow,
-                        "buffer_full",
-                        "the buffer is full",
-                        may_keep=self.spill_on_overflow,
-                    )
+                unwritten: list[EncodedEvent] = []  # buffered last, not yet journaled
+                for event in events:
+                    head = self.buffer.removed
+                    overflow = self.buffer.append(event)
+                    refused = bool(overflow) and overflow[-1] is event
+                    if not refused:
+                        unwritten.append(event)
+                    if overflow:
+                        self._journal(unwritten)  # before what was pushed out is kept
+                        self.losses.record_lost(
+                            None if refused else head,
+                            overflow,
+                            "buffer_full",
+                            "the buffer is full",
+                            may_keep=self.spill_on_overflow,
+                        )
+                self._journal(unwritten)
                 if len(self.buffer) >= self.flush_at and self._start_threads():
                     self._ready.notify()
         if self.journal is not None:
             self.journal.sync_now_and_then()
         self.losses.log_pending()
+
+    def _journal(self, unwritten: list[EncodedEvent]) -> None:
+        """Journal the events buffered last (the tail's numbers) and empty the list."""
+        if self.journal is not None and unwritten:
+            self.journal.append(self.buffer.appended - len(unwritten), unwritten)
+        unwritten.clear()
 
     def make_due(self) -> int:
         """Everything buffered now goes, in batches however small; returns the
