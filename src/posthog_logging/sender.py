@@ -71,7 +71,7 @@ MAX_REQUEST_EVENTS = 1000
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 #: With a journal, close() leaves the backlog to it once no request was answered
 #: for this long (the server hangs), instead of waiting out ``shutdown_timeout``.
-JOURNAL_STALL_SECONDS = 1.0
+JOURNAL_STALL_SECONDS = 0.75
 #: How often a close() that waits checks whether it may leave the rest to the journal.
 STALL_CHECK_SECONDS = 0.1
 #: What earlier processes left in the journal is sent at most this fast.
