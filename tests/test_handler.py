@@ -593,7 +593,7 @@ def test_flush_has_a_deadline_when_the_server_hangs(
     # The request is never answered and would time out only after 600 s: flush() and
     # close() must return by their own deadlines, while it still hangs.
     capture_server.answer_by_default(ScriptedResponse(hang=True))
-    handler, log = make_handler(flush_timeout=0.5, shutdown_timeout=1.0, request_timeout=600)
+    handler, log = make_handler(flush_timeout=0.2, shutdown_timeout=0.3, request_timeout=600)
     log.info("x", extra={"span": tool_span(1)})
     returns_in_time(handler.flush)
     assert capture_server.wait_for_in_flight(1, timeout=PATIENCE) == 1

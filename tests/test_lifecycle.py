@@ -54,6 +54,7 @@ print(json.dumps(handler.stats()["dropped"]))
 """
 
 
+@pytest.mark.slow  # a subprocess
 def test_records_reaching_a_handler_closed_by_a_new_config_are_reported_once(
     capture_server: CaptureServer, tmp_path: Path
 ) -> None:
@@ -68,6 +69,7 @@ def test_records_reaching_a_handler_closed_by_a_new_config_are_reported_once(
     assert capture_server.events == []
 
 
+@pytest.mark.slow  # a subprocess
 def test_loss_reports_stay_visible_after_a_config_that_disables_existing_loggers(
     capture_server: CaptureServer, tmp_path: Path
 ) -> None:
@@ -88,6 +90,7 @@ logging.shutdown()
     assert "dropped 5 events" in result.stderr
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_worker_framework_whose_exit_hook_fails_costs_no_record(
     capture_server: CaptureServer, tmp_path: Path
 ) -> None:

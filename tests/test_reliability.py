@@ -56,6 +56,7 @@ def test_transient_faults_are_retried_and_everything_arrives_once(
     assert stats["dropped"] == {}
 
 
+@pytest.mark.slow  # seconds of retries against a server with latency
 def test_mixed_faults_with_concurrent_senders_arrive_exactly_once() -> None:
     rng = random.Random(7)
     faults = [
@@ -114,6 +115,7 @@ def test_flush_waits_for_retries_and_every_sender() -> None:
         handler.close()
 
 
+@pytest.mark.slow  # waits out a Retry-After of 1 s
 def test_retry_after_is_honoured(capture_server: CaptureServer) -> None:
     capture_server.script(ScriptedResponse(status=429, headers={"Retry-After": "1"}))
     handler, log = handler_for(capture_server.url, "retry_after", flush_at=1)
@@ -254,7 +256,7 @@ def test_dead_server_with_spill_dir_then_replay_delivers_each_once(
 def test_interrupted_replay_resumes_without_sending_twice(
     tmp_path: Path, capture_server: CaptureServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    handler, log = handler_for(dead_url(), "interrupt", spill_dir=tmp_path, shutdown_timeout=1.0)
+    handler, log = handler_for(dead_url(), "interrupt", spill_dir=tmp_path, shutdown_timeout=0.3)
     for n in range(250):
         log.info("x", extra={"span": tool_span(n)})
     handler.close()
