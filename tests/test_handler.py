@@ -183,7 +183,7 @@ def test_dictconfig_builds_a_working_handler_without_a_start_call(
     assert handler.privacy_mode is True
     for n in range(4):
         logger.info("x", extra={"span": tool_span(n, input="secret")})
-    events = capture_server.wait_for_events(4, timeout=5)
+    events = capture_server.wait_for_events(4, timeout=PATIENCE)
     assert len(events) == 4
     assert [len(r.batch) for r in capture_server.requests] == [2, 2]
     assert all("$ai_input_state" not in e["properties"] for e in events)

@@ -347,7 +347,7 @@ def test_default_bounds_absorb_a_burst_of_20000_spans(capture_server: CaptureSer
 
 def test_block_policy_waits_for_room_instead_of_dropping(capture_server: CaptureServer) -> None:
     handler, log = handler_for(
-        capture_server.url, "block", max_queue_size=10, overflow="block", block_timeout=5.0
+        capture_server.url, "block", max_queue_size=10, overflow="block", block_timeout=PATIENCE
     )
     for n in range(300):
         log.info("x", extra={"span": tool_span(n)})
