@@ -23,6 +23,7 @@ import queue
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -744,6 +745,71 @@ def bench_sustained(seconds: float) -> str:
     )
 
 
+def _compared(rate: int | None, base: int | None) -> str:
+    """A highest sustained rate against another (None: below the lowest tried)."""
+    rate, base = rate or 0, base or 0
+    return "same" if rate == base else ("higher" if rate > base else "lower")
+
+
+def bench_journal(count: int, seconds: float) -> str:
+    """The write-ahead journal's cost on the healthy path, side by side in one run:
+    a burst of ``count`` spans and the highest sustained rate that holds, at 50 and
+    150 ms, without and with ``spill_dir`` (each run with a fresh directory)."""
+    rows = []
+    for latency in LATENCIES[1:]:
+        figures: dict[bool, tuple[dict[str, Any], int | None]] = {}
+        for journal in (False, True):
+            with tempfile.TemporaryDirectory() as directory:
+                options: dict[str, Any] = {"spill_dir": directory} if journal else {}
+                burst = deliver("ours", count, latency=latency, **options)
+                highest = None
+                for rate in RATES:
+                    paced = int(rate * seconds)
+                    if not _holds(
+                        deliver("ours", paced, latency=latency, rate=rate, **options),
+                        paced,
+                        seconds,
+                    ):
+                        break
+                    highest = rate
+                figures[journal] = (burst, highest)
+        for journal in (False, True):
+            burst, highest = figures[journal]
+            cpu = burst["cpu"] / burst["events"] * 1000
+            base_burst, base_highest = figures[False]
+            base_cpu = base_burst["cpu"] / base_burst["events"] * 1000
+            rows.append(
+                [
+                    _ms(latency),
+                    "spill_dir (journal)" if journal else "no spill_dir",
+                    f"{burst['events']:,} in {burst['wall']:.2f} s",
+                    f"{burst['events'] / burst['wall']:,.0f}/s",
+                    f"{cpu:.3f}",
+                    f"{cpu / base_cpu - 1:+.0%}" if journal else "-",
+                    _rate(highest),
+                    "-" if not journal else _compared(highest, base_highest),
+                ]
+            )
+    return table(
+        f"9. The journal's cost (spill_dir): a burst of {count:,} spans, and the highest"
+        f" sustained rate that holds for {seconds:g} s",
+        [
+            "round trip",
+            "variant",
+            "burst delivered",
+            "burst events/s",
+            "CPU s per 1,000 events",
+            "CPU vs none",
+            "highest sustained rate",
+            "vs none",
+        ],
+        rows,
+    ) + (
+        "\n\nThe journal appends every event to a segment file before it is sent and"
+        " records accepted lines in a ledger; a healthy server leaves nothing behind."
+    )
+
+
 def targets() -> str:
     """Issue 10's targets, met or not, from the latency benchmarks that ran."""
     rows = []
@@ -829,7 +895,16 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=["caller", "throughput", "memory", "tracing", "latency", "sustained", "outage"],
+        choices=[
+            "caller",
+            "throughput",
+            "memory",
+            "tracing",
+            "latency",
+            "sustained",
+            "outage",
+            "journal",
+        ],
         help="run only these benchmarks",
     )
     parser.add_argument(
@@ -867,10 +942,11 @@ def main() -> None:
         "latency": lambda: bench_latency(20_000 // scale),
         "sustained": lambda: bench_sustained(8 / (4 if args.quick else 1)),
         "outage": lambda: bench_outage(60 / scale),
+        "journal": lambda: bench_journal(20_000 // scale, 8 / (4 if args.quick else 1)),
     }
     print(f"posthog-logging benchmarks — {machine()}")
-    # The 60-second outage runs only when asked for: --only outage.
-    for name in args.only or [name for name in benchmarks if name != "outage"]:
+    # The 60-second outage and the journal's side-by-side run only when asked for.
+    for name in args.only or [name for name in benchmarks if name not in ("outage", "journal")]:
         print(benchmarks[name](), flush=True)
     print(targets())
 

@@ -3,7 +3,9 @@
 It records an agent run (the trace), two model generations with messages,
 model, provider and token usage, a tool call, and one failing tool call that
 the agent recovers from, all through ``logging`` configured by ``dictConfig``.
-Run it with no PostHog account: it then prints the trace it sent.
+Run it with no PostHog account: it then prints the trace it sent.  Against
+``posthog-logging dev-server`` it prints the address of the run in the dev
+server's trace viewer.
 
     python examples/agent_run.py
 """
@@ -11,7 +13,9 @@ Run it with no PostHog account: it then prints the trace it sent.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
+from urllib.parse import urlsplit
 
 import posthog_logging as pl
 from example_support import setup
@@ -49,7 +53,8 @@ def fake_model(messages: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def answer(question: str) -> str:
+def answer(question: str) -> tuple[str, str]:
+    """The agent's reply, and the id of the trace that recorded it."""
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": "You are a helpful weather assistant."},
         {"role": "user", "content": question},
@@ -77,7 +82,7 @@ def answer(question: str) -> str:
                 )
             if not reply.get("toolCalls"):
                 agent.update(output=reply["text"])
-                return str(reply["text"])
+                return str(reply["text"]), agent.trace_id
             for call in reply["toolCalls"]:
                 try:
                     result = get_weather(**call["args"])
@@ -87,9 +92,28 @@ def answer(question: str) -> str:
         raise RuntimeError("the agent gave up")
 
 
+def where_to_read(trace_id: str) -> str:
+    """Where to read the run in a browser: its page in a local dev server's viewer,
+    else how to start one."""
+    host = os.environ.get("POSTHOG_HOST", "").rstrip("/")
+    if not os.environ.get("POSTHOG_API_KEY"):
+        return (
+            "To read this run in a browser: start `posthog-logging dev-server` in another "
+            "terminal, run\n"
+            "  POSTHOG_HOST=http://127.0.0.1:8765 POSTHOG_API_KEY=phc_local "
+            "python examples/agent_run.py\n"
+            "and open the address it prints."
+        )
+    if urlsplit(host).hostname in ("127.0.0.1", "localhost"):
+        return f"Read this run in the dev server's trace viewer: {host}/traces/{trace_id}"
+    return "Read this run in PostHog: LLM analytics, Traces."
+
+
 def main() -> None:
     setup()
-    print(answer("What's the weather in Paris?"))
+    reply, trace_id = answer("What's the weather in Paris?")
+    print(reply)
+    print(where_to_read(trace_id))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from example_support import posthog_target
 def load_config(path: Path) -> dict[str, Any]:
     text = path.read_text()
     if path.suffix in (".yaml", ".yml"):
-        import yaml  # noqa: PLC0415 - only YAML configs need PyYAML ('posthog-logging[yaml]')
+        import yaml  # noqa: PLC0415 - only YAML configs need PyYAML (the [yaml] extra)
 
         config: dict[str, Any] = yaml.safe_load(text)
     else:

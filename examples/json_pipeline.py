@@ -3,7 +3,9 @@
 The application already writes JSON logs with python-json-logger to a file
 (or stdout, for a collector).  Spans now go to both: the file gets each span
 as one JSON object per line (``SpanJsonFormatter``), PostHog gets the events.
-``posthog-logging replay app.jsonl`` could send such a file to PostHog later.
+To deliver such a file from another process instead (a log shipper's side), pipe a
+copy of its lines to ``posthog-logging send -`` (docs/pipelines.md); the application's
+own log file stays where it is.
 
     python examples/json_pipeline.py [app.jsonl]
 """

@@ -6,7 +6,8 @@ The application is instrumented the OpenTelemetry way
 into span records for the ``PosthogLogHandler``.  The OpenAI client talks to
 an in-process fake (``httpx.MockTransport``), so no network or key is needed.
 
-    pip install 'posthog-logging[otel]' opentelemetry-instrumentation-openai-v2 openai
+    pip install -e '.[otel]' openai opentelemetry-instrumentation-openai-v2 \
+        'opentelemetry-util-genai<1.2'    # from a clone; see docs/opentelemetry.md
     python examples/otel_openai.py
 """
 

@@ -27,6 +27,9 @@ import pytest
 from posthog_logging.devserver import CaptureServer
 from posthog_logging.values import time_ms
 
+#: pytester runs the posthog_events fixture's sample projects (test_pytest_plugin.py).
+pytest_plugins = ["pytester"]
+
 #: The conformance scenarios: $POSTHOG_LOGGING_FIXTURES, else the team's shared copy
 #: beside the repository (it may hold newer scenarios), else the copy kept in tests/.
 _SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "fixtures.json"

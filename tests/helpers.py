@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -190,6 +191,26 @@ def blocked_in(thread: threading.Thread, function: Callable[..., Any]) -> bool:
         if frame.f_code is function.__code__:
             return all(inner.f_code.co_filename == threading.__file__ for inner in frames[:depth])
     return False
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def get(url: str, deadline: float) -> bytes:
+    """GET ``url``, retrying connection errors until ``deadline`` (the server is booting)."""
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                body: bytes = response.read()
+                return body
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def handler_for(url: str, name: str, **kwargs: Any) -> tuple[PosthogLogHandler, logging.Logger]:

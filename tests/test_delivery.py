@@ -21,7 +21,7 @@ import pytest
 import posthog_logging
 from posthog_logging.cli import main as cli_main
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
-from posthog_logging.transport import MAX_EVENT_BYTES
+from posthog_logging.encoding import MAX_EVENT_BYTES
 
 from .conftest import DUMMY_KEY, RecordCollector
 from .helpers import (

@@ -7,6 +7,7 @@ accepts), so the server is checked against the transport it stands in for.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -33,6 +34,9 @@ from posthog_logging.devserver import (
     ReceivedRequest,
     ScriptedResponse,
     TracePrinter,
+    TraceStore,
+    TraceViewer,
+    dev_server,
     render_trace_tree,
 )
 from posthog_logging.transport import AI_BATCH_PATH
@@ -296,10 +300,8 @@ def test_a_server_hanging_on_every_request_holds_them_until_it_stops() -> None:
     assert server.events == []
     server.answer_by_default(None)
     assert send(server, agent_trace()).status_code == 200
-    started = time.monotonic()
-    server.stop()
-    assert server.wait_for_in_flight(0, timeout=5) == 0
-    assert time.monotonic() - started < 2
+    server.stop()  # ends the two hung requests (without it they would hang for ever)
+    assert server.wait_for_in_flight(0, timeout=30) == 0
 
 
 # ------------------------------------------------------------------- latency
@@ -322,35 +324,33 @@ def test_latency_holds_each_answer_from_the_arrival_of_its_body() -> None:
     assert (request.in_flight, server.max_in_flight) == (1, 1)
 
 
-def test_concurrent_posts_overlap_under_latency() -> None:
-    latency = 0.5
-    with CaptureServer(latency=latency) as server:
-        start = threading.Barrier(3)
-        statuses: list[int] = []
+def test_a_held_answer_does_not_hold_up_another_request_under_latency() -> None:
+    # The first POST's answer is held for an hour (only stop() ends the wait); the
+    # second is answered after the latency meanwhile: each request waits on its own
+    # thread, as requests in flight on a connection pool overlap.
+    with CaptureServer(latency=0.05) as server:
+        server.script(ScriptedResponse(delay=3600))
+        held: list[BaseException] = []
 
-        def post_one() -> None:
-            start.wait()
-            # A session each: two connections, as a pool of senders would hold.
-            with requests.Session() as session:
-                statuses.append(
-                    session.post(f"{server.url}/batch/", json=[], timeout=5).status_code
-                )
+        def post_held() -> None:
+            try:
+                requests.post(f"{server.url}/batch/", json=[], timeout=60)
+            except requests.RequestException as error:  # ended by stop(), either way
+                held.append(error)
 
-        threads = [threading.Thread(target=post_one) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        start.wait()
-        started = time.monotonic()
-        for thread in threads:
-            thread.join()
-        elapsed = time.monotonic() - started
-        assert statuses == [200, 200]
-        assert server.wait_for_in_flight(0, timeout=5) == 0  # counted out after the answer
+        first = threading.Thread(target=post_held)
+        first.start()
+        assert server.wait_for_in_flight(1) == 1
+        with requests.Session() as session:
+            assert session.post(f"{server.url}/batch/", json=[], timeout=30).status_code == 200
+        # The second is counted out once its answer is sent; the first is still held.
+        assert server.wait_for_in_flight(1) == 1
+        assert [r.in_flight for r in server.requests] == [2]  # the second, beside the first
         assert server.max_in_flight == 2
-        assert sorted(r.in_flight for r in server.requests) == [1, 2]
         server.clear()
-        assert server.max_in_flight == 0
-    assert latency <= elapsed < 1.8 * latency  # side by side, not one after the other
+        assert server.max_in_flight == 1  # the peak restarts from the one still in flight
+    first.join(timeout=30)
+    assert not first.is_alive()
 
 
 @pytest.mark.parametrize("latency", [-0.1, float("nan"), float("inf")])
@@ -440,6 +440,156 @@ def test_trace_printer_prints_on_root_again_on_growth_and_rootless_when_idle() -
     assert out.getvalue().count("trace solo") == 1
 
 
+def with_uuids(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {**event, "uuid": f"00000000-0000-4000-8000-{n:012d}"} for n, event in enumerate(events)
+    ]
+
+
+def test_a_re_sent_batch_is_shown_once_as_posthog_counts_it_once() -> None:
+    out = io.StringIO()
+    printer = TracePrinter(out)
+    batch = with_uuids([*agent_trace(), feedback()])
+    for _ in range(2):  # the client never saw the first answer, and sent the batch again
+        printer.on_request(ReceivedRequest(0, AI_BATCH_PATH, {}, False, 0, None, batch, 200))
+    assert out.getvalue() == EXPECTED_TREE + "\n\n"
+    assert printer.store.events(TRACE) == batch
+
+
+def test_trace_store_keeps_each_uuid_once_and_every_event_without_one() -> None:
+    store = TraceStore()
+    first, second = with_uuids(agent_trace()[:2])
+    no_uuid = agent_trace()[2]
+    assert store.add([first, no_uuid]) == [first, no_uuid]
+    version = store.version
+    assert store.add([{**first, "timestamp": "changed"}]) == []  # PostHog keeps the first
+    assert store.version == version  # nothing changed
+    assert store.add([second, no_uuid]) == [second, no_uuid]
+    assert store.events(TRACE) == [first, no_uuid, second, no_uuid]
+    assert store.events("other") is None
+
+
+def test_trace_store_drops_the_traces_least_recently_added_to() -> None:
+    store = TraceStore(max_traces=2, max_events=5)
+
+    def event(trace: str, n: int) -> dict[str, Any]:
+        return {"event": "$ai_span", "uuid": f"{trace}-{n}", "properties": {"$ai_trace_id": trace}}
+
+    store.add([event("a", 1), event("b", 1)])
+    store.add([event("a", 2)])  # a is now the most recently added to
+    store.add([event("c", 1)])
+    assert [trace for trace, _ in store.traces()] == ["a", "c"]
+    store.add([event("c", n) for n in range(2, 6)])  # 7 events held: over max_events
+    assert [trace for trace, _ in store.traces()] == ["c"]
+    assert store.dropped_traces == 2
+    assert store.add([event("b", 1)]) == [event("b", 1)]  # a dropped trace's uuids are forgotten
+
+
+def test_trace_store_file_brings_the_events_back_after_a_restart(tmp_path: Any) -> None:
+    path = tmp_path / "events.jsonl"
+    reports: list[str] = []
+    events = with_uuids(agent_trace())
+    store = TraceStore(path=path)
+    store.add(events[:3])
+    store.add(events[2:])  # one of them again: written once
+    assert len(path.read_text().splitlines()) == 4
+    with path.open("a") as file:
+        file.write("not json\n[1, 2]\n\n")
+    restarted = TraceStore(path=path, report=reports.append)
+    assert restarted.events(TRACE) == events
+    assert restarted.add(events[:1]) == []  # still known after the restart
+    assert reports == [f"{path}: skipped 2 lines that are not JSON events"]
+
+
+def test_trace_store_with_a_path_it_cannot_write_fails_at_once(tmp_path: Any) -> None:
+    with pytest.raises(OSError):
+        TraceStore(path=tmp_path / "missing-directory" / "events.jsonl")
+
+
+def get(server: CaptureServer, target: str) -> tuple[int, str, bytes]:
+    """GET ``target``: the status, content type and body."""
+    try:
+        with urllib.request.urlopen(server.url + target, timeout=5) as response:
+            return response.status, response.headers["Content-Type"], response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read()
+
+
+def test_viewer_routes_serve_the_page_its_files_and_the_trace_api() -> None:
+    metric = ai_event(
+        "metric",
+        "2025-01-01T00:00:07.000Z",
+        **{"$ai_metric_name": "helpfulness", "$ai_metric_value": 0.8, "$ai_parent_id": "gen-1"},
+    )
+    server, _ = dev_server(io.StringIO())
+    with server:
+        send(server, [*with_uuids(agent_trace()), feedback(), metric])
+        assert server.wait_for_events(6)
+        for target in ("/", f"/traces/{TRACE}?span=gen-1"):
+            status, kind, body = get(server, target)
+            assert (status, kind) == (200, "text/html; charset=utf-8")
+            assert b'<script src="/static/viewer.js">' in body
+        assert get(server, "/static/viewer.css")[:2] == (200, "text/css; charset=utf-8")
+        assert get(server, "/static/../viewer.py")[0] == 404
+        assert get(server, "/static/index.html")[0] == 404
+        assert get(server, "/api/traces/unknown")[0] == 404
+        deadline = time.monotonic() + 10  # the server stores a batch after answering it
+        while get(server, f"/api/traces/{TRACE}")[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        detail = json.loads(get(server, f"/api/traces/{TRACE}")[2])
+    rows = [(row["kind"], row["name"], row["depth"], row["key"]) for row in detail["rows"]]
+    assert rows == [
+        ("$ai_trace", "agent run", 0, TRACE),
+        ("$ai_generation", "plan", 1, "gen-1"),
+        ("$ai_span", "get_weather", 2, "tool-1"),
+        ("$ai_metric", "metric: helpfulness = 0.8", 2, "row-3"),
+        ("$ai_span", "fetch_docs", 1, "fetch-1"),
+        ("$ai_feedback", "feedback: great", 1, "row-5"),
+    ]
+    summary = detail["summary"]
+    assert (summary["input_tokens"], summary["output_tokens"], summary["error"]) == (120, 45, True)
+    assert (summary["duration_s"], summary["models"], summary["user"]) == (
+        5.0,
+        ["gpt-4o-mini"],
+        "user-1",
+    )
+
+
+def test_trace_api_answers_json_a_browser_parses_whatever_an_event_held() -> None:
+    store = TraceStore()
+    odd = {"$ai_latency": float("nan"), "$ai_input_tokens": float("inf"), "blob": b"x"}
+    store.add([ai_event("generation", "2025-01-01T00:00:01.000Z", **odd)])
+    page = TraceViewer(store).get(f"/api/traces/{TRACE}")
+    detail = json.loads(page.body, parse_constant=pytest.fail)  # no NaN or Infinity
+    props = detail["rows"][0]["event"]["properties"]
+    assert (props["$ai_latency"], props["$ai_input_tokens"], props["blob"]) == (None, None, "b'x'")
+
+
+def test_trace_list_is_newest_first_a_page_at_a_time_and_filtered() -> None:
+    store = TraceStore()
+    for n in range(7):
+        stamp = f"2025-01-01T00:00:0{n}.000Z"
+        store.add(
+            [
+                {
+                    "event": "$ai_trace",
+                    "timestamp": stamp,
+                    "properties": {
+                        "$ai_trace_id": f"t{n}",
+                        "$ai_span_name": f"run {n}",
+                        "$ai_model": "m" if n % 2 else "x",
+                    },
+                }
+            ]
+        )
+    viewer = TraceViewer(store)
+    page = viewer.trace_list({"offset": ["2"], "limit": ["3"]})
+    assert (page["total"], [t["name"] for t in page["traces"]]) == (7, ["run 4", "run 3", "run 2"])
+    filtered = viewer.trace_list({"q": ["RUN 1"]})
+    assert [t["trace_id"] for t in filtered["traces"]] == ["t1"]
+    assert viewer.trace_list({"limit": ["nonsense"]})["limit"] == 50
+
+
 # ----------------------------------------------------------------------- CLI
 
 
@@ -467,15 +617,12 @@ def test_dev_server_rejects_a_bad_latency(capsys: pytest.CaptureFixture[str], va
     assert "argument --latency:" in capsys.readouterr().err
 
 
-@pytest.fixture
-def dev_server_process(
-    request: pytest.FixtureRequest,
-) -> Iterator[tuple[subprocess.Popen[str], int, queue.Queue[str]]]:
-    """The ``posthog-logging dev-server`` command on a free port, and its stdout lines.
+DevServerProcess = tuple[subprocess.Popen[str], int, queue.Queue[str]]
 
-    Parametrize indirectly with a tuple of extra command-line arguments.
-    """
-    extra: tuple[str, ...] = getattr(request, "param", ())
+
+@contextlib.contextmanager
+def running_dev_server(*extra: str) -> Iterator[DevServerProcess]:
+    """The ``posthog-logging dev-server`` command on a free port, and its stdout lines."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -509,6 +656,13 @@ def dev_server_process(
         stdout.close()
 
 
+@pytest.fixture
+def dev_server_process(request: pytest.FixtureRequest) -> Iterator[DevServerProcess]:
+    """:func:`running_dev_server`; parametrize indirectly with a tuple of extra arguments."""
+    with running_dev_server(*getattr(request, "param", ())) as running:
+        yield running
+
+
 def read_until(lines: queue.Queue[str], text: str, timeout: float = 10) -> str:
     deadline = time.monotonic() + timeout
     output = ""
@@ -518,7 +672,7 @@ def read_until(lines: queue.Queue[str], text: str, timeout: float = 10) -> str:
 
 
 def test_dev_server_command_prints_each_trace_tree_and_stops_on_ctrl_c(
-    dev_server_process: tuple[subprocess.Popen[str], int, queue.Queue[str]],
+    dev_server_process: DevServerProcess,
 ) -> None:
     process, port, lines = dev_server_process
     url = f"http://127.0.0.1:{port}"
@@ -535,7 +689,7 @@ def test_dev_server_command_prints_each_trace_tree_and_stops_on_ctrl_c(
 
 @pytest.mark.parametrize("dev_server_process", [("--latency", "0.25")], indirect=True)
 def test_dev_server_command_answers_after_its_latency(
-    dev_server_process: tuple[subprocess.Popen[str], int, queue.Queue[str]],
+    dev_server_process: DevServerProcess,
 ) -> None:
     process, port, lines = dev_server_process
     url = f"http://127.0.0.1:{port}"
@@ -544,5 +698,45 @@ def test_dev_server_command_answers_after_its_latency(
     post(DUMMY_KEY, url, AI_BATCH_PATH, True, 5, batch=[*agent_trace(), feedback()])
     assert time.monotonic() - started >= 0.25
     assert EXPECTED_TREE in read_until(lines, "feedback")
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=5) == 0
+
+
+def test_dev_server_command_keeps_its_events_in_a_store_across_a_restart(tmp_path: Any) -> None:
+    store = tmp_path / "events.jsonl"
+    batch = with_uuids([*agent_trace(), feedback()])
+    with running_dev_server("--store", str(store)) as (process, port, lines):
+        url = f"http://127.0.0.1:{port}"
+        assert f"open {url}/ in a browser" in read_until(lines, "read back")
+        post(DUMMY_KEY, url, AI_BATCH_PATH, True, 5, batch=batch)
+        assert EXPECTED_TREE in read_until(lines, "feedback")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=5) == 0
+    with running_dev_server("--store", str(store)) as (process, port, lines):
+        assert f"1 traces read back from {store}" in read_until(lines, "read back")
+        url = f"http://127.0.0.1:{port}"
+        post(DUMMY_KEY, url, AI_BATCH_PATH, True, 5, batch=batch)  # known: shown once
+        with urllib.request.urlopen(f"{url}/api/traces/{TRACE}", timeout=5) as response:
+            detail = json.load(response)
+        assert [row["event"] for row in detail["rows"]] == [
+            batch[3],
+            batch[2],
+            batch[0],
+            batch[1],
+            batch[4],
+        ]
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=5) == 0
+    assert len(store.read_text().splitlines()) == len(batch)
+
+
+@pytest.mark.parametrize("dev_server_process", [("--no-web",)], indirect=True)
+def test_dev_server_command_without_web_answers_get_with_a_health_check(
+    dev_server_process: DevServerProcess,
+) -> None:
+    process, port, lines = dev_server_process
+    assert "listening on" in read_until(lines, "\n")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+        assert response.read().startswith(b"posthog-logging dev server: POST batches")
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=5) == 0

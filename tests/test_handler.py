@@ -132,6 +132,7 @@ def test_no_key_disables_with_exactly_one_warning(
     handler.close()
     warnings = [r.getMessage() for r in library_logs.records if r.levelno >= logging.WARNING]
     assert warnings == [DISABLED_WARNING]
+    assert "pass api_key to PosthogLogHandler" in DISABLED_WARNING  # the keyword, not apiKey
     assert capture_server.requests == []
     assert handler.stats()["received"] == 0 if "received" in handler.stats() else True
     assert handler.stats()["listener_alive"] is False

@@ -211,7 +211,7 @@ def test_generation_defaults_and_tools() -> None:
     ],
 )
 def test_message_formatting(data: Any, expected: Any) -> None:
-    assert format_messages(data, "user") == expected
+    assert format_messages(data, "user", compat=True) == expected
 
 
 def test_metadata_overwrites_everything_in_compat() -> None:

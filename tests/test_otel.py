@@ -387,6 +387,19 @@ def test_user_and_session_from_span_or_resource(records: RecordCollector) -> Non
     assert spans["gen_ai.b"]["metadata"] == {"userId": "span-user", "sessionId": "s-1"}
 
 
+def test_gen_ai_conversation_id_is_the_session_id(capture_server: CaptureServer) -> None:
+    handler = PosthogLogHandler(api_key=DUMMY_KEY, host=capture_server.url)
+    otel = Otel(span_logger("test.otel.conversation", handler))
+    conversation = {"gen_ai.conversation.id": "conv-9"}
+    with otel.tracer.start_as_current_span("invoke_agent", attributes=conversation):
+        otel.tracer.start_span(
+            "chat", attributes={"gen_ai.operation.name": "chat", **conversation}
+        ).end()
+    handler.close()
+    sessions = {e["event"]: e["properties"].get("$ai_session_id") for e in capture_server.events}
+    assert sessions == {"$ai_generation": "conv-9", "$ai_trace": "conv-9"}
+
+
 # ------------------------------------------------------ malformed and errors
 
 

@@ -7,7 +7,7 @@ extra admits (tox ``lowest-otel``), which this instrumentation does not support.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -67,6 +67,57 @@ def fake_openai(request: httpx.Request) -> httpx.Response:
     )
 
 
+def mocked_openai(
+    model: Callable[[httpx.Request], httpx.Response] = fake_openai,
+) -> openai.OpenAI:
+    """The real OpenAI client, its HTTP answered in-process by ``model``."""
+    return openai.OpenAI(
+        api_key="sk-fake",
+        http_client=httpx.Client(transport=httpx.MockTransport(model)),
+        max_retries=0,
+    )
+
+
+def ask_weather(client: openai.OpenAI) -> None:
+    """The weather question, with a tool and a temperature (``fake_openai``: "Sunny.")."""
+    client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Weather?"},
+        ],
+        tools=[WEATHER_TOOL],
+        temperature=0.2,
+    )
+
+
+def assert_weather_generation(props: dict[str, Any]) -> None:
+    """The ``$ai_generation`` of :func:`ask_weather`'s call, whatever instrumented it."""
+    assert props["$ai_model"] == "gpt-4o-mini-2024-07-18"
+    assert props["$ai_provider"] == "openai"
+    assert (props["$ai_input_tokens"], props["$ai_output_tokens"]) == (21, 9)
+    assert props["$ai_temperature"] == 0.2
+    assert props["$ai_stop_reason"] == "stop"
+    assert props["$ai_input"] == [
+        {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+        {"role": "user", "content": [{"type": "text", "text": "Weather?"}]},
+    ]
+    assert props["$ai_output_choices"] == [
+        {"role": "assistant", "content": [{"type": "text", "text": "Sunny."}]}
+    ]
+
+
+def streamed_reply(client: openai.OpenAI) -> str:
+    """A streamed call with usage (``fake_openai``: "Hi there"); the text read."""
+    stream = client.chat.completions.create(
+        model="gpt-x",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+
 @pytest.fixture
 def instrumented(
     capture_server: CaptureServer, monkeypatch: pytest.MonkeyPatch
@@ -77,11 +128,7 @@ def instrumented(
     otel = Otel(span_logger("test.otel.e2e", handler))
     instrumentor = OpenAIInstrumentor()  # type: ignore[no-untyped-call]
     instrumentor.instrument(tracer_provider=otel.provider)
-    client = openai.OpenAI(
-        api_key="sk-fake",
-        http_client=httpx.Client(transport=httpx.MockTransport(fake_openai)),
-        max_retries=0,
-    )
+    client = mocked_openai()
     yield otel, client, handler
     instrumentor.uninstrument()
     handler.close()
@@ -100,15 +147,7 @@ def test_openai_generation_lands_in_the_enclosing_otel_trace(
     otel, client, handler = instrumented
     global_provider = trace.get_tracer_provider()
     with otel.tracer.start_as_current_span("agent", attributes={"user.id": "u-7"}) as agent:
-        client.chat.completions.create(
-            model="gpt-4o-mini",
-            messages=[
-                {"role": "system", "content": "Be brief."},
-                {"role": "user", "content": "Weather?"},
-            ],
-            tools=[WEATHER_TOOL],
-            temperature=0.2,
-        )
+        ask_weather(client)
     handler.flush()
     trace_id = f"{agent.get_span_context().trace_id:032x}"
     events = by_event(capture_server)
@@ -116,18 +155,7 @@ def test_openai_generation_lands_in_the_enclosing_otel_trace(
     props = generation["properties"]
     assert props["$ai_trace_id"] == trace_id and len(trace_id) == 32
     assert props["$ai_parent_id"] == trace_id  # the parent is the trace's root
-    assert props["$ai_model"] == "gpt-4o-mini-2024-07-18"
-    assert props["$ai_provider"] == "openai"
-    assert (props["$ai_input_tokens"], props["$ai_output_tokens"]) == (21, 9)
-    assert props["$ai_temperature"] == 0.2
-    assert props["$ai_stop_reason"] == "stop"
-    assert props["$ai_input"] == [
-        {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
-        {"role": "user", "content": [{"type": "text", "text": "Weather?"}]},
-    ]
-    assert props["$ai_output_choices"] == [
-        {"role": "assistant", "content": [{"type": "text", "text": "Sunny."}]}
-    ]
+    assert_weather_generation(props)
     assert props["$ai_latency"] >= 0
     (root,) = events["$ai_trace"]
     assert root["properties"]["$ai_trace_id"] == trace_id
@@ -141,13 +169,7 @@ def test_openai_streaming_and_api_errors(
 ) -> None:
     otel, client, handler = instrumented
     with otel.tracer.start_as_current_span("agent"):
-        stream = client.chat.completions.create(
-            model="gpt-x",
-            messages=[{"role": "user", "content": "hi"}],
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hi there"
+        assert streamed_reply(client) == "Hi there"
         with pytest.raises(openai.BadRequestError):
             client.chat.completions.create(
                 model="gpt-x", messages=[{"role": "user", "content": "fail"}]

@@ -13,126 +13,29 @@ until it is put in one list or the other.
 
 from __future__ import annotations
 
-import json
-import types
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-import anthropic
-import httpx
 import openai
 import pytest
 from posthog.ai.anthropic import Anthropic as PeerAnthropic
 from posthog.ai.openai import OpenAI as PeerOpenAI
-from posthog.client import Client
 
 import posthog_logging as pl
-from posthog_logging import PosthogLogHandler
 from posthog_logging.devserver import CaptureServer
 
-from .conftest import DUMMY_KEY, span_logger
 from .helpers import posthog_token_buckets
-
-#: The HTTP library the installed anthropic SDK takes: httpx2 (same API) from 2.x, else httpx.
-anthropic_httpx: types.ModuleType
-try:
-    import httpx2 as anthropic_httpx
-except ImportError:  # pragma: no cover - depends on the installed anthropic
-    anthropic_httpx = httpx
+from .peer_calls import (
+    WEATHER_SCHEMA,
+    Harness,
+    Pair,
+    anthropic_client,
+    open_harness,
+    openai_client,
+)
+from .posthog_ingestion import screens
 
 Props = Mapping[str, Any]
-
-OPENAI_BASE = "http://mock.openai/v1/"
-ANTHROPIC_BASE = "http://mock.anthropic"
-WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
-
-
-# ------------------------------------------------------ the mocked provider APIs
-
-
-def openai_api(request: Any) -> Any:
-    body = json.loads(request.content)
-    if request.url.path.endswith("/embeddings"):
-        return httpx.Response(
-            200,
-            json={
-                "object": "list",
-                "model": body["model"],
-                "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
-                "usage": {"prompt_tokens": 8, "total_tokens": 8},
-            },
-        )
-    if body["model"] == "overloaded-model":
-        error = {"message": "Rate limit reached", "type": "rate_limit", "code": "rate_limit"}
-        return httpx.Response(429, json={"error": error})
-    return httpx.Response(
-        200,
-        json={
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "created": 1,
-            "model": body["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": "Sunny in Paris"},
-                }
-            ],
-            "usage": {
-                "prompt_tokens": 100,
-                "completion_tokens": 20,
-                "total_tokens": 120,
-                "prompt_tokens_details": {"cached_tokens": 40},
-                "completion_tokens_details": {"reasoning_tokens": 3},
-            },
-        },
-    )
-
-
-def anthropic_api(request: Any) -> Any:
-    body = json.loads(request.content)
-    return anthropic_httpx.Response(
-        200,
-        json={
-            "id": "msg_1",
-            "type": "message",
-            "role": "assistant",
-            "model": body["model"],
-            "content": [{"type": "text", "text": "Sunny in Paris"}],
-            "stop_reason": "end_turn",
-            "stop_sequence": None,
-            "usage": {
-                "input_tokens": 30,
-                "output_tokens": 5,
-                "cache_read_input_tokens": 10,
-                "cache_creation_input_tokens": 4,
-            },
-        },
-    )
-
-
-def openai_client(cls: Any = openai.OpenAI, **kwargs: Any) -> Any:
-    transport = httpx.MockTransport(openai_api)
-    return cls(
-        api_key="sk-test",
-        base_url=OPENAI_BASE,
-        http_client=httpx.Client(transport=transport),
-        max_retries=0,
-        **kwargs,
-    )
-
-
-def anthropic_client(cls: Any = anthropic.Anthropic, **kwargs: Any) -> Any:
-    transport = anthropic_httpx.MockTransport(anthropic_api)
-    return cls(
-        api_key="sk-ant-test",
-        base_url=ANTHROPIC_BASE,
-        http_client=anthropic_httpx.Client(transport=transport),
-        max_retries=0,
-        **kwargs,
-    )
 
 
 # ------------------------------------------------------------- the comparison
@@ -186,25 +89,18 @@ SAME_MEANING: dict[str, Callable[[Props, Props], bool]] = {
     "$ai_output_choices": lambda peer, ours: (
         _texts(peer["$ai_output_choices"]) == _texts(ours.get("$ai_output_choices", []))
     ),
+    "$ai_usage": _same("$ai_usage"),  # the raw usage object (mapping-spec Part 2 (q))
     "$ai_latency": _same_kind("$ai_latency", float),
     "$ai_trace_id": _same_kind("$ai_trace_id", str),
 }
 
 #: Peer properties ours does not send as the peer does, each with the reason.
 DELIBERATE: dict[str, str] = {
-    "$ai_usage": "the provider's raw usage object; ours sends the counts PostHog prices "
-    "($ai_*_tokens) and keeps raw SDK objects out of events",
     "$ai_tokens_source": "posthog-python marks whether the caller overrode SDK token counts; "
     "ours always sends what the caller recorded",
     "$ai_lib": "ours identifies itself with $lib = posthog-logging on every event",
     "$ai_lib_version": "ours sends $lib_version",
 }
-
-
-@dataclass
-class Pair:
-    peer: dict[str, Any]
-    ours: dict[str, Any]
 
 
 def _says_nothing(value: Any) -> bool:
@@ -229,34 +125,10 @@ def compare(pair: Pair) -> None:
     assert not unexplained, "\n".join(unexplained)
 
 
-@dataclass
-class Harness:
-    peer_client: Client
-    peer_server: CaptureServer
-    handler: PosthogLogHandler
-    logger: Any
-    server: CaptureServer
-
-    def pair(self, event: str) -> Pair:
-        self.peer_client.flush()
-        self.handler.flush()
-        (peer,) = (e for e in self.peer_server.events if e["event"] == event)
-        (ours,) = (e for e in self.server.events if e["event"] == event)
-        return Pair(peer["properties"], ours["properties"])
-
-
 @pytest.fixture
 def harness(capture_server: CaptureServer) -> Iterator[Harness]:
-    with CaptureServer() as peer_server:
-        peer_client = Client(DUMMY_KEY, host=peer_server.url, sync_mode=True)
-        handler = PosthogLogHandler(api_key=DUMMY_KEY, host=capture_server.url)
-        logger = span_logger("test.peer_comparison", handler)
-        try:
-            yield Harness(peer_client, peer_server, handler, logger, capture_server)
-        finally:
-            # A sync_mode client sent each event inside capture(): nothing to shut down
-            # (and posthog 6.7's shutdown() fails on a client that has no consumers).
-            handler.close()
+    with open_harness(capture_server, "test.peer_comparison") as opened:
+        yield opened
 
 
 # ----------------------------------------------------------------- scenarios
@@ -330,6 +202,13 @@ def test_openai_chat_completion_that_fails(harness: Harness) -> None:
     pair = harness.pair("$ai_generation")
     assert pair.peer["$ai_model_parameters"] == {}
     compare(pair)
+    assert screens("$ai_generation", pair.ours) == screens("$ai_generation", pair.peer)
+    # Beyond the peer: the error's type, and the exception for Error tracking.
+    assert pair.ours["$ai_error_type"] == "RateLimitError"
+    (exception,) = (e for e in harness.server.events if e["event"] == "$exception")
+    assert exception["properties"]["$ai_span_id"] == llm.span_id
+    assert exception["properties"]["$exception_list"][0]["type"] == "RateLimitError"
+    assert exception["distinct_id"] == "u1"
 
 
 def test_anthropic_message_with_cache(harness: Harness) -> None:
@@ -381,4 +260,8 @@ def test_openai_embedding(harness: Harness) -> None:
     ) as embedding:
         response = client.embeddings.create(model="text-embedding-3-small", input="hello")
         embedding.update(usage=response.usage, metadata={"$ai_http_status": 200})
-    compare(harness.pair("$ai_embedding"))
+    pair = harness.pair("$ai_embedding")
+    compare(pair)
+    assert screens("$ai_embedding", pair.ours) == screens("$ai_embedding", pair.peer)
+    # Beyond the peer, which sends none for embeddings: the raw usage (mapping-spec (q)).
+    assert pair.ours["$ai_usage"] == {"prompt_tokens": 8, "total_tokens": 8}

@@ -374,7 +374,7 @@ def test_posthog_properties_pass_and_library_keys_win(sink: Sink) -> None:
     assert props["$ai_session_id"] == "chat-7"
     assert props["$ai_model"] == "gpt-4o"
     assert props["$ai_latency"] != 99
-    assert "$ai_total_cost_usd" not in props  # not on the allow-list: use costContext
+    assert props["$ai_total_cost_usd"] == 5  # (l) revised: only library-owned keys drop
     for key in (
         "$session_id",
         "$window_id",

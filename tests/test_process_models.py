@@ -11,12 +11,10 @@ server gets was delivered by the handler's close when the worker process ended.
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +23,15 @@ import pytest
 
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
 
-from .helpers import PATIENCE, delivered_span_ids, program_env, run_program, write_program
+from .helpers import (
+    PATIENCE,
+    delivered_span_ids,
+    free_port,
+    get,
+    program_env,
+    run_program,
+    write_program,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -319,26 +325,6 @@ def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"ok"]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def get(url: str, deadline: float) -> bytes:
-    """GET ``url``, retrying connection errors until ``deadline`` (the server is booting)."""
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                body: bytes = response.read()
-                return body
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def test_gunicorn_sync_workers_deliver_on_graceful_stop(

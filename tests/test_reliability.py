@@ -18,8 +18,8 @@ import pytest
 
 from posthog_logging.cli import main as cli_main
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
+from posthog_logging.encoding import EncodedEvent
 from posthog_logging.sender import EventBuffer
-from posthog_logging.transport import EncodedEvent
 
 from .conftest import DUMMY_KEY, RecordCollector
 from .helpers import (
@@ -282,9 +282,13 @@ def test_replay_maps_span_json_lines(
     path = tmp_path / "app.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\nnot json\n")
     monkeypatch.setenv("POSTHOG_API_KEY", DUMMY_KEY)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     assert cli_main(["replay", "--host", capture_server.url, str(path)]) == 0
     assert [e["event"] for e in capture_server.events] == ["$ai_span"] * 3 + ["$ai_feedback"]
-    assert not path.exists()
+    # The application's own file is left as it was (issue 21); a second replay sends nothing.
+    assert path.read_text().endswith("\nnot json\n")
+    assert cli_main(["replay", "--host", capture_server.url, str(path)]) == 0
+    assert len(capture_server.events) == 4
 
 
 @pytest.mark.slow

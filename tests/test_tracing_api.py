@@ -431,3 +431,28 @@ def test_feedback_helper_and_capture_logs(capture_server: CaptureServer) -> None
     feedback = next(e for e in capture_server.events if e["event"] == "$ai_feedback")
     assert feedback["properties"]["$ai_feedback_text"] == "nice"
     assert len(capture_server.events) == 4
+
+
+def test_feedback_inside_a_span_names_the_traces_user(capture_server: CaptureServer) -> None:
+    handler = PosthogLogHandler(api_key=DUMMY_KEY, host=capture_server.url)
+    span_logger = logging.getLogger("posthog_logging.spans")
+    span_logger.addHandler(handler)
+    span_logger.setLevel(logging.INFO)
+    try:
+        with pl.span("chat", type="agent_run", metadata={"userId": "u-5"}) as chat:
+            with pl.span("answer", type="tool_call"):
+                pl.feedback(chat.trace_id, 1, feedbackType="thumbs")  # the trace's user
+            pl.feedback(chat.trace_id, 0, userId="reviewer")  # a user given wins
+            pl.feedback("f" * 32, "other")  # another trace: its user is not known here
+        handler.flush()
+    finally:
+        span_logger.removeHandler(handler)
+        span_logger.setLevel(logging.NOTSET)
+        handler.close()
+    feedback = [e for e in capture_server.events if e["event"] == "$ai_feedback"]
+    by_text = {e["properties"]["$ai_feedback_text"]: e for e in feedback}
+    assert by_text["1"]["distinct_id"] == "u-5"
+    assert "$process_person_profile" not in by_text["1"]["properties"]
+    assert by_text["0"]["distinct_id"] == "reviewer"
+    assert by_text["other"]["distinct_id"] == "f" * 32  # personless
+    assert len(feedback) == 3

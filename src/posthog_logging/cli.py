@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 from .config import (
@@ -38,9 +39,10 @@ if TYPE_CHECKING:
 def _add_dev_server(commands: Commands) -> None:
     parser = commands.add_parser(
         "dev-server",
-        help="local capture server that prints each trace as a tree",
-        description="Accepts PostHog batch requests (gzip or not) and prints every trace "
-        "it receives as an indented tree. Point the handler at it with "
+        help="local capture server that prints each trace as a tree and shows it in a browser",
+        description="Accepts PostHog batch requests (gzip or not), prints every trace "
+        "it receives as an indented tree and serves a trace viewer at its own address "
+        "(http://127.0.0.1:8765/). Point the handler at it with "
         "POSTHOG_HOST=http://127.0.0.1:8765 and any POSTHOG_API_KEY.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -54,6 +56,17 @@ def _add_dev_server(commands: Commands) -> None:
         help="answer each POST this long after its body arrived, as a network round trip "
         "would; requests in flight at once overlap (default 0)",
     )
+    parser.add_argument(
+        "--no-web",
+        dest="web",
+        action="store_false",
+        help="no trace viewer: only the trees in the terminal",
+    )
+    parser.add_argument(
+        "--store",
+        metavar="PATH",
+        help="also keep the events in this JSON-lines file, and show them again after a restart",
+    )
     parser.set_defaults(run=_run_dev_server)
 
 
@@ -65,7 +78,15 @@ def _latency(text: str) -> float:
 
 
 def _run_dev_server(args: argparse.Namespace) -> int:
-    serve_forever(args.host, args.port, sys.stdout, verbose=args.verbose, latency=args.latency)
+    serve_forever(
+        args.host,
+        args.port,
+        sys.stdout,
+        verbose=args.verbose,
+        latency=args.latency,
+        web=args.web,
+        store_path=args.store,
+    )
     return 0
 
 
@@ -144,11 +165,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     )
     report = replayer.replay(args.paths)
     for file in report.files:
-        status = file.error or file.skipped or "done"
-        print(
-            f"{file.path}: {file.delivered} sent, {file.already_sent} lines sent before, "
-            f"{file.malformed} malformed lines skipped ({status})"
-        )
+        print(file.describe())
     print(f"replayed {report.delivered} events from {len(report.files)} files")
     return 1 if report.failed else 0
 
@@ -183,12 +200,21 @@ def _add_send(commands: Commands) -> None:
         metavar="SECONDS",
         help="at EOF or SIGTERM, how long to keep delivering before spilling (default 10)",
     )
+    parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="with a file source: keep the read offset in FILE, so a restart resumes there",
+    )
     parser.set_defaults(run=_run_send)
 
 
 def _run_send(args: argparse.Namespace) -> int:
     api_key = _api_key("send", args)
     if api_key is None:
+        return 2
+    if args.state is not None and args.source == "-":
+        print("posthog-logging send: --state needs a file to follow, not stdin", file=sys.stderr)
         return 2
     handler = PosthogLogHandler(
         api_key=api_key,
@@ -205,7 +231,7 @@ def _run_send(args: argparse.Namespace) -> int:
         overflow="block",
         block_timeout=SEND_BLOCK_TIMEOUT,
     )
-    return run_send(args.source, handler, sys.stdin.fileno(), sys.stderr)
+    return run_send(args.source, handler, sys.stdin.fileno(), sys.stderr, args.state)
 
 
 #: One entry per sub-command, in the order ``--help`` lists them.

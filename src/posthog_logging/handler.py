@@ -25,8 +25,8 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from . import diagnostics
 from .config import (
@@ -42,6 +42,7 @@ from .config import (
     resolve_host,
     sample_rate_setting,
 )
+from .congestion import RetryPolicy
 from .contract import (
     FEEDBACK_ATTR,
     POSTHOG_EVENT_ATTR,
@@ -49,6 +50,9 @@ from .contract import (
     SPAN_EVENT_ATTR,
     SupportsSpanDict,
 )
+from .encoding import MAX_EVENT_BYTES
+from .exporter import HttpExporter
+from .journal import DEFAULT_FSYNC_INTERVAL, Journal
 from .mapping import MappingOptions
 from .mapping.logs import is_own_logger, log_event_span
 from .pipeline import (
@@ -69,12 +73,17 @@ from .records import payload_fields
 from .redaction import BeforeSend, Mask, OutgoingEvents
 from .sampling import sampler_for
 from .sender import DEFAULT_MAX_IN_FLIGHT, EventBuffer, Sender, library_thread
-from .spill import SpillWriter
+from .servers import ServerExit
 from .stats import Stats
-from .transport import MAX_EVENT_BYTES, RetryPolicy, Transport
+from .transport import Transport
 from .values import time_ms
 
 DISABLED_WARNING = (
+    "posthog disabled: Missing required API key. "
+    "Set POSTHOG_API_KEY environment variable or pass api_key to PosthogLogHandler."
+)
+#: Mastra's own words (``apiKey`` is its option's name), kept byte for byte in compat mode.
+MASTRA_DISABLED_WARNING = (
     "posthog disabled: Missing required API key. "
     "Set POSTHOG_API_KEY environment variable or pass apiKey in config."
 )
@@ -111,6 +120,7 @@ def _close_live_handlers() -> None:
 
 
 _worker_exit = WorkerExit(on_exit=_close_live_handlers)
+_server_exit = ServerExit(on_exit=_close_live_handlers)
 
 
 class InterpreterExit:
@@ -190,6 +200,9 @@ class PosthogLogHandler(logging.Handler):
         sample_rate: float | None = None,
         mask: Mask | str | None = None,
         before_send: BeforeSend | str | None = None,
+        capture_exceptions: bool = False,
+        redact_media: bool = True,
+        fsync_interval: float = DEFAULT_FSYNC_INTERVAL,
     ) -> None:
         serverless = flag_setting(serverless, "serverless", SERVERLESS_ENV)
         privacy_mode = flag_setting(privacy_mode, "privacy_mode", PRIVACY_MODE_ENV)
@@ -200,6 +213,8 @@ class PosthogLogHandler(logging.Handler):
             ("mastra_compat", mastra_compat),
             ("gzip", gzip),
             ("capture_logs", capture_logs),
+            ("capture_exceptions", capture_exceptions),
+            ("redact_media", redact_media),
         ):
             require_bool(name, flag)
         self.flush_at = positive_int("flush_at", flush_at, 10 if serverless else 20)
@@ -219,6 +234,7 @@ class PosthogLogHandler(logging.Handler):
         self.privacy_mode = privacy_mode
         self.mastra_compat = mastra_compat
         self.spill_dir = None if spill_dir is None else os.fspath(spill_dir)
+        self.fsync_interval = positive_seconds("fsync_interval", fsync_interval, 0)
         if overflow not in OVERFLOW_POLICIES:
             raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, got {overflow!r}")
         if overflow == "spill" and self.spill_dir is None:
@@ -238,6 +254,8 @@ class PosthogLogHandler(logging.Handler):
             mastra_compat=mastra_compat,
             privacy_mode=privacy_mode,
             default_distinct_id=default_distinct_id,
+            capture_exceptions=capture_exceptions,
+            redact_media=redact_media,
         )
         # Only now, with every argument valid: Handler.__init__ registers the handler
         # for logging.shutdown(), which must never meet a half-built one.
@@ -266,9 +284,18 @@ class PosthogLogHandler(logging.Handler):
         self._pipeline = self._new_pipeline()
         self._listener: EventListener | None = None
         if self.disabled:
-            _log.warning(DISABLED_WARNING)
+            _log.warning(MASTRA_DISABLED_WARNING if mastra_compat else DISABLED_WARNING)
         else:
             _live_handlers.add(self)
+            _server_exit.arm()  # a server may end this process by SIGTERM
+            self._pipeline.sender.resume_backlog()  # what earlier processes left in spill_dir
+
+    #: Where records go instead of the queue, or None (the default): while set, every
+    #: record a handler would queue is handed to it, with the handler, on the thread that
+    #: logged it, whatever the handler's state (no API key included): nothing is queued,
+    #: no thread starts, nothing is sent.  The one seam for tests:
+    #: :func:`posthog_logging.testing.capture` sets it and maps the records itself.
+    record_sink: ClassVar[Callable[[PosthogLogHandler, RecordItem], None] | None] = None
 
     #: Whether this class overrides ``filter()``: ``handle()`` then always calls it,
     #: as ``Handler.handle`` does, even with no filter added.
@@ -306,7 +333,7 @@ class PosthogLogHandler(logging.Handler):
         is kept lean: one call for the record's fields, one for the snapshot, and
         the queued item is a plain tuple (see :data:`~.pipeline.RecordItem`).
         """
-        if self.disabled or library_thread.active:
+        if (self.disabled and PosthogLogHandler.record_sink is None) or library_thread.active:
             return  # never feed on records made while handling records
         try:
             fields = payload_fields(record)
@@ -324,6 +351,10 @@ class PosthogLogHandler(logging.Handler):
                 if item is None:
                     self._ignored += 1
                     return
+            sink = PosthogLogHandler.record_sink
+            if sink is not None:
+                sink(self, item)
+                return
             if self._closed:
                 self._count_drop("closed", CLOSED_DROP)
                 return
@@ -416,6 +447,7 @@ class PosthogLogHandler(logging.Handler):
                 if self._listener is None and not self._closed:
                     diagnostics.keep_enabled()
                     _worker_exit.arm()  # this process may end without logging.shutdown()
+                    _server_exit.arm()  # (a worker forked after the first arm resets SIGTERM)
                     listener = EventListener(self._queue, self._pipeline)
                     listener.start()
                     self._listener = listener
@@ -569,13 +601,15 @@ class PosthogLogHandler(logging.Handler):
         """One WARNING at close when events were dropped or spilled."""
         counts = self._stats.snapshot()
         dropped, spilled = counts["dropped"], counts["spilled"]
-        if dropped or spilled:
+        if spilled:
             _log.warning(
                 "posthog-logging: closed with dropped events %s and %d events spilled to %s",
                 dropped,
                 spilled,
                 self.spill_dir,
             )
+        elif dropped:
+            _log.warning("posthog-logging: closed with dropped events %s", dropped)
 
     def stats(self) -> dict[str, Any]:
         """Counters (``stats.COUNTERS``, received, ignored, dropped by reason), the
@@ -598,13 +632,15 @@ class PosthogLogHandler(logging.Handler):
 
     def _new_pipeline(self) -> EventPipeline:
         sender = Sender(
-            self._transport,
+            HttpExporter(self._transport, self._stats),
             self._stats,
             EventBuffer(self.max_buffer_events, self.max_buffer_bytes),
             flush_at=self.flush_at,
             max_in_flight=self.max_in_flight,
             retry=self.retry,
-            spiller=None if self.spill_dir is None else SpillWriter(self.spill_dir),
+            journal=None
+            if self.spill_dir is None
+            else Journal(self.spill_dir, fsync_interval=self.fsync_interval),
             spill_on_overflow=self.overflow == "spill",
         )
         # One event never takes more than half the buffer: a larger one is shrunk,

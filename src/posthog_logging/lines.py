@@ -19,6 +19,7 @@ import os
 import select
 import signal
 from collections.abc import Iterator
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -26,6 +27,8 @@ from typing import Any
 MAX_LINE_BYTES = 64 * 1024 * 1024
 #: How often a followed file is checked for growth, rotation and truncation.
 FOLLOW_POLL_SECONDS = 0.2
+#: At a stop signal, at most this much of what is already in the pipe is still read.
+STOP_DRAIN_BYTES = 16 * 1024 * 1024
 _CHUNK = 1 << 16
 
 
@@ -82,6 +85,8 @@ class _Splitter:
     def __init__(self) -> None:
         self._pending = bytearray()
         self._skipping = False
+        #: Bytes of complete lines (newlines included) handed on or skipped so far.
+        self.consumed = 0
 
     def feed(self, chunk: bytes) -> Iterator[bytes | TooLong]:
         self._pending += chunk
@@ -91,6 +96,7 @@ class _Splitter:
                 break
             line = bytes(self._pending[:newline])
             del self._pending[: newline + 1]
+            self.consumed += newline + 1
             if self._skipping:
                 self._skipping = False
             else:
@@ -99,6 +105,7 @@ class _Splitter:
             if not self._skipping:
                 yield TOO_LONG
             self._skipping = True
+            self.consumed += len(self._pending)
             self._pending.clear()
 
     def rest(self) -> Iterator[bytes]:
@@ -110,10 +117,16 @@ class _Splitter:
     def discard(self) -> None:
         self._pending.clear()
         self._skipping = False
+        self.consumed = 0
 
 
 def pipe_lines(fd: int, stop: StopSignals) -> Iterator[bytes | TooLong]:
-    """Lines from a pipe or terminal (stdin) until EOF or a stop signal."""
+    """Lines from a pipe or terminal (stdin) until EOF or a stop signal.
+
+    At a stop signal, what the producer already wrote into the pipe is read too
+    (without waiting for more, and at most :data:`STOP_DRAIN_BYTES`): those lines
+    were handed over, and the shipper will not send them again.
+    """
     splitter = _Splitter()
     while not stop.stopped:
         if not stop.wait(fd, None):
@@ -122,11 +135,46 @@ def pipe_lines(fd: int, stop: StopSignals) -> Iterator[bytes | TooLong]:
         if not chunk:
             break
         yield from splitter.feed(chunk)
+    else:
+        yield from _drain(fd, splitter)
     yield from splitter.rest()
 
 
+def _drain(fd: int, splitter: _Splitter) -> Iterator[bytes | TooLong]:
+    """What a pipe holds now, without blocking, up to :data:`STOP_DRAIN_BYTES`."""
+    was_blocking = os.get_blocking(fd)
+    os.set_blocking(fd, False)
+    try:
+        drained = 0
+        while drained < STOP_DRAIN_BYTES:
+            try:
+                chunk = os.read(fd, _CHUNK)
+            except BlockingIOError:
+                return
+            if not chunk:
+                return
+            drained += len(chunk)
+            yield from splitter.feed(chunk)
+    finally:
+        os.set_blocking(fd, was_blocking)
+
+
+@dataclass
+class FilePosition:
+    """Where the next unread line of a followed file starts: the file (device and
+    inode, so a rotated file is not taken for its successor) and the byte offset.
+    What ``send --state`` keeps between runs, as Fluent Bit's offset database does."""
+
+    device: int = 0
+    inode: int = 0
+    offset: int = 0
+
+
 def follow_lines(
-    path: str, stop: StopSignals, poll: float = FOLLOW_POLL_SECONDS
+    path: str,
+    stop: StopSignals,
+    poll: float = FOLLOW_POLL_SECONDS,
+    position: FilePosition | None = None,
 ) -> Iterator[bytes | TooLong]:
     """Lines of a growing file from its start, like ``tail -F``, until a stop signal.
 
@@ -135,9 +183,20 @@ def follow_lines(
     (renamed away, its successor not created yet) the old one is still read, as
     its writer may not have reopened yet.  When it shrinks (truncation), reading
     starts again from its beginning.
+
+    With ``position``, reading starts there when it names the file found at
+    ``path``, and ``position`` follows each line handed on.
     """
+    position = position or FilePosition()
     splitter = _Splitter()
     handle: io.FileIO | None = None
+    start = 0  # the offset the splitter started at in this file
+
+    def fed(chunk: bytes) -> Iterator[bytes | TooLong]:
+        for line in splitter.feed(chunk):
+            position.offset = start + splitter.consumed
+            yield line
+
     try:
         while not stop.stopped:
             if handle is None:
@@ -145,9 +204,10 @@ def follow_lines(
                 if handle is None:
                     stop.wait(None, poll)
                     continue
+                start = _resume(handle, position)
             chunk = handle.read(_CHUNK)
             if chunk:
-                yield from splitter.feed(chunk)
+                yield from fed(chunk)
                 continue
             current = os.fstat(handle.fileno())
             try:
@@ -159,7 +219,7 @@ def follow_lines(
             ):
                 # Rotated: what was written to the old file until now, then the new one.
                 while chunk := handle.read(_CHUNK):
-                    yield from splitter.feed(chunk)
+                    yield from fed(chunk)
                 yield from splitter.rest()
                 handle.close()
                 handle = None
@@ -170,12 +230,24 @@ def follow_lines(
             if named.st_size < handle.tell():
                 splitter.discard()  # a line cut by truncation is not a line
                 handle.seek(0)
+                start = position.offset = 0
                 continue
             stop.wait(None, poll)
         yield from splitter.rest()
     finally:
         if handle is not None:
             handle.close()
+
+
+def _resume(handle: io.FileIO, position: FilePosition) -> int:
+    """Seek ``handle`` to ``position`` when that names this file; returns the offset
+    reading starts at, and makes ``position`` name this file."""
+    found = os.fstat(handle.fileno())
+    same = (found.st_dev, found.st_ino) == (position.device, position.inode)
+    offset = position.offset if same and position.offset <= found.st_size else 0
+    handle.seek(offset)
+    position.device, position.inode, position.offset = found.st_dev, found.st_ino, offset
+    return offset
 
 
 def _open(path: str) -> io.FileIO | None:

@@ -26,11 +26,11 @@ from logging.handlers import QueueListener
 from typing import Any
 
 from .contract import DIAGNOSTICS_LOGGER, SpanEvent
-from .mapping import Event, EventMapper, MappingOptions, SpanRejected
+from .encoding import MAX_EVENT_BYTES, EncodedEvent, fit_event
+from .mapping import DroppedProperties, Event, EventMapper, MappingOptions, SpanRejected
 from .redaction import OutgoingEvents
 from .sender import EventBuffer, Sender, library_thread
 from .stats import Stats
-from .transport import MAX_EVENT_BYTES, EncodedEvent, fit_event
 from .values import safe_str, time_ms
 
 #: How many errors of one kind are logged in full before they are only counted.
@@ -99,7 +99,11 @@ class EventEncoder:
     ) -> None:
         self.stats = stats
         self.max_event_bytes = max_event_bytes
-        self.mapper = EventMapper(options, on_reject=self.reject)
+        self.mapper = EventMapper(
+            options,
+            on_reject=self.reject,
+            on_dropped_property=DroppedProperties(lambda: stats.add("dropped_properties")),
+        )
 
     def map(self, item: RecordItem) -> list[Event] | None:
         """The events of one record; None when it was rejected (counted and reported)."""

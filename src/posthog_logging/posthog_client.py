@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import random
 import re
 import uuid
 from collections.abc import Mapping
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 from posthog import contexts
 
 from .contract import POSTHOG_EVENT_ATTR
-from .tracing import Span, _resolve_logger, current_span
+from .tracing import Span, _resolve_logger, current_span, new_event_uuid
 from .values import is_truthy, js_string
 
 if TYPE_CHECKING:
@@ -160,22 +159,12 @@ def _payload(event: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         "distinct_id": distinct_id,
         "properties": properties,
         "timestamp": timestamp if timestamp is not None else dt.datetime.now(dt.timezone.utc),
-        "uuid": str(given_uuid) if given_uuid is not None else _new_uuid(),
+        "uuid": str(given_uuid) if given_uuid is not None else new_event_uuid(),
     }
     groups = kwargs.get("groups")
     if groups:
         payload["groups"] = groups
     return payload
-
-
-def _new_uuid() -> str:
-    """A random (version 4) event uuid, from ``random`` rather than ``os.urandom``.
-
-    It has to be unique, not unguessable, and ``uuid.uuid4()``'s system call is
-    most of what a capture costs the caller; ``random`` is re-seeded in forked
-    children.
-    """
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 def _join_current_span(payload: dict[str, Any]) -> None:

@@ -24,17 +24,20 @@ buffer, holds the rest) instead of letting the handler drop.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 from .contract import POSTHOG_EVENT_ATTR, SPAN_ATTR, SPAN_EVENT_ATTR
 from .handler import PosthogLogHandler
-from .lines import StopSignals, TooLong, follow_lines, pipe_lines
+from .lines import FilePosition, StopSignals, TooLong, follow_lines, pipe_lines
 from .records import BadLine, RecordLine, json_object, record_line
+from .spill import write_private_atomically
 from .values import time_ms
 
 #: Logger name the records of ``send`` carry (they are handed to the handler directly).
@@ -47,29 +50,101 @@ BACKLOG_PAUSE_SECONDS = 0.01
 #: its queue before the oldest is dropped.  Reading pauses long before (the backlog
 #: check), so this only guards against a listener that stopped making progress.
 SEND_BLOCK_TIMEOUT = 60.0
+#: With ``--state``, the read position is saved this often (after a flush()).
+CHECKPOINT_SECONDS = 5.0
 
 
-def run_send(source: str, handler: PosthogLogHandler, stdin: int, errors: TextIO) -> int:
+def run_send(
+    source: str,
+    handler: PosthogLogHandler,
+    stdin: int,
+    errors: TextIO,
+    state: Path | None = None,
+) -> int:
     """Deliver the lines of ``source`` ("-": ``stdin``, else a file to follow) until EOF
-    or SIGTERM/SIGINT; returns the exit status (1 when events were lost).
+    or SIGTERM/SIGINT; returns the exit status (1 when events were not delivered).
 
     1. Read and hand each line's record to the handler (pausing while it is behind).
+       At a stop signal, what is already in the pipe is read too (``pipe_lines``).
     2. At EOF or a stop signal, close the handler: it delivers everything handed to it
-       within its ``shutdown_timeout`` and spills (or drops, counted) the rest.  A
-       second signal during this changes nothing: the signals stay caught.
-    3. Print what was read, sent, spilled and dropped.
+       within its ``shutdown_timeout`` and keeps in its journal (or drops, counted) the
+       rest.  A second signal during this changes nothing: the signals stay caught.
+    3. With ``state``, record where reading stopped, so a restart resumes there.
+    4. Print what was read, sent, spilled and dropped, and how many events handed
+       over were not delivered.
     """
+    position = read_position(state, errors) if state is not None else FilePosition()
     with StopSignals() as stop:
-        lines = pipe_lines(stdin, stop) if source == "-" else follow_lines(source, stop)
+        if source == "-":
+            lines = pipe_lines(stdin, stop)
+        else:
+            lines = follow_lines(source, stop, position=position)
+        checkpoint = None if state is None else Checkpoint(state, position, handler, errors)
         try:
-            report = LineSender(handler, stop, errors).send(lines)
+            report = LineSender(handler, stop, errors, checkpoint).send(lines)
         finally:
             handler.close()
+    if checkpoint is not None:
+        checkpoint.save()  # every line read was delivered, kept or counted
     stats = handler.stats()
     print(report.summary(stats), file=errors)
     # Records the mapping rejected are bad input (reported above); anything else is a loss.
-    lost = [reason for reason in stats["dropped"] if not reason.startswith("invalid_")]
-    return 1 if lost else 0
+    dropped = sum(n for reason, n in stats["dropped"].items() if not reason.startswith("invalid_"))
+    if not (dropped or stats["spilled"]):
+        return 0
+    kept = stats["spilled"]
+    where = f"{kept} kept in {handler.spill_dir} for the next send or replay, " if kept else ""
+    print(
+        f"posthog-logging send: {dropped + kept} events handed to it were not delivered"
+        f" ({where}{dropped} dropped)",
+        file=errors,
+    )
+    return 1
+
+
+def read_position(state: Path, errors: TextIO) -> FilePosition:
+    """Where an earlier ``send --state`` stopped; the start when it never ran."""
+    try:
+        saved = json.loads(state.read_text())
+        return FilePosition(int(saved["device"]), int(saved["inode"]), int(saved["offset"]))
+    except FileNotFoundError:
+        return FilePosition()
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        print(
+            f"posthog-logging send: ignoring {state} ({error}); reading from the start", file=errors
+        )
+        return FilePosition()
+
+
+class Checkpoint:
+    """Keeps the read position in ``state``: every :data:`CHECKPOINT_SECONDS`, after a
+    ``flush()`` (so a restart never skips a line the handler had not sent), and at exit."""
+
+    def __init__(
+        self, state: Path, position: FilePosition, handler: PosthogLogHandler, errors: TextIO
+    ) -> None:
+        self.state = state
+        self.position = position
+        self.handler = handler
+        self.errors = errors
+        self._next = time.monotonic() + CHECKPOINT_SECONDS
+        self._reported = False
+
+    def now_and_then(self) -> None:
+        if time.monotonic() < self._next:
+            return
+        position = FilePosition(**vars(self.position))
+        self.handler.flush()
+        self.save(position)
+        self._next = time.monotonic() + CHECKPOINT_SECONDS
+
+    def save(self, position: FilePosition | None = None) -> None:
+        try:
+            write_private_atomically(self.state, json.dumps(vars(position or self.position)))
+        except OSError as error:
+            if not self._reported:  # reading goes on; a restart re-sends (same uuids)
+                self._reported = True
+                print(f"posthog-logging send: cannot save {self.state}: {error}", file=self.errors)
 
 
 @dataclass
@@ -113,10 +188,17 @@ def record_from_line(line: bytes) -> logging.LogRecord:
 class LineSender:
     """Feeds lines to a handler, counting what it reads."""
 
-    def __init__(self, handler: PosthogLogHandler, stop: StopSignals, errors: TextIO) -> None:
+    def __init__(
+        self,
+        handler: PosthogLogHandler,
+        stop: StopSignals,
+        errors: TextIO,
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
         self.handler = handler
         self.stop = stop
         self.errors = errors
+        self.checkpoint = checkpoint
         self.report = SendReport()
 
     def send(self, lines: Iterable[bytes | TooLong]) -> SendReport:
@@ -135,6 +217,8 @@ class LineSender:
             self._wait_for_room()
             self.report.records += 1
             self.handler.handle(record)
+            if self.checkpoint is not None:
+                self.checkpoint.now_and_then()
         return self.report
 
     def _bad(self, reason: str, excerpt: str) -> None:

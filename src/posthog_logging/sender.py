@@ -2,30 +2,36 @@
 
 The listener (``pipeline``) only appends encoded events to the
 :class:`EventBuffer` through :meth:`Sender.add`; up to ``max_in_flight``
-sender threads take batches from it and post them through the
-:class:`~.transport.Transport`, so mapping never waits on HTTP.  Batches grow
-with the backlog: a sender takes its share of what is buffered (at least
-``flush_at`` events, at most ``max_request_events`` and ``max_request_bytes``),
-and a quiet application's few events go when they are made due (the flush
-interval, ``flush()``, ``close()``).
+sender threads take batches from it and hand them to an
+:class:`~.exporter.Exporter` (HTTP through the :class:`~.transport.Transport`),
+so mapping never waits on HTTP.  Batches grow with the backlog: a sender takes
+its share of what is buffered (at least ``flush_at`` events, at most
+``max_request_events`` and ``max_request_bytes``), and a quiet application's
+few events go when they are made due (the flush interval, ``flush()``,
+``close()``).
 
-Back-pressure: a 429, 5xx or no answer halves the number of requests allowed
-in flight (down to one) and pauses every sender for the longer of the
-server's ``Retry-After`` and the backoff, which grows once per round of
-failures (requests refused together count once); each success of a request
-sent since allows one more again.  A 413 halves the batch until the halves go
-through.  A failed batch waits in a retry list, oldest first, and no thread
-ever sleeps on its behalf: the senders serve other batches or wait on the
-condition until the pause ends.
+The jobs around the threads are objects of their own, each tested alone:
+
+* :class:`~.congestion.CongestionControl`: how many requests may be in flight
+  and when the next may leave (back-pressure on 429, 5xx or no answer);
+* :class:`~.flushes.FlushTracker`: what is due, and which ``flush()`` waits for what;
+* :class:`~.losses.LossReporter`: every event not delivered passes through one
+  call with its reason, and is kept in the journal or dropped, counted;
+* :class:`~.journal.Journal` (with ``spill_dir``): every event on disk before
+  it is sent; :class:`Resumer` sends what earlier processes left there.
+
+A failed batch waits in a retry list, oldest first, and no thread ever sleeps
+on its behalf: the senders serve other batches or wait on the condition until
+the pause ends.
 
 Threads and locks: one condition (``Sender._ready``, over a re-entrant lock)
-guards the buffer, the batches in flight or waiting for a retry, the limit,
-the pause and the spiller.  The listener holds it to append, a sender to take
-a batch and to settle its outcome; nobody holds it while posting or logging
-(warnings decided under it are logged once it is released).  When no sender
-thread can start (at interpreter exit), the thread that waits sends through
-the same methods itself: the listener for a ``flush()`` (the caller's thread
-when no listener runs either), the closing thread for ``close()``; so does a
+guards the buffer, the batches in flight or waiting for a retry, and the
+objects above.  The listener holds it to append, a sender to take a batch and
+to settle its outcome; nobody holds it while exporting or logging (warnings
+decided under it are logged once it is released).  When no sender thread can
+start (at interpreter exit), the thread that waits sends through the same
+methods itself: the listener for a ``flush()`` (the caller's thread when no
+listener runs either), the closing thread for ``close()``; so does a
 ``close()`` called on one of the library's own threads.
 
 Order across concurrent requests is not kept: PostHog orders events by
@@ -38,14 +44,22 @@ import bisect
 import logging
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from pathlib import Path
 
+from .backlog import FileSender, own_line_events
+from .congestion import CongestionControl, RetryPolicy
 from .contract import DIAGNOSTICS_LOGGER
+from .encoding import EncodedEvent
+from .exporter import Exporter, Outcome
+from .flushes import FlushTracker
+from .journal import Journal
+from .losses import LossReporter
+from .spill import default_state_directory, own_files
 from .stats import Stats
-from .transport import EncodedEvent, PostResult, RetryPolicy, Transport
+from .transport import PostResult
 
 #: Requests in flight at once (each on its own kept-alive connection).
 DEFAULT_MAX_IN_FLIGHT = 4
@@ -55,11 +69,16 @@ MAX_REQUEST_EVENTS = 1000
 #: Nor more bytes (before gzip) than this, unless one event alone is larger:
 #: well inside PostHog's 20 MB request body even without gzip.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
-#: Dropped events are reported at once, then at most this often per reason (seconds).
-DROP_REPORT_INTERVAL = 30.0
-
-#: The outcome of a request that was not made because the sender stopped.
-NOT_SENT = PostResult(None, "not sent: the handler was closed")
+#: With a journal, close() leaves the backlog to it once no request was answered
+#: for this long (the server hangs), instead of waiting out ``shutdown_timeout``.
+JOURNAL_STALL_SECONDS = 1.0
+#: How often a close() that waits checks whether it may leave the rest to the journal.
+STALL_CHECK_SECONDS = 0.1
+#: What earlier processes left in the journal is sent at most this fast.
+RESUME_EVENTS_PER_SECOND = 2000.0
+#: After a failed attempt, the resume tries again this much later.
+RESUME_RETRY_SECONDS = 30.0
+SHUTDOWN_WHY = "not delivered by the shutdown deadline"
 
 _log = logging.getLogger(DIAGNOSTICS_LOGGER)
 
@@ -74,37 +93,16 @@ class LibraryThread(threading.local):
 library_thread = LibraryThread()
 
 
-class Spiller(Protocol):
-    """Where undeliverable events go instead of being dropped."""
-
-    @property
-    def directory(self) -> object: ...
-
-    def write(self, events: Iterable[EncodedEvent]) -> int: ...
-
-    def close(self) -> None: ...
-
-
 @dataclass(eq=False)
 class Batch:
     """Events taken from the buffer for one request (and its retries)."""
 
     events: list[EncodedEvent]
-    #: Sequence number of its oldest event: flush() waits on these.
+    #: Sequence number of its first event: flush() waits on these, the journal settles by them.
     first: int
     attempts: int = 0
     #: When its latest attempt was taken to be posted (the sender's clock).
     sent_at: float = 0.0
-
-
-class Outcome(NamedTuple):
-    """What posting a batch (halved on 413 as needed) came to."""
-
-    #: Events from the head of the batch that PostHog accepted.
-    delivered: int
-    #: Events after those that failed with ``failure`` (the rest were not tried).
-    failed: int
-    failure: PostResult | None
 
 
 class EventBuffer:
@@ -181,206 +179,198 @@ class EventBuffer:
         return events
 
 
-class Poster:
-    """Posts one batch: halving it on 413 (:meth:`post`), and for ``replay``
-    retrying it on this thread as the retry policy says (:meth:`deliver`).
-
-    The sender's threads and ``replay`` post through it, so both halve the
-    same way and retry the same failures (:meth:`.RetryPolicy.should_retry`).
-    """
-
-    def __init__(self, transport: Transport, stats: Stats, retry: RetryPolicy) -> None:
-        self.transport = transport
-        self.stats = stats
-        self.retry = retry
-        #: Set when the sender gives up at close(): no new request leaves.
-        self.stopped = False
-
-    def post(self, events: list[EncodedEvent], timeout: float | None = None) -> Outcome:
-        """One attempt at ``events``, halving on 413 until the halves go through.
-
-        Once the sender gave up (:meth:`Sender.abandon`), no new request leaves,
-        not even the next half of a batch in flight: its events are spilled or
-        counted.
-        """
-        if self.stopped:
-            return Outcome(0, 0, NOT_SENT)
-        result = self.transport.post(events, timeout)
-        self.stats.add("requests")
-        self.stats.add("bytes", result.body_bytes)
-        if result.ok:
-            return Outcome(len(events), 0, None)
-        if result.too_large and len(events) > 1:
-            middle = len(events) // 2
-            head = self.post(events[:middle], timeout)
-            if head.failure is not None:
-                return head
-            tail = self.post(events[middle:], timeout)
-            return Outcome(head.delivered + tail.delivered, tail.failed, tail.failure)
-        return Outcome(0, len(events), result)
-
-    def deliver(
-        self, events: list[EncodedEvent], sleep: Callable[[float], None] = time.sleep
-    ) -> Outcome:
-        """Post ``events`` now, waiting out the backoff (or ``Retry-After``) between
-        tries; for ``replay``, which sends a file in order, one request at a time
-        (so each failure is a round of its own)."""
-        delivered, attempts = 0, 0
-        while True:
-            outcome = self.post(events[delivered:])
-            delivered += outcome.delivered
-            failure = outcome.failure
-            if failure is None:
-                return Outcome(delivered, 0, None)
-            attempts += 1
-            if not self.retry.should_retry(failure, attempts):
-                return Outcome(delivered, outcome.failed, failure)
-            self.stats.add("retried")
-            sleep(self.retry.delay(attempts, failure.retry_after))
-
-
 class Sender:
     """Posts the buffer's events with up to ``max_in_flight`` requests at once."""
 
     def __init__(
         self,
-        transport: Transport,
+        exporter: Exporter,
         stats: Stats,
         buffer: EventBuffer,
         *,
         flush_at: int,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         retry: RetryPolicy | None = None,
-        spiller: Spiller | None = None,
+        journal: Journal | None = None,
         spill_on_overflow: bool = False,
         max_request_events: int = MAX_REQUEST_EVENTS,
         max_request_bytes: int = MAX_REQUEST_BYTES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.transport = transport
+        self.exporter = exporter
         self.stats = stats
         self.buffer = buffer
         self.flush_at = flush_at
         self.max_in_flight = max_in_flight
         self.retry = retry or RetryPolicy()
-        self.poster = Poster(transport, stats, self.retry)
-        self.spiller = spiller
+        self.journal = journal
         self.spill_on_overflow = spill_on_overflow
         self.max_request_events = max(flush_at, max_request_events)
         self.max_request_bytes = max_request_bytes
         self._clock = clock
         self._ready = threading.Condition(threading.RLock())
-        #: Requests allowed in flight now: halved by failures, grown by successes.
-        self.limit = max_in_flight
+        self.congestion = CongestionControl(max_in_flight, self.retry, clock)
+        self.flushes = FlushTracker(clock)
+        self.losses = LossReporter(stats, clock, journal)
+        if journal is not None:
+            journal.report = lambda message: self.losses.note("posthog-logging: %s", message)
         self._in_flight: set[Batch] = set()
         self._retries: list[Batch] = []  # oldest first
-        self._failures = 0  # consecutive failed rounds: the backoff's exponent
-        self._backed_off_at = float("-inf")  # when the latest round failed
-        self._paused_until = 0.0
-        #: Events before this sequence number go even as a batch under ``flush_at``.
-        self._due = 0
-        self._deadline: float | None = None  # close(): everything is due until then
-        self._waiting: list[tuple[int, float, threading.Event]] = []
         self._threads: list[threading.Thread] = []
         self._threads_failed = False
         self._stopping = False
         self.abandoned = False
-        self._unreported: Counter[str] = Counter()
-        self._next_drop_report: dict[str, float] = {}
-        self._reported_refusals: set[int | None] = set()
-        #: Warnings decided under ``_ready``, logged once it is released (see _report).
-        self._reports: list[tuple[str, tuple[object, ...]]] = []
+        #: When a request was last answered (or close() began waiting): a hanging server.
+        self._last_answer = clock()
+        self._latest_failure: PostResult | None = None
+        self.resumer: Resumer | None = None
 
     # ------------------------------------------------------------ listener side
     def add(self, event: EncodedEvent) -> None:
-        """Buffer one encoded event; wake a sender when a batch is ready."""
+        """Buffer one encoded event (journaled first, with a journal); wake a sender
+        when a batch is ready."""
         with self._ready:
             if self.abandoned:
-                self.stats.drop("shutdown_deadline")
-                return
-            overflow = self.buffer.append(event)
-            if overflow:
-                self._undeliverable(
-                    overflow,
-                    "buffer_full",
-                    "the buffer is full",
-                    may_spill=self.spill_on_overflow,
+                self.losses.record_lost(
+                    None, [event], "shutdown_deadline", SHUTDOWN_WHY, may_keep=False
                 )
-            if len(self.buffer) >= self.flush_at and self._start_threads():
-                self._ready.notify()
-        self._report()
+            else:
+                head = self.buffer.removed
+                overflow = self.buffer.append(event)
+                refused = bool(overflow) and overflow[-1] is event
+                if self.journal is not None and not refused:
+                    self.journal.append(self.buffer.appended - 1, event)
+                if overflow:
+                    self.losses.record_lost(
+                        None if refused else head,
+                        overflow,
+                        "buffer_full",
+                        "the buffer is full",
+                        may_keep=self.spill_on_overflow,
+                    )
+                if len(self.buffer) >= self.flush_at and self._start_threads():
+                    self._ready.notify()
+        if self.journal is not None:
+            self.journal.sync_now_and_then()
+        self.losses.log_pending()
 
     def make_due(self) -> int:
         """Everything buffered now goes, in batches however small; returns the
         sequence number that :meth:`when_settled` can wait for."""
         with self._ready:
-            self._due = self.buffer.appended
+            self.flushes.due_before = self.buffer.appended
             if len(self.buffer) and self._start_threads():
                 self._ready.notify_all()
-            return self._due
+            return self.flushes.due_before
 
     def when_settled(self, target: int, deadline: float, done: threading.Event) -> None:
-        """Set ``done`` once every event before ``target`` was sent, spilled or dropped.
+        """Set ``done`` once every event before ``target`` was sent, kept or dropped.
 
         Without sender threads, sends on this thread until then or ``deadline``.
         """
         with self._ready:
-            now = self._clock()
-            self._waiting = [entry for entry in self._waiting if entry[1] > now]
-            self._waiting.append((target, deadline, done))
+            self.flushes.wait(target, deadline, done)
             self._release_waiters()
             if done.is_set() or self._start_threads():
                 return
         self._send_inline(done.is_set, deadline)
 
     def drain(self, deadline: float) -> None:
-        """close(): send everything, however small the batches, until ``deadline``.
+        """close(): send everything, however small the batches, until ``deadline``;
+        with a journal, only until the server fails or stops answering (the
+        journal then holds the rest for the next process).
 
         On one of the library's threads (close() called from a log record of the
         senders or the listener) it sends on this thread rather than wait for
         senders that may include this very thread.
         """
         with self._ready:
-            self._deadline = deadline
+            self.flushes.deadline = deadline
+            self._last_answer = self._clock()
             if self._settled_all():
                 return
             threaded = self._start_threads()
             if threaded and not library_thread.active:
                 self._ready.notify_all()
-                self._ready.wait_for(self._settled_all, max(0.0, deadline - self._clock()))
+                while not (self._settled_all() or self._may_leave_to_journal()):
+                    left = deadline - self._clock()
+                    if left <= 0:
+                        return
+                    self._ready.wait(min(left, STALL_CHECK_SECONDS))
                 return
-        self._send_inline(self._settled_all, deadline)
+        self._send_inline(lambda: self._settled_all() or self._may_leave_to_journal(), deadline)
 
     def abandon(self) -> None:
-        """Give up: spill (or drop, counted) everything held, and stop the threads.
+        """Give up: keep in the journal (or drop, counted) everything held, and stop
+        the threads.
 
-        Batches still in flight are spilled too: a hanging server must not cost
+        Batches still in flight are kept too: a hanging server must not cost
         them.  Should one of them arrive after all, its events keep their
         uuids, so PostHog counts them once.
         """
         with self._ready:
             if self.abandoned:
                 return
-            self.abandoned = self._stopping = self.poster.stopped = True
+            outage = self._may_leave_to_journal()
+            self.abandoned = self._stopping = True
+            self.exporter.shutdown()
+            if self.resumer is not None:
+                self.resumer.stop()
             batches = sorted([*self._in_flight, *self._retries], key=lambda batch: batch.first)
-            held = [event for batch in batches for event in batch.events]
-            held.extend(self.buffer.take(len(self.buffer), self.buffer.bytes))
             self._retries.clear()
-            self._undeliverable(
-                self.buffer.release(held),
-                "shutdown_deadline",
-                "not delivered by the shutdown deadline",
-                may_spill=True,
-            )
-            if self.spiller is not None:
-                self.spiller.close()
-            for _, _, done in self._waiting:
-                done.set()
-            self._waiting.clear()
+            queued_first = self.buffer.removed
+            queued = self.buffer.take(len(self.buffer), self.buffer.bytes)
+            batches.append(Batch(queued, queued_first))
+            held = sum(len(batch.events) for batch in batches)
+            for batch in batches:
+                self.losses.record_lost(
+                    batch.first,
+                    self.buffer.release(batch.events),
+                    "shutdown_deadline",
+                    SHUTDOWN_WHY,
+                    may_keep=True,
+                )
+            if self.journal is not None:
+                self.journal.close()
+                if outage and held:
+                    self._say_left_to_journal(held, self.journal)
+            self.flushes.release_all()
             self._ready.notify_all()
-        self._report()
+        self.losses.log_pending()
+
+    def _may_leave_to_journal(self) -> bool:
+        """Whether close() may stop waiting: the journal holds every event held, and
+        the server is failing (the sender backs off) or has not answered for a while."""
+        journal = self.journal
+        if journal is None or journal.failing:
+            return False
+        if self.congestion.backing_off:
+            return True
+        silent = self._clock() - self._last_answer
+        return bool(self._in_flight) and silent >= JOURNAL_STALL_SECONDS
+
+    def _say_left_to_journal(self, held: int, journal: Journal) -> None:
+        failure = self._latest_failure
+        why = failure.describe() if failure is not None else "no answer"
+        self.losses.note(
+            "posthog-logging: PostHog is unavailable (%s): close() left %d events in %s "
+            "for the next process with this spill_dir (or posthog-logging replay %s)",
+            why,
+            held,
+            journal.directory,
+            journal.directory,
+        )
 
     # -------------------------------------------------------------- senders
+    def resume_backlog(self) -> None:
+        """Start sending, in the background, what earlier processes left in the
+        journal's directory (with a journal; once)."""
+        with self._ready:
+            if self.journal is None or self.resumer is not None or self.abandoned:
+                return
+            self.resumer = Resumer(self.journal.directory, self.exporter, self.retry, self.stats)
+        self.resumer.start()
+
     def _start_threads(self) -> bool:
         """Start the sender threads once; False when none can run (interpreter exit)."""
         if self._threads or self._threads_failed:
@@ -415,7 +405,7 @@ class Sender:
                     self._send(batch, deadline)
                     continue
                 with self._ready:
-                    pause = self._paused_until - self._clock()
+                    pause = self.congestion.pause_left()
                     if pause <= 0 and not self._in_flight:
                         return  # nothing due
                     # Wait out the pause, or for batches in flight on other threads
@@ -429,11 +419,11 @@ class Sender:
         """The next batch to post (retries first), waiting for one when ``wait``."""
         with self._ready:
             while not self._stopping:
-                pause = self._paused_until - self._clock()
+                pause = self.congestion.pause_left()
                 timeout: float | None = None
                 if pause > 0:
                     timeout = pause
-                elif len(self._in_flight) < self.limit:
+                elif len(self._in_flight) < self.congestion.limit:
                     batch = self._take()
                     if batch is not None:
                         batch.sent_at = self._clock()
@@ -450,47 +440,44 @@ class Sender:
         queued = len(self.buffer)
         if not queued:
             return None
-        due = self._deadline is not None or self.buffer.removed < self._due
-        if queued < self.flush_at and not due:
+        if queued < self.flush_at and not self.flushes.is_due(self.buffer.removed):
             return None
         # The backlog shared among the requests that may start now, so that
         # batches grow with it and every sender gets a part.
-        free = max(1, self.limit - len(self._in_flight))
+        free = max(1, self.congestion.limit - len(self._in_flight))
         size = min(max(self.flush_at, -(-queued // free)), self.max_request_events)
         first = self.buffer.removed
         return Batch(self.buffer.take(size, self.max_request_bytes), first)
 
     def _send(self, batch: Batch, deadline: float | None = None) -> None:
-        """Post ``batch`` and settle its outcome; no request outlives ``deadline``
+        """Export ``batch`` and settle its outcome; no request outlives ``deadline``
         (by default close()'s, once it is known)."""
         error: Exception | None = None
+        deadline = deadline or self.flushes.deadline
+        timeout = None if deadline is None else max(0.05, deadline - self._clock())
         try:
-            outcome = self.poster.post(batch.events, self._timeout(deadline or self._deadline))
+            outcome = self.exporter.export(batch.events, timeout)
         except Exception as caught:  # a bug must not lose the batch nor kill the thread
             error = caught
             outcome = Outcome(0, len(batch.events), PostResult(None, type(error).__name__))
         self._settle(batch, outcome)
-        if error is not None:  # logged once settled, like every warning (see _report)
+        if error is not None:  # logged once settled, like every warning
             _log.error("posthog-logging: internal error while sending: %s", error, exc_info=error)
-        self._report()
-
-    def _timeout(self, deadline: float | None) -> float | None:
-        if deadline is None:
-            return None
-        return max(0.05, min(self.transport.timeout, deadline - self._clock()))
+        self.losses.log_pending()
 
     def _settle(self, batch: Batch, outcome: Outcome) -> None:
         with self._ready:
             self._in_flight.discard(batch)
-            if self.abandoned:  # abandon() spilled or dropped its events already
+            self._last_answer = self._clock()
+            if self.abandoned:  # abandon() kept or dropped its events already
                 return
             delivered = self.buffer.release(batch.events[: outcome.delivered])
             if delivered:
                 self.stats.add("sent", len(delivered))
+                if self.journal is not None:
+                    self.journal.settle(batch.first, len(delivered))
             if outcome.failure is None:
-                if batch.sent_at >= self._backed_off_at:  # not an answer from before a failure
-                    self._failures = 0
-                    self.limit = min(self.max_in_flight, self.limit + 1)
+                self.congestion.succeeded(batch.sent_at)
             else:
                 self._failed(batch, outcome, outcome.failure)
             self._release_waiters()
@@ -498,12 +485,14 @@ class Sender:
 
     def _failed(self, batch: Batch, outcome: Outcome, failure: PostResult) -> None:
         """Schedule a retry of the failed part, or give up on it."""
+        first = batch.first + outcome.delivered
         rest = batch.events[outcome.delivered :]
         if failure.retryable:  # the server struggles, whatever becomes of this batch
-            self._back_off(failure, batch.sent_at)
+            self.congestion.failed(failure, batch.sent_at)
+            self._latest_failure = failure
         if self.retry.should_retry(failure, batch.attempts + 1):
             self.stats.add("retried")
-            self._requeue(Batch(rest, batch.first, batch.attempts + 1))
+            self._requeue(Batch(rest, first, batch.attempts + 1))
             return
         if failure.retryable:
             failed, untried = rest, []
@@ -511,26 +500,16 @@ class Sender:
         else:
             failed, untried = rest[: outcome.failed], rest[outcome.failed :]
             why = failure.describe()
-        self._undeliverable(
-            self.buffer.release(failed), "undeliverable", why, may_spill=True, failure=failure
+        self.losses.record_lost(
+            first,
+            self.buffer.release(failed),
+            "undeliverable",
+            why,
+            may_keep=True,
+            failure=failure,
         )
         if untried:
-            self._requeue(Batch(untried, batch.first, batch.attempts))
-
-    def _back_off(self, failure: PostResult, sent_at: float) -> None:
-        """The server is struggling: fewer requests at once, and none for a while.
-
-        Each refusal halves the requests allowed in flight, but the backoff grows
-        once per round, as TCP's does: the failures of requests sent before the
-        latest back-off belong to the round it paid for already (four requests
-        refused at once pause the senders as one would, not as four in a row).
-        """
-        self.limit = max(1, self.limit // 2)
-        if sent_at >= self._backed_off_at:
-            self._failures += 1
-            self._backed_off_at = self._clock()
-        delay = self.retry.delay(self._failures, failure.retry_after)
-        self._paused_until = max(self._paused_until, self._clock() + delay)
+            self._requeue(Batch(untried, first + len(failed), batch.attempts))
 
     def _requeue(self, batch: Batch) -> None:
         bisect.insort(self._retries, batch, key=lambda queued: queued.first)
@@ -540,69 +519,80 @@ class Sender:
 
     def _release_waiters(self) -> None:
         """Wake flush() callers whose events are all out."""
-        if not self._waiting:
+        if not self.flushes.anyone_waiting:
             return
         unsettled = [batch.first for batch in (*self._in_flight, *self._retries)]
-        oldest = min(unsettled, default=self.buffer.removed)
-        still = []
-        for entry in self._waiting:
-            if oldest >= entry[0]:
-                entry[2].set()
-            else:
-                still.append(entry)
-        self._waiting = still
+        self.flushes.settled(min(unsettled, default=self.buffer.removed))
 
-    def _undeliverable(
-        self,
-        events: list[EncodedEvent],
-        reason: str,
-        why: str,
-        *,
-        may_spill: bool,
-        failure: PostResult | None = None,
+
+class Resumer:
+    """Sends, in the background and at a bounded rate, what earlier processes left
+    in the journal's directory: the segments and spill files nobody holds a lock on.
+
+    One thread, started with the sender's; it goes through the free files once
+    (trying again after :data:`RESUME_RETRY_SECONDS` while PostHog fails) and
+    ends, or stops when the sender does (a file it was sending keeps its ledger).
+    """
+
+    def __init__(
+        self, directory: Path, exporter: Exporter, retry: RetryPolicy, stats: Stats
     ) -> None:
-        """Spill events that cannot be sent (when a spill dir is set), else drop them."""
-        if not events:
-            return
-        if may_spill and self.spiller is not None:
-            try:
-                self.stats.add("spilled", self.spiller.write(events))
-            except OSError as error:
-                why = f"{why}; spilling failed too ({error})"
-            else:
-                self._report_refusal(failure, len(events))
-                return
-        total = self.stats.drop(reason, len(events))
-        self._unreported[reason] += len(events)
-        now = self._clock()
-        if now >= self._next_drop_report.get(reason, now):
-            self._reports.append(
-                (
-                    "posthog-logging: dropped %d events (%s; %d %s in all)",
-                    (self._unreported.pop(reason), why, total, reason),
-                )
-            )
-            self._next_drop_report[reason] = now + DROP_REPORT_INTERVAL
-
-    def _report_refusal(self, failure: PostResult | None, count: int) -> None:
-        """A refused batch that was spilled is reported too, once per status."""
-        if failure is None or failure.status in self._reported_refusals or self.spiller is None:
-            return
-        self._reported_refusals.add(failure.status)
-        self._reports.append(
-            (
-                "posthog-logging: PostHog did not accept %d events (%s); spilled to %s for replay",
-                (count, failure.describe(), self.spiller.directory),
-            )
+        self.directory = directory
+        self._stop = threading.Event()
+        self.files = FileSender(
+            exporter,
+            retry,
+            stats,
+            default_state_directory(),
+            sleep=self._sleep,
+            events_per_second=RESUME_EVENTS_PER_SECOND,
+            stopping=self._stop.is_set,
         )
+        self.stats = stats
+        self.thread: threading.Thread | None = None
 
-    def _report(self) -> None:
-        """Log the warnings decided under ``_ready``, after releasing it: a user's
-        handler on them may be slow, or even call close(), which must find every
-        batch settled (requeued or given up) and the lock free."""
-        with self._ready:
-            if not self._reports:
-                return
-            reports, self._reports = self._reports, []
-        for message, args in reports:
-            _log.warning(message, *args)
+    def start(self) -> None:
+        thread = threading.Thread(target=self._run, name="posthog-logging-resume", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # interpreter exit: the next process resumes instead
+            return
+        self.thread = thread
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _sleep(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
+    def _run(self) -> None:
+        library_thread.active = True
+        try:
+            while not self._stop.is_set() and self._resume_once():
+                self._sleep(RESUME_RETRY_SECONDS)
+        except Exception as error:  # never die silently: what is left stays for replay
+            _log.exception("posthog-logging: internal error while resuming: %s", error)
+
+    def _resume_once(self) -> bool:
+        """Send every free file once; True when one failed (to be tried again)."""
+        try:
+            files = own_files(self.directory)
+        except FileNotFoundError:
+            return False
+        for path in files:
+            if self._stop.is_set():
+                return False
+            report = self.files.send(path, own_line_events)
+            if report.delivered:
+                self.stats.add("resumed", report.delivered)
+            if report.ledger_error is not None:
+                _log.warning("posthog-logging: resuming: %s", report.ledger_error)
+            if report.error is not None:
+                _log.warning(
+                    "posthog-logging: resuming what an earlier process left: %s; "
+                    "trying again in %d s",
+                    report.describe(),
+                    RESUME_RETRY_SECONDS,
+                )
+                return True
+        return False

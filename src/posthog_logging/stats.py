@@ -22,6 +22,7 @@ COUNTERS = (
     "truncated_properties",
     "sampled_out",
     "filtered_out",
+    "resumed",
 )
 
 

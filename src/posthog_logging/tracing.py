@@ -26,6 +26,7 @@ import logging
 import random
 import re
 import traceback
+import uuid
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -33,12 +34,14 @@ from .contract import (
     CURRENT_SPAN,
     DEFAULT_SPAN_LOGGER,
     FEEDBACK_ATTR,
+    POSTHOG_EVENT_ATTR,
     SPAN_ATTR,
     SPAN_EVENT_ATTR,
     SpanEvent,
     SpanType,
 )
 from .usage import normalize_usage
+from .values import is_number, plain
 
 #: Yielded items kept as a generator span's output before it only counts them.
 MAX_RECORDED_ITEMS = 100
@@ -72,6 +75,16 @@ def new_id(bits: int) -> str:
     and the global generator is re-seeded in forked children.
     """
     return f"{random.getrandbits(bits):0{bits // 4}x}"
+
+
+def new_event_uuid() -> str:
+    """A random (version 4) event uuid, from ``random`` rather than ``os.urandom``.
+
+    It has to be unique, not unguessable, and ``uuid.uuid4()``'s system call is
+    most of what a capture costs the caller; ``random`` is re-seeded in forked
+    children.
+    """
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 def _now() -> dt.datetime:
@@ -201,6 +214,9 @@ class Span:
         self.input = input
         self.output: Any = UNSET
         self.error: dict[str, Any] | None = None
+        #: The exception that ended the span, for ``capture_exceptions`` (``$exception``);
+        #: kept until the span is logged.
+        self.exception: BaseException | None = None
         self.is_event = is_event
         self.emit_start = emit_start
         self.capture_traceback = capture_traceback
@@ -265,6 +281,9 @@ class Span:
         self._before_end()
         self.end_time = _now()
         self._emit(SpanEvent.ENDED)
+        # The record carries the exception now.  The span lets go of it: its traceback
+        # holds the frame that holds this span, a cycle only the garbage collector breaks.
+        self.exception = None
 
     def _before_end(self) -> None:
         """Hook for subclasses to settle defaults (e.g. streamed output)."""
@@ -304,12 +323,18 @@ class Span:
         self.attributes.update(_optional_mapping("attributes", attributes))
         self.metadata.update(_optional_mapping("metadata", metadata))
         if usage is not None:
-            self.attributes["usage"] = normalize_usage(usage)
+            raw = plain(usage)
+            self.attributes["usage"] = normalize_usage(raw)
+            if self.span_type in _MODEL_TYPES:
+                self.attributes["rawUsage"] = raw  # sent as $ai_usage (mapping-spec Part 2 (q))
         return self
 
     def set_error(self, error: BaseException | str) -> Span:
-        """Mark the span as failed (``errorInfo``)."""
+        """Mark the span as failed (``errorInfo``); an exception is kept for
+        ``capture_exceptions``."""
         self.error = error_info(error, with_stack=self.capture_traceback)
+        if isinstance(error, BaseException):
+            self.exception = error
         return self
 
     def record_exception(self, error: BaseException) -> None:
@@ -370,6 +395,8 @@ class Span:
             span["output"] = self.output
         if self.error is not None:
             span["errorInfo"] = dict(self.error)
+        if self.exception is not None:
+            span["exception"] = self.exception
         if self.tags:
             span["tags"] = list(self.tags)
         return span
@@ -407,7 +434,9 @@ class Generation(Span):
 
     ``model``, ``provider``, ``parameters`` (Mastra's keys: ``temperature``,
     ``maxOutputTokens``...), ``streaming`` and ``tools`` (a list in any provider's
-    shape, or Mastra's name -> tool map) go to its attributes.
+    shape, or Mastra's name -> tool map) go to its attributes, and so do
+    ``prompt_name`` / ``prompt_version`` (``promptName`` / ``promptVersion``:
+    ``$ai_prompt_name`` / ``$ai_prompt_version``, PostHog's Prompts page).
     """
 
     def __init__(
@@ -421,6 +450,8 @@ class Generation(Span):
         tools: list[Any] | Mapping[str, Any] | None = None,
         emit_chunks: bool = False,
         attributes: Mapping[str, Any] | None = None,
+        prompt_name: str | None = None,
+        prompt_version: str | int | None = None,
         **options: Any,
     ) -> None:
         merged = _model_attributes(
@@ -430,6 +461,7 @@ class Generation(Span):
             parameters=None if parameters is None else dict(parameters),
             streaming=streaming,
             tools=_copied_tools(tools),
+            **_prompt_attributes(prompt_name, prompt_version),
         )
         super().__init__(name, SpanType.MODEL_GENERATION, attributes=merged, **options)
         self.emit_chunks = emit_chunks
@@ -497,6 +529,19 @@ class Embedding(Span):
     ) -> None:
         merged = _model_attributes(attributes, model=model, provider=provider)
         super().__init__(name, SpanType.MODEL_EMBEDDING, attributes=merged, **options)
+
+
+#: Span types whose usage the provider reported (its raw object is kept as ``rawUsage``).
+_MODEL_TYPES = frozenset({SpanType.MODEL_GENERATION, SpanType.MODEL_EMBEDDING})
+
+
+def _prompt_attributes(name: Any, version: Any) -> dict[str, Any]:
+    """``promptName`` / ``promptVersion`` attributes, checked (``TypeError`` when odd)."""
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"prompt_name must be a str, not {type(name).__name__}")
+    if version is not None and not (isinstance(version, str) or is_number(version)):
+        raise TypeError(f"prompt_version must be a str or a number, not {type(version).__name__}")
+    return {"promptName": name, "promptVersion": version}
 
 
 def _model_attributes(attributes: Mapping[str, Any] | None, **fields: Any) -> dict[str, Any]:
@@ -574,10 +619,64 @@ class ContextThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
 def feedback(
     trace_id: str, value: Any, *, logger: logging.Logger | str | None = None, **fields: Any
 ) -> None:
-    """Log Mastra feedback for a trace (``feedbackType``, ``comment``, ``spanId``... as
-    keyword arguments with Mastra's names)."""
+    """Log Mastra feedback for a trace (``feedbackType``, ``comment``, ``spanId``,
+    ``userId``... as keyword arguments with Mastra's names).
+
+    Called inside a span of that trace, it names the span's user (unless ``userId``
+    is given): feedback without one would be a personless event.
+    """
     record = {"traceId": trace_id, "value": value, "timestamp": _now(), **fields}
+    current = current_span()
+    if current is not None and current.trace_id == trace_id and "userId" in current.metadata:
+        record.setdefault("userId", current.metadata["userId"])
     _resolve_logger(logger).info("feedback %s", trace_id, extra={FEEDBACK_ATTR: record})
+
+
+def metric(
+    name: str,
+    value: Any,
+    *,
+    trace_id: str | None = None,
+    parent_id: str | None = None,
+    logger: logging.Logger | str | None = None,
+) -> None:
+    """Log an ``$ai_metric`` (a score of a trace: ``helpfulness`` 0.8, ``passed`` 1 ...).
+
+    By default it belongs to the current span's trace, under the current span;
+    ``trace_id=`` (and ``parent_id=``, a span id) name another, e.g. from a
+    feedback endpoint.  Its distinct id is the trace's user (the current span's
+    ``userId``, else the user the handler knows for the trace), else the
+    handler's ``default_distinct_id``, else the trace id without a person profile.
+    It travels as a ``posthog_event`` record, so a span record producer can log
+    the same dict itself (see ``docs/posthog-screens.md``).
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"metric name must be a non-empty str, not {name!r}")
+    current = current_span()
+    user = current.metadata.get("userId") if current is not None else None
+    if trace_id is None:
+        if current is None:
+            raise ValueError("pl.metric() outside a span needs trace_id=")
+        trace_id = current.trace_id
+        if parent_id is None and not current.is_root:
+            parent_id = current.span_id
+    elif current is None or current.trace_id != trace_id:
+        user = None
+    properties: dict[str, Any] = {
+        "$ai_metric_name": name,
+        "$ai_metric_value": value,
+        "$ai_trace_id": trace_id,
+    }
+    if parent_id is not None:
+        properties["$ai_parent_id"] = parent_id
+    event = {
+        "event": "$ai_metric",
+        "distinct_id": user,
+        "properties": properties,
+        "timestamp": _now(),
+        "uuid": new_event_uuid(),
+    }
+    _resolve_logger(logger).info("metric %s", name, extra={POSTHOG_EVENT_ATTR: event})
 
 
 # ------------------------------------------------------------------ traced
@@ -616,6 +715,8 @@ def traced(
     capture_input: bool = ...,
     capture_output: bool = ...,
     logger: logging.Logger | str | None = ...,
+    prompt_name: str | None = ...,
+    prompt_version: str | int | None = ...,
 ) -> Callable[[F], F]: ...
 
 
@@ -628,9 +729,20 @@ def traced(
     capture_input: bool = True,
     capture_output: bool = True,
     logger: logging.Logger | str | None = None,
+    prompt_name: str | None = None,
+    prompt_version: str | int | None = None,
 ) -> F | Callable[[F], F]:
-    """Trace every call of a function, coroutine function, generator or async generator."""
+    """Trace every call of a function, coroutine function, generator or async generator.
+
+    ``prompt_name`` / ``prompt_version`` name the prompt of a
+    ``type="model_generation"`` function, as for :class:`Generation`.
+    """
     span_type = resolve_span_type(type)
+    attributes: dict[str, Any] | None = None
+    if prompt_name is not None or prompt_version is not None:
+        if span_type is not SpanType.MODEL_GENERATION:
+            raise ValueError("prompt_name= and prompt_version= need type='model_generation'")
+        attributes = _prompt_attributes(prompt_name, prompt_version)
 
     def decorate(function: F) -> F:
         if not callable(function):
@@ -640,7 +752,9 @@ def traced(
 
         def open_span(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Span:
             call_input = _bound_arguments(signature, args, kwargs) if capture_input else UNSET
-            return Span(span_name, span_type, input=call_input, logger=logger)
+            return Span(
+                span_name, span_type, input=call_input, attributes=attributes, logger=logger
+            )
 
         def async_generator_call(*args: Any, **kwargs: Any) -> Any:
             span = open_span(args, kwargs)

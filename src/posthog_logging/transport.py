@@ -1,4 +1,4 @@
-"""The wire: event encoding and one HTTP post to PostHog's AI batch route.
+"""The wire: one HTTP post to PostHog's AI batch route.
 
 The handler never creates a ``posthog.Client``: a client registers its own
 ``atexit`` hook after ``logging.shutdown`` and stops its consumer threads
@@ -10,12 +10,10 @@ pooled keep-alive ``requests.Session`` sized to the number of sender threads
 child, whose parent's connections are not its to use.  From ``posthog`` it
 takes only the public user agent.
 
-Events are encoded to JSON once, as soon as they are built (on the listener
-thread, or on whichever thread does its work: the closing thread aborting the
-open spans, the caller's when no listener could start, replay's): the encoded
-size is what the memory bound and PostHog's size limits are about, and a
-request body is then just the encoded events joined.  When to retry is the
-sender's business; this module makes single attempts.
+Events arrive here encoded already (:mod:`.encoding`); a request body is the
+encoded events joined.  This module makes single attempts: when to retry is
+the sender's business (:mod:`.congestion`), and so is halving a batch on 413
+(:mod:`.exporter`).
 """
 
 from __future__ import annotations
@@ -23,75 +21,26 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import random
 import threading
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import requests
 from posthog import request as posthog_request
 from requests.adapters import HTTPAdapter
 
 from ._version import __version__
+from .encoding import EncodedEvent
 
 #: PostHog's AI capture route (what posthog-node and the Mastra exporter use).
 AI_BATCH_PATH = "/i/v0/ai/batch/"
 #: Statuses worth another try: the server or a proxy may recover.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 PAYLOAD_TOO_LARGE = 413
+NOT_FOUND = 404
 GZIP_LEVEL = 6
 USER_AGENT = f"posthog-logging/{__version__} {posthog_request.USER_AGENT}"
-
-#: An event as JSON text, ready to be joined into a request body.
-EncodedEvent = str
-#: PostHog's AI ingestion path accepts events up to 8 MB; keep clear of it.
-MAX_EVENT_BYTES = 7_900_000
-#: Appended to a property cut to make its event fit.
-TRUNCATION_MARKER = "…[truncated {cut} chars by posthog-logging]"
-
-
-def encode_event(event: dict[str, Any]) -> EncodedEvent:
-    """JSON text of one event.
-
-    Events are JSON-safe already (the mapping made them so), which lets the C
-    encoder do all the work; the ``posthog`` client's own encoder walks every
-    value in Python first, which is slow on large prompts.  ASCII escapes keep
-    even lone surrogates from user strings valid JSON.
-    """
-    return json.dumps(event, separators=(",", ":"), default=str)
-
-
-def fit_event(event: dict[str, Any], max_bytes: int) -> tuple[EncodedEvent, int]:
-    """Encode ``event`` so it fits ``max_bytes``; returns the text and how many
-    properties had to be truncated (0 when it fitted as it was).
-
-    PostHog's AI route refuses events over 8 MB, and one refused event fails
-    its whole request.  The largest properties (prompt and response content,
-    as a rule) are cut first, each replaced by the start of its JSON text and
-    a marker saying how much was cut, so the event still arrives and shows.
-    """
-    encoded = encode_event(event)
-    if len(encoded) <= max_bytes:
-        return encoded, 0
-    properties = dict(event.get("properties") or {})
-    sizes = sorted(
-        ((len(encode_event(value)), key) for key, value in properties.items()), reverse=True
-    )
-    excess = len(encoded) - max_bytes
-    truncated = 0
-    for size, key in sizes:
-        if excess <= 0:
-            break
-        text = (
-            properties[key] if isinstance(properties[key], str) else encode_event(properties[key])
-        )
-        keep = max(0, len(text) - excess - len(TRUNCATION_MARKER) - 32)
-        properties[key] = text[:keep] + TRUNCATION_MARKER.format(cut=len(text) - keep)
-        excess -= size - len(encode_event(properties[key]))
-        truncated += 1
-    return encode_event({**event, "properties": properties}), truncated
 
 
 def encode_body(api_key: str, batch: Sequence[EncodedEvent], *, gzip: bool) -> bytes:
@@ -109,30 +58,6 @@ def encode_body(api_key: str, batch: Sequence[EncodedEvent], *, gzip: bool) -> b
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter, bounded in tries and in delay."""
-
-    max_attempts: int = 8
-    base_delay: float = 0.25
-    max_delay: float = 8.0
-    max_retry_after: float = 30.0
-
-    def should_retry(self, failure: PostResult, attempts: int) -> bool:
-        """Whether a batch whose ``attempts``-th try failed with ``failure`` gets another."""
-        return failure.retryable and attempts < self.max_attempts
-
-    def delay(self, failures: int, retry_after: float | None) -> float:
-        """Seconds to wait after ``failures`` consecutive failed tries (from 1): the
-        jittered backoff, or the server's ``Retry-After`` (up to ``max_retry_after``)
-        when that is longer."""
-        ceiling = min(self.max_delay, self.base_delay * (2 ** (failures - 1)))
-        backoff = random.uniform(ceiling / 2, ceiling)
-        if retry_after is None:
-            return backoff
-        return max(backoff, min(max(retry_after, 0.0), self.max_retry_after))
-
-
-@dataclass(frozen=True)
 class PostResult:
     """What one HTTP post came back with (``status`` None: no response at all)."""
 
@@ -140,6 +65,8 @@ class PostResult:
     detail: str = ""
     retry_after: float | None = None
     body_bytes: int = 0
+    #: The URL posted to (named in the report of a 404: a typo in the host's path).
+    url: str = ""
 
     @property
     def ok(self) -> bool:
@@ -155,6 +82,8 @@ class PostResult:
 
     def describe(self) -> str:
         status = "no response" if self.status is None else f"HTTP {self.status}"
+        if self.status == NOT_FOUND and self.url:
+            status += f" from {self.url} (is the host right?)"
         return f"{status}: {self.detail}" if self.detail else status
 
 
@@ -189,12 +118,13 @@ class Transport:
     def post(self, batch: Sequence[EncodedEvent], timeout: float | None = None) -> PostResult:
         """One attempt to deliver ``batch``."""
         body = encode_body(self._api_key, batch, gzip=self.gzip)
+        url = self.host + AI_BATCH_PATH
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         if self.gzip:
             headers["Content-Encoding"] = "gzip"
         try:
             response = self.session().post(
-                self.host + AI_BATCH_PATH,
+                url,
                 data=body,
                 headers=headers,
                 timeout=self.timeout if timeout is None else timeout,
@@ -204,7 +134,9 @@ class Transport:
         except Exception as error:  # a transport bug must not kill the listener
             return PostResult(None, self._redact(f"{type(error).__name__}: {error}"))
         detail = "" if response.ok else self._redact(response.text.strip())[:200]
-        return PostResult(response.status_code, detail, _retry_after(response), len(body))
+        return PostResult(
+            response.status_code, detail, _retry_after(response), len(body), self._redact(url)
+        )
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "[redacted]") if self._api_key else text

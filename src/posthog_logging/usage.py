@@ -147,3 +147,39 @@ def normalize_usage(usage: Any) -> dict[str, Any]:
     if reasoning is not None:
         normalized["outputDetails"] = {"reasoning": reasoning}
     return normalized
+
+
+def web_search_count(usage: Any, output: Any) -> int:
+    """Web searches the provider reports, counted as the ``posthog.ai`` wrappers count
+    them (mapping-spec Part 2 (q)); 0 when it reports none.
+
+    Anthropic counts them in ``usage.server_tool_use.web_search_requests``; an
+    OpenAI Responses output has one ``web_search_call`` item per search; Gemini
+    bills per grounded request, so a candidate with grounding metadata (search
+    queries or chunks) counts once.  ``usage`` and ``output`` are plain data.
+    """
+    if isinstance(usage, Mapping):
+        server_tools = usage.get("server_tool_use")
+        if isinstance(server_tools, Mapping):
+            requests = _count(server_tools, "web_search_requests")
+            if requests:
+                return max(0, requests)
+    if isinstance(output, Mapping):
+        items = output.get("output")
+        candidates = output.get("candidates")
+    else:
+        items, candidates = output, None
+    if isinstance(items, list):
+        searches = sum(
+            1
+            for item in items
+            if isinstance(item, Mapping) and item.get("type") == "web_search_call"
+        )
+        if searches:
+            return searches
+    if isinstance(candidates, list):
+        for candidate in candidates:
+            grounding = _as_mapping(_as_mapping(candidate).get("grounding_metadata"))
+            if grounding.get("web_search_queries") or grounding.get("grounding_chunks"):
+                return 1
+    return 0

@@ -133,6 +133,29 @@ def safe_str(value: Any) -> str:
         return f"<unrepresentable {type(value).__name__}>"
 
 
+def plain(value: Any) -> Any:
+    """An SDK object as the plain data it stands for; anything else unchanged.
+
+    Provider SDKs hand out pydantic models (OpenAI, Anthropic, google-genai) and
+    a few protobuf-style objects with ``to_dict()``.  Their ``str()`` is no use in
+    an event, so the mapping reads them through these methods first: pydantic's
+    JSON mode, so bytes (Gemini's inline media) come out as base64 text.  A
+    method that fails leaves the object as it is (``json_safe`` then sends its text).
+    """
+    if type(value) in _PLAIN_TYPES or isinstance(value, (Mapping, list, tuple)):
+        return value
+    model_dump = getattr(value, "model_dump", None)
+    to_dict = getattr(value, "to_dict", None)
+    try:
+        if callable(model_dump):
+            return model_dump(mode="json")
+        if callable(to_dict):
+            return to_dict()
+    except Exception:  # a user object's method may fail in any way
+        return value
+    return value
+
+
 # ---------------------------------------------------------------- times (§1.1)
 
 

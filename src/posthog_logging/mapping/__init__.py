@@ -19,11 +19,12 @@ from ..contract import SpanEvent
 from ..values import is_truthy
 from .envelope import Event, MappingOptions, SpanRejected
 from .feedback import FeedbackEventBuilder
+from .layers import DroppedProperties
 from .spans import SpanContext, SpanEventBuilder, SpanFacts
 from .state import SHUTDOWN_ERROR, TRACE_CAP_ERROR, OpenSpan, TraceRegistry, TraceState
 from .wrapped import WrappedEventBuilder
 
-__all__ = ["Event", "EventMapper", "MappingOptions", "SpanRejected"]
+__all__ = ["DroppedProperties", "Event", "EventMapper", "MappingOptions", "SpanRejected"]
 
 
 class EventMapper:
@@ -34,13 +35,16 @@ class EventMapper:
         options: MappingOptions,
         on_reject: Callable[[SpanRejected], None],
         registry: TraceRegistry | None = None,
+        on_dropped_property: Callable[[str], None] | None = None,
     ) -> None:
         self.options = options
         #: Told of spans dropped while handling another record (aborts).
         self.on_reject = on_reject
         self.traces = registry if registry is not None else TraceRegistry()
-        self._spans = SpanEventBuilder(options)
-        self._feedback = FeedbackEventBuilder(options)
+        #: Told of each passthrough property default mode drops (Part 2 (l)).
+        dropped = on_dropped_property or DroppedProperties()
+        self._spans = SpanEventBuilder(options, dropped)
+        self._feedback = FeedbackEventBuilder(options, dropped)
         self._wrapped = WrappedEventBuilder(options)
 
     def map_span(self, span: Any, span_event: SpanEvent, now_ms: int) -> list[Event]:
@@ -62,8 +66,13 @@ class EventMapper:
         return self._feedback.build(feedback, now_ms)
 
     def map_posthog_event(self, payload: Any, now_ms: int) -> Event:
-        """A ready PostHog AI event (``posthog_event`` record), checked and finished."""
-        return self._wrapped.build(payload, now_ms)
+        """A ready PostHog AI event (``posthog_event`` record), checked and finished;
+        one without a distinct id takes its trace's user when the trace is known."""
+        return self._wrapped.build(payload, now_ms, self._trace_user)
+
+    def _trace_user(self, trace_id: str) -> str | None:
+        state = self.traces.get(trace_id)
+        return state.user if state is not None else None
 
     def abort_open_spans(self, now_ms: int) -> list[Event]:
         """§1.2 ``close()``: every open span is sent with the SHUTDOWN error."""

@@ -29,6 +29,10 @@ class MappingOptions:
     mastra_compat: bool = False
     privacy_mode: bool = False
     default_distinct_id: str | None = None
+    #: Part 2 (r): a span ended by an exception also sends a ``$exception`` event.
+    capture_exceptions: bool = False
+    #: Part 2 (s): inline base64 media in content becomes a placeholder.
+    redact_media: bool = True
 
 
 class SpanRejected(ValueError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..values import JsonValue, is_truthy, js_string, json_safe, time_ms
@@ -22,8 +22,9 @@ _SOURCE_IDS = (("spanId", "span_id"), ("sourceId", "source_id"))
 class FeedbackEventBuilder:
     """Builds ``$ai_feedback`` events; feedback needs no per-trace state."""
 
-    def __init__(self, options: MappingOptions) -> None:
+    def __init__(self, options: MappingOptions, on_dropped: Callable[[str], None]) -> None:
         self.options = options
+        self.on_dropped = on_dropped
 
     def build(self, feedback: Any, now_ms: int) -> Event:
         """The event; raises :class:`SpanRejected` for feedback without a usable trace id
@@ -59,7 +60,7 @@ class FeedbackEventBuilder:
         if is_truthy(metadata.get("sessionId")):
             properties["$ai_session_id"] = js_string(metadata["sessionId"])
         layers = [passthrough(metadata, CONSUMED_METADATA), library(properties)]
-        properties = merge_layers(layers, self.options.mastra_compat)
+        properties = merge_layers(layers, self.options.mastra_compat, self.on_dropped)
         distinct_id = self._distinct_id(feedback, metadata)
         if distinct_id is None:
             distinct_id = trace_id

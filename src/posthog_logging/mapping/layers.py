@@ -1,47 +1,81 @@
-"""§1.12 and Part 2 (c): how passthrough data and the library's keys combine.
+"""§1.12 and Part 2 (c), (l): how passthrough data and the library's keys combine.
 
 An event's properties are built from *layers* in the order the spec lists
 them: the library's own keys, or user data passed through (tags, attributes,
 metadata).  Compat mode merges the layers in order, so a later passthrough
-overwrites the library's keys exactly as ``@mastra/posthog`` does; default mode
-merges the passthrough layers first and the library's keys on top, and drops
-``$``-prefixed passthrough keys other than ``$groups`` and the documented
-PostHog properties of :data:`POSTHOG_PASSTHROUGH` (Part 2 (l)).
+overwrites the library's keys exactly as ``@mastra/posthog`` does.  Default
+mode merges the passthrough layers first and the library's keys on top: every
+``$`` key passes (``$ai_prompt_name``, ``$ai_experiment_id``, custom prices,
+properties PostHog adds later ...) except the keys the library owns
+(:data:`LIBRARY_OWNED`), which never come from passthrough.  A passthrough value
+dropped for that, or for a ``$`` key the library set on the event, is handed to
+``on_dropped`` (counted and reported once per key by the caller).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..contract import DIAGNOSTICS_LOGGER
 from ..values import JsonValue, js_string, json_safe
 
-#: The ``$`` keys passthrough (metadata, attributes, tags) may set in default mode:
-#: properties PostHog documents and reads, which the library never computes itself
-#: (or, for ``$ai_session_id``, only from ``sessionId``; a library key always wins).
-POSTHOG_PASSTHROUGH = frozenset(
+_log = logging.getLogger(DIAGNOSTICS_LOGGER)
+
+#: Part 2 (l): properties only the library sets, on every event kind: ids, timing,
+#: the error flag and message, token counts and how they are priced, model and
+#: provider, content, tool definitions, the person flag and the sample rate.
+LIBRARY_OWNED = frozenset(
     {
-        # Group analytics: https://posthog.com/docs/product-analytics/group-analytics
-        "$groups",
-        # Session replay link: https://posthog.com/docs/llm-analytics/link-session-replay
-        "$session_id",
-        "$window_id",
-        # Sessions view: https://posthog.com/docs/llm-analytics/sessions
-        "$ai_session_id",
-        # Custom pricing: https://posthog.com/docs/llm-analytics/calculating-costs
-        "$ai_input_token_price",
-        "$ai_output_token_price",
-        "$ai_cache_read_token_price",
-        "$ai_cache_write_token_price",
-        # $ai_generation properties: https://posthog.com/docs/llm-analytics/generations
-        "$ai_http_status",
-        "$ai_base_url",
-        "$ai_request_url",
-        "$ai_model_parameters",
-        "$ai_framework",
+        "$ai_trace_id",
+        "$ai_parent_id",
+        "$ai_span_id",
+        "$ai_generation_id",
+        "$ai_span_name",
+        "$ai_latency",
+        "$ai_time_to_first_token",
+        "$ai_is_error",
+        "$ai_error",
+        "$ai_input_tokens",
+        "$ai_output_tokens",
+        "$ai_reasoning_tokens",
+        "$ai_cache_read_input_tokens",
+        "$ai_cache_creation_input_tokens",
+        "$ai_cache_creation_5m_input_tokens",
+        "$ai_cache_creation_1h_input_tokens",
+        "$ai_cache_reporting_exclusive",
+        "$ai_model",
+        "$ai_provider",
+        "$ai_input",
+        "$ai_output_choices",
+        "$ai_input_state",
+        "$ai_output_state",
+        "$ai_tools",
+        "$process_person_profile",
+        "$ai_trace_sample_rate",
     }
 )
+
+
+class DroppedProperties:
+    """Told of each passthrough value default mode drops (Part 2 (l)): counts it
+    through ``count`` and logs one warning per property name."""
+
+    def __init__(self, count: Callable[[], object] = lambda: None) -> None:
+        self._count = count
+        self._reported: set[str] = set()
+
+    def __call__(self, key: str) -> None:
+        self._count()
+        if key not in self._reported:
+            self._reported.add(key)
+            _log.warning(
+                "posthog-logging: passthrough property %r dropped: the library sets it "
+                "(counted in stats()['dropped_properties']; reported once per property)",
+                key,
+            )
 
 
 @dataclass
@@ -64,21 +98,32 @@ def passthrough(source: Mapping[Any, Any], skip: frozenset[str] = frozenset()) -
     )
 
 
-def merge_layers(layers: list[Layer], compat: bool) -> dict[str, JsonValue]:
+def merge_layers(
+    layers: list[Layer], compat: bool, on_dropped: Callable[[str], None]
+) -> dict[str, JsonValue]:
     """Merge layers: in order (compat), or passthrough under library (default)."""
     merged: dict[str, JsonValue] = {}
     if compat:
         for layer in layers:
             merged.update(layer.properties)
         return merged
+    passed_dollar_keys: list[str] = []
     for layer in layers:
         if layer.passthrough:
-            merged.update(
-                (key, value)
-                for key, value in layer.properties.items()
-                if not key.startswith("$") or key in POSTHOG_PASSTHROUGH
-            )
+            for key, value in layer.properties.items():
+                if key[:1] != "$":
+                    merged[key] = value
+                elif key in LIBRARY_OWNED:
+                    on_dropped(key)
+                else:
+                    merged[key] = value
+                    passed_dollar_keys.append(key)
+    library_keys: dict[str, JsonValue] = {}
     for layer in layers:
         if not layer.passthrough:
-            merged.update(layer.properties)
+            library_keys.update(layer.properties)
+    for key in passed_dollar_keys:  # e.g. $ai_session_id when sessionId set it
+        if key in library_keys and merged[key] != library_keys[key]:
+            on_dropped(key)
+    merged.update(library_keys)
     return merged

@@ -5,20 +5,23 @@ layer is either the library's own keys or a passthrough of user data (tags,
 attributes, metadata).  Compat mode merges the layers in order, so a later
 passthrough overwrites the library's keys exactly as ``@mastra/posthog`` does;
 default mode merges the passthrough layers first and the library's keys on
-top, dropping ``$``-prefixed passthrough keys other than PostHog's own
-(Part 2 (c), (l)).  Default mode also sends ``model_embedding`` spans as
-``$ai_embedding`` (Part 2 (n)).
+top, dropping the passthrough values of the keys the library owns (Part 2
+(c), (l)).  Default mode also sends ``model_embedding`` spans as
+``$ai_embedding`` (Part 2 (n)), reads provider messages and tool calls (p),
+raw usage and web searches (q), names the error type (r), replaces inline media
+(s), and with ``capture_exceptions`` sends a span's exception as ``$exception``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..contract import SpanType
-from ..usage import normalize_usage
+from ..errors import exception_list
+from ..usage import normalize_usage, web_search_count
 from ..values import (
     JsonValue,
     id_text,
@@ -28,11 +31,13 @@ from ..values import (
     js_string,
     json_safe,
     json_text,
+    plain,
     seconds_between,
     time_ms,
 )
 from .envelope import Event, MappingOptions, SpanRejected, make_event
 from .layers import Layer, library, merge_layers, passthrough
+from .media import redact_media
 from .messages import format_messages, format_tools
 
 #: Properties privacy mode removes from every span event (§1.14).
@@ -128,9 +133,15 @@ class SpanContext:
 class SpanEventBuilder:
     """Builds the events of one span in either mode; holds no per-trace state."""
 
-    def __init__(self, options: MappingOptions) -> None:
+    def __init__(self, options: MappingOptions, on_dropped: Callable[[str], None]) -> None:
         self.options = options
         self.compat = options.mastra_compat
+        #: Told of each passthrough value default mode drops (Part 2 (l)).
+        self.on_dropped = on_dropped
+        #: Whether content is walked for inline media (Part 2 (s)).
+        self.redact = options.redact_media and not options.mastra_compat
+        #: Whether a span's exception also goes out as ``$exception`` (Part 2 (r)).
+        self.capture_exceptions = options.capture_exceptions and not options.mastra_compat
 
     # §1.3 ------------------------------------------------------------------
     def build(self, facts: SpanFacts, context: SpanContext, now_ms: int) -> list[Event]:
@@ -138,17 +149,21 @@ class SpanEventBuilder:
         end_ms = facts.end_ms(now_ms)
         name = self._child_name(facts)
         if facts.is_event:
-            return [self._child_event(name, facts, context, end_ms, latency=0)]
-        if facts.is_root:
+            events = [self._child_event(name, facts, context, end_ms, latency=0)]
+        elif facts.is_root:
             events = []
             if name != "$ai_span" and not self.compat:
                 latency = self._latency(facts, end_ms)
                 facts.parent_id = None  # Part 2 (b): a root generation has no parent
                 events.append(self._child_event(name, facts, context, end_ms, latency))
             events.append(self._trace_event(facts, context, end_ms))
-            return events
-        latency = self._latency(facts, end_ms)
-        return [self._child_event(name, facts, context, end_ms, latency)]
+        else:
+            latency = self._latency(facts, end_ms)
+            events = [self._child_event(name, facts, context, end_ms, latency)]
+        error = facts.span.get("exception")
+        if self.capture_exceptions and isinstance(error, BaseException):
+            events.append(self._exception_event(error, facts, context, end_ms))
+        return events
 
     def _child_name(self, facts: SpanFacts) -> str:
         """§1.3, and Part 2 (n): embeddings are their own event in default mode."""
@@ -274,9 +289,11 @@ class SpanEventBuilder:
             keys.update(self._span_identity(facts))
         keys.update(self._model_keys(attributes))
         if is_truthy(span.get("input")):
-            keys["$ai_input"] = format_messages(span["input"], "user")
+            keys["$ai_input"] = format_messages(span["input"], "user", compat=self.compat)
         if is_truthy(span.get("output")):
-            keys["$ai_output_choices"] = format_messages(span["output"], "assistant")
+            keys["$ai_output_choices"] = format_messages(
+                span["output"], "assistant", compat=self.compat
+            )
         keys.update(self._usage_keys(attributes))
         parameters = attributes.get("parameters")
         if is_truthy(parameters) and isinstance(parameters, Mapping):
@@ -318,6 +335,7 @@ class SpanEventBuilder:
         if "$ai_input_tokens" in tokens:
             keys["$ai_input_tokens"] = tokens["$ai_input_tokens"]
         keys.update(_cost_keys(as_mapping(facts.attributes.get("costContext"))))
+        keys.update(_raw_usage_keys(facts.attributes, None))
         return keys
 
     @staticmethod
@@ -332,6 +350,8 @@ class SpanEventBuilder:
         ("$ai_cache_creation_5m_input_tokens", ("inputDetails", "cacheWrite5m")),
         ("$ai_cache_creation_1h_input_tokens", ("inputDetails", "cacheWrite1h")),
     )
+    #: Part 2 (f): default mode also sends reasoning tokens, from any usage shape.
+    _DEFAULT_TOKEN_ROWS = (*_TOKEN_ROWS, ("$ai_reasoning_tokens", ("outputDetails", "reasoning")))
 
     def _usage_keys(self, attributes: Mapping[str, Any]) -> dict[str, JsonValue]:
         """Token counts: §1.9 in compat mode; Part 2 (i) in default mode.
@@ -347,7 +367,8 @@ class SpanEventBuilder:
         if not self.compat:
             usage = normalize_usage(usage)
         keys: dict[str, JsonValue] = {}
-        for prop, path in self._TOKEN_ROWS:
+        rows = self._TOKEN_ROWS if self.compat else self._DEFAULT_TOKEN_ROWS
+        for prop, path in rows:
             container: Any = usage
             for step in path[:-1]:
                 container = container.get(step) if isinstance(container, Mapping) else None
@@ -364,19 +385,19 @@ class SpanEventBuilder:
         return json_safe(value) if self.compat else _OMIT
 
     def _default_generation_keys(self, facts: SpanFacts) -> dict[str, JsonValue]:
-        """Part 2 (e), (f), (h): time to first token, reasoning tokens, costs, stop reason."""
+        """Part 2 (e), (f), (h), (l), (q): time to first token, costs, stop reason,
+        prompt, raw usage and web searches."""
         attributes = facts.attributes
         keys: dict[str, JsonValue] = {}
         first_token_ms = time_ms(attributes.get("completionStartTime"))
         if first_token_ms is not None and facts.start_ms is not None:
             keys["$ai_time_to_first_token"] = seconds_between(facts.start_ms, first_token_ms)
-        output_details = as_mapping(as_mapping(attributes.get("usage")).get("outputDetails"))
-        if "reasoning" in output_details and is_number(output_details["reasoning"]):
-            keys["$ai_reasoning_tokens"] = self._token_value(output_details["reasoning"])
         keys.update(_cost_keys(as_mapping(attributes.get("costContext"))))
         finish_reason = attributes.get("finishReason")
         if isinstance(finish_reason, str) and finish_reason:
             keys["$ai_stop_reason"] = finish_reason
+        keys.update(_prompt_keys(attributes))
+        keys.update(_raw_usage_keys(attributes, facts.span.get("output")))
         return keys
 
     # §1.10 -----------------------------------------------------------------
@@ -396,7 +417,28 @@ class SpanEventBuilder:
             message = error.get("message") if isinstance(info, Mapping) else info
             keys["$ai_is_error"] = True
             keys["$ai_error"] = js_string(message) if is_truthy(message) else json_text(info)
+            error_type = error.get("name") or error.get("id") or error.get("category")
+            if is_truthy(error_type):  # Part 2 (r)
+                keys["$ai_error_type"] = js_string(error_type)
         return keys
+
+    # Part 2 (r) --------------------------------------------------------------
+    def _exception_event(
+        self, error: BaseException, facts: SpanFacts, context: SpanContext, end_ms: int
+    ) -> Event:
+        """``$exception`` for Error tracking, linked to the span and its trace."""
+        properties: dict[str, JsonValue] = {
+            "$exception_list": json_safe(exception_list(error)),
+            "$exception_level": "error",
+            "$ai_trace_id": facts.trace_id,
+            "$ai_span_id": facts.span_id,
+        }
+        properties.update(self._session(facts))
+        distinct_id, personless = self._distinct_id(facts, context)
+        if personless:
+            properties["$process_person_profile"] = False
+        identity = (facts.trace_id, facts.span_id)
+        return make_event("$exception", distinct_id, properties, end_ms, identity)
 
     # §1.12 -----------------------------------------------------------------
     @staticmethod
@@ -418,9 +460,13 @@ class SpanEventBuilder:
         end_ms: int,
         layers: list[Layer],
     ) -> Event:
-        properties = merge_layers(layers, self.compat)
+        properties = merge_layers(layers, self.compat, self.on_dropped)
         if self.options.privacy_mode:
             strip_content(properties)
+        elif self.redact:
+            for key in CONTENT_PROPERTIES:
+                if key in properties:
+                    properties[key] = redact_media(properties[key])
         distinct_id, personless = self._distinct_id(facts, context)
         if personless:
             properties["$process_person_profile"] = False
@@ -449,6 +495,29 @@ def _cost_keys(cost_context: Mapping[str, Any]) -> dict[str, JsonValue]:
         value = cost_context.get(key)
         if is_number(value) and math.isfinite(value):
             keys[prop] = value
+    return keys
+
+
+def _prompt_keys(attributes: Mapping[str, Any]) -> dict[str, JsonValue]:
+    """Part 2 (l): the prompt a generation used (``pl.generation(prompt_name=...)``),
+    which links it on PostHog's Prompts page and in prompt experiments."""
+    keys: dict[str, JsonValue] = {}
+    for key, prop in (("promptName", "$ai_prompt_name"), ("promptVersion", "$ai_prompt_version")):
+        if is_truthy(attributes.get(key)):
+            keys[prop] = json_safe(attributes[key])
+    return keys
+
+
+def _raw_usage_keys(attributes: Mapping[str, Any], output: Any) -> dict[str, JsonValue]:
+    """Part 2 (q): the usage object as given (``rawUsage``, kept by the tracing API
+    when it normalises ``usage``) and the web searches the provider reports."""
+    usage = plain(attributes.get("rawUsage", attributes.get("usage")))
+    keys: dict[str, JsonValue] = {}
+    if isinstance(usage, Mapping) and usage:
+        keys["$ai_usage"] = json_safe(usage)
+    searches = web_search_count(usage, plain(output))
+    if searches:
+        keys["$ai_web_search_count"] = searches
     return keys
 
 

@@ -4,34 +4,28 @@ The ``posthog.ai`` wrappers build their ``$ai_*`` events themselves, and
 :func:`posthog_logging.posthog_client` logs each as a record carrying
 ``{"event", "distinct_id", "properties", "timestamp", "uuid", "groups"}`` (the
 arguments of ``posthog.Client.capture``), already placed in the enclosing
-``pl.span`` trace.  What is left here is what the handler promises for every
-event it sends: only PostHog's AI events, ids as strings, JSON-safe values,
-privacy mode, ``default_distinct_id``, a stable uuid and the library's
-properties.
+``pl.span`` trace; ``pl.metric`` logs its ``$ai_metric`` the same way.  What is
+left here is what the handler promises for every event it sends: only events
+PostHog's LLM analytics shows (the ``$ai_*`` events, and user feedback surveys and
+exceptions that name their trace), ids as strings, JSON-safe values, privacy
+mode, the trace's user or ``default_distinct_id``, a stable uuid and the
+library's properties.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..values import is_truthy, js_string, json_safe, time_ms
 from .envelope import Event, MappingOptions, SpanRejected, make_event
 from .spans import CONTENT_PROPERTIES
 
-#: The events PostHog's LLM analytics knows; anything else is dropped, counted.
-AI_EVENTS = frozenset(
-    {
-        "$ai_generation",
-        "$ai_span",
-        "$ai_trace",
-        "$ai_embedding",
-        "$ai_feedback",
-        "$ai_metric",
-        "$ai_evaluation",
-    }
-)
+#: Events PostHog's LLM analytics joins to a trace when they carry ``$ai_trace_id``:
+#: user feedback from a survey, and Error tracking's exceptions.  Every ``$ai_*``
+#: event is accepted too; anything else is dropped, counted.
+TRACE_LINKED_EVENTS = frozenset({"survey sent", "survey shown", "$exception"})
 #: Properties holding ids; LangChain's handler passes ``uuid.UUID`` objects.
 ID_PROPERTIES = ("$ai_trace_id", "$ai_parent_id", "$ai_span_id", "$ai_session_id")
 #: What privacy mode removes: the span content, and the Responses API's instructions
@@ -45,18 +39,26 @@ class WrappedEventBuilder:
     def __init__(self, options: MappingOptions) -> None:
         self.options = options
 
-    def build(self, payload: Any, now_ms: int) -> Event:
-        """The event; raises :class:`SpanRejected` for anything that is not an AI event."""
+    def build(self, payload: Any, now_ms: int, trace_user: Callable[[str], str | None]) -> Event:
+        """The event; raises :class:`SpanRejected` for anything LLM analytics does not show.
+
+        ``trace_user`` gives the user of a known trace, for an event logged with
+        no distinct id (``pl.metric`` outside the trace's spans)."""
         if not isinstance(payload, Mapping):
             raise SpanRejected(f"posthog_event is a {type(payload).__name__}, not a mapping")
         name = payload.get("event")
         if not isinstance(name, str) or not name:
             raise SpanRejected("posthog_event has no event name")
-        if name not in AI_EVENTS:
-            raise SpanRejected(f"posthog_event {name[:40]!r} is not one of PostHog's AI events")
         given = payload.get("properties")
         if given is not None and not isinstance(given, Mapping):
             raise SpanRejected(f"posthog_event properties are a {type(given).__name__}")
+        if not name.startswith("$ai_") and not (
+            name in TRACE_LINKED_EVENTS and given and given.get("$ai_trace_id") is not None
+        ):
+            raise SpanRejected(
+                f"posthog_event {name[:40]!r} is neither an $ai_ event nor a survey or "
+                "$exception event with $ai_trace_id"
+            )
         properties: dict[str, Any] = json_safe(dict(given or {}))
         for key in ID_PROPERTIES:
             value = properties.get(key)
@@ -68,9 +70,13 @@ class WrappedEventBuilder:
         if self.options.privacy_mode:
             for key in WRAPPED_CONTENT_PROPERTIES:
                 properties.pop(key, None)
-        distinct_id = self._distinct_id(payload.get("distinct_id"), properties)
+        given_id = payload.get("distinct_id")
+        trace_id = properties.get("$ai_trace_id")
+        if not is_truthy(given_id) and isinstance(trace_id, str):
+            given_id = trace_user(trace_id)
+        distinct_id = self._distinct_id(given_id, properties)
         timestamp_ms = time_ms(payload.get("timestamp"))
-        trace_id, span_id = properties.get("$ai_trace_id"), properties.get("$ai_span_id")
+        span_id = properties.get("$ai_span_id")
         identity = (trace_id, span_id) if trace_id and span_id else None
         event = make_event(
             name,

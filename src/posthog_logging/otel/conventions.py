@@ -3,7 +3,9 @@
 PostHog's own OTLP ingestion (``/i/v0/ai/otel``) reads the GenAI semantic
 conventions in all three generations still emitted today, plus the older
 namespaces of OpenLLMetry (``llm.*``, ``traceloop.*``, flattened
-``gen_ai.prompt.{i}.*``) and the Vercel AI SDK (``ai.*``).  This module reads
+``gen_ai.prompt.{i}.*``) and the Vercel AI SDK (``ai.*``); OpenInference
+(:mod:`.openinference`) and Logfire (:mod:`.logfire`) are read after them.
+This module reads
 the same attributes, with the same precedence (newest name first, the older
 name as a fallback), but writes them into the span shape the rest of this
 library maps (``attributes.model``, ``attributes.usage.inputTokens``,
@@ -26,9 +28,12 @@ from opentelemetry.trace import StatusCode
 
 from ..contract import SpanType
 from ..values import is_number, safe_str
+from . import logfire, openinference
+from .privacy import passthrough_attributes
 
 #: Prefixes that mark a span as AI work, as PostHog's OTel exporters filter them
-#: (``posthog.ai.otel.is_ai_span``): the span name or any attribute key.
+#: (``posthog.ai.otel.is_ai_span``): the span name or any attribute key.  An
+#: OpenInference span kind marks one too (its chains and agents have no ``llm.``).
 AI_SPAN_PREFIXES = ("gen_ai.", "llm.", "ai.", "traceloop.")
 
 #: Operation names (``gen_ai.operation.name`` or OpenLLMetry's ``llm.request.type``).
@@ -63,33 +68,44 @@ _VERCEL_OPERATIONS = {
 _MODEL_TYPES = frozenset({SpanType.MODEL_GENERATION.value, "model_embedding"})
 
 # Attribute names, newest first.
-_MODEL = ("gen_ai.response.model", "gen_ai.request.model", "ai.response.model", "ai.model.id")
-_PROVIDER = ("gen_ai.provider.name", "gen_ai.system")
+_MODEL = (
+    "gen_ai.response.model",
+    "gen_ai.request.model",
+    "ai.response.model",
+    "ai.model.id",
+    *openinference.MODEL,
+)
+_PROVIDER = ("gen_ai.provider.name", "gen_ai.system", *openinference.PROVIDER)
 _INPUT_TOKENS = (
     "gen_ai.usage.input_tokens",
     "gen_ai.usage.prompt_tokens",
     "ai.usage.inputTokens",
     "ai.usage.promptTokens",
+    *openinference.INPUT_TOKENS,
 )
 _OUTPUT_TOKENS = (
     "gen_ai.usage.output_tokens",
     "gen_ai.usage.completion_tokens",
     "ai.usage.outputTokens",
     "ai.usage.completionTokens",
+    *openinference.OUTPUT_TOKENS,
 )
 _CACHE_READ = (
     "gen_ai.usage.cache_read.input_tokens",
     "gen_ai.usage.cache_read_input_tokens",
     "ai.usage.cachedInputTokens",
+    *openinference.CACHE_READ,
 )
 _CACHE_WRITE = (
     "gen_ai.usage.cache_creation.input_tokens",
     "gen_ai.usage.cache_creation_input_tokens",
+    *openinference.CACHE_WRITE,
 )
 _REASONING = (
     "gen_ai.usage.reasoning.output_tokens",
     "gen_ai.usage.reasoning_tokens",
     "ai.usage.reasoningTokens",
+    *openinference.REASONING,
 )
 _PARAMETERS = {
     "temperature": ("gen_ai.request.temperature", "ai.settings.temperature"),
@@ -102,7 +118,12 @@ _PARAMETERS = {
     "stopSequences": ("gen_ai.request.stop_sequences",),
 }
 _USER_ID = ("posthog.distinct_id", "user.id", "ai.telemetry.metadata.posthog_distinct_id")
-_SESSION_ID = ("posthog.session_id", "session.id", "ai.telemetry.metadata.$ai_session_id")
+_SESSION_ID = (
+    "posthog.session_id",
+    "session.id",
+    "gen_ai.conversation.id",
+    "ai.telemetry.metadata.$ai_session_id",
+)
 
 #: Older-spec message span events (the role each one stands for).
 _MESSAGE_EVENTS = {
@@ -112,35 +133,13 @@ _MESSAGE_EVENTS = {
     "gen_ai.tool.message": "tool",
 }
 
-#: Attributes whose content becomes the span's input/output (never passed through).
-_CONTENT_ATTRIBUTES = frozenset(
-    {
-        "gen_ai.input.messages",
-        "gen_ai.output.messages",
-        "gen_ai.system_instructions",
-        "gen_ai.prompt",
-        "gen_ai.completion",
-        "gen_ai.tool.definitions",
-        "gen_ai.tool.call.arguments",
-        "gen_ai.tool.call.result",
-        "ai.prompt",
-        "ai.prompt.messages",
-        "ai.response.text",
-        "ai.response.toolCalls",
-        "ai.toolCall.args",
-        "ai.toolCall.result",
-        "traceloop.entity.input",
-        "traceloop.entity.output",
-    }
-)
-_CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.request.functions.")
-
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def is_ai_span(name: str, attributes: Mapping[str, Any]) -> bool:
-    """True when the span name or an attribute key has one of :data:`AI_SPAN_PREFIXES`."""
-    if name.startswith(AI_SPAN_PREFIXES):
+    """True when the span name or an attribute key has one of :data:`AI_SPAN_PREFIXES`,
+    or the span has an OpenInference span kind."""
+    if name.startswith(AI_SPAN_PREFIXES) or openinference.SPAN_KIND in attributes:
         return True
     return any(key.startswith(AI_SPAN_PREFIXES) for key in attributes)
 
@@ -164,7 +163,11 @@ def span_time(nanos: Any) -> dt.datetime | None:
 
 
 def span_dict(
-    span: ReadableSpan, *, start_only: bool = False, host: tuple[str, str] | None = None
+    span: ReadableSpan,
+    *,
+    start_only: bool = False,
+    host: tuple[str, str] | None = None,
+    private: bool = False,
 ) -> dict[str, Any]:
     """The Mastra exported-span mapping for one OTel span.
 
@@ -172,6 +175,8 @@ def span_dict(
     output or error), for the ``span_started`` record of a trace's root.
     ``host`` is ``(trace id, span id)`` of the ``pl.span`` the span's OTel trace
     began in: the span joins that trace, and the OTel root hangs under that span.
+    ``private`` (privacy mode) leaves out input, output and every attribute that
+    may hold text (:mod:`.privacy`), and names a Logfire span by its template.
     """
     context = span.get_span_context()
     attributes: Mapping[str, Any] = span.attributes or {}
@@ -180,10 +185,10 @@ def span_dict(
     record: dict[str, Any] = {
         "id": hex_span_id(context.span_id) if context is not None else "",
         "traceId": hex_trace_id(context.trace_id) if context is not None else "",
-        "name": span.name,
+        "name": logfire.span_name(span.name, attributes, private=private),
         "type": span_type,
         "startTime": span_time(span.start_time),
-        "attributes": _attributes(span_type, attributes),
+        "attributes": _attributes(span_type, attributes, private=private),
         "metadata": _metadata(attributes, span.resource.attributes),
         "isEvent": False,
         # A span with a remote parent continues a trace begun elsewhere: not a root.
@@ -194,13 +199,20 @@ def span_dict(
     if host is not None:
         record["traceId"] = host[0]
         record.setdefault("parentSpanId", host[1])
-    input_value = _input(span_type, attributes, span.events)
+    tags = openinference.tags(attributes)
+    if tags:
+        record["tags"] = tags
+    input_value = None if private else _input(span_type, attributes, span.events)
     if input_value is not None:
         record["input"] = input_value
     if start_only:
         return record
     record["endTime"] = span_time(span.end_time)
-    output_value = _output(span_type, attributes, span.events)
+    duration = logfire.log_duration(attributes)
+    if duration is not None and span.end_time is not None:
+        # A Logfire log reports when the work ended and how long it took.
+        record["startTime"] = span_time(span.end_time - duration)
+    output_value = None if private else _output(span_type, attributes, span.events)
     if output_value is not None:
         record["output"] = output_value
     if span_type in _MODEL_TYPES:
@@ -225,6 +237,9 @@ def span_type_of(name: str, attributes: Mapping[str, Any]) -> str:
     kind = attributes.get("traceloop.span.kind")
     if isinstance(kind, str) and kind in _TRACELOOP_KINDS:
         return _TRACELOOP_KINDS[kind]
+    openinference_type = openinference.span_type(attributes)
+    if openinference_type is not None:
+        return openinference_type
     # As PostHog's ingestion falls back: a provider, a model and token counts make a generation.
     has_model = _first(attributes, _MODEL) is not None and _first(attributes, _PROVIDER) is not None
     if has_model and _count(attributes, _INPUT_TOKENS) is not None:
@@ -233,10 +248,11 @@ def span_type_of(name: str, attributes: Mapping[str, Any]) -> str:
 
 
 # --------------------------------------------------------------- attributes
-def _attributes(span_type: str, attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """Model spans get Mastra's keys; other spans keep their OTel attributes as given."""
+def _attributes(span_type: str, attributes: Mapping[str, Any], *, private: bool) -> dict[str, Any]:
+    """Model spans get Mastra's keys; other spans keep their OTel attributes as given,
+    less those :mod:`.privacy` holds back."""
     if span_type not in _MODEL_TYPES:
-        return {key: value for key, value in attributes.items() if not _is_content(key)}
+        return passthrough_attributes(attributes, private=private)
     mapped: dict[str, Any] = {}
     model = _first(attributes, _MODEL)
     if model is not None:
@@ -252,9 +268,14 @@ def _attributes(span_type: str, attributes: Mapping[str, Any]) -> dict[str, Any]
         name = next((name for name in names if name in attributes), None)
         if name is not None:
             parameters[key] = attributes[name]
+    parameters = parameters or openinference.parameters(attributes)
     if parameters:
         mapped["parameters"] = parameters
-    streaming = attributes.get("llm.is_streaming", attributes.get("gen_ai.request.stream"))
+    streaming = _first_bool(
+        attributes, ("llm.is_streaming", "gen_ai.is_streaming", "gen_ai.request.stream")
+    )
+    if streaming is None:
+        streaming = openinference.streaming(attributes)
     if isinstance(streaming, bool):
         mapped["streaming"] = streaming
     tools = _tools(attributes)
@@ -269,8 +290,9 @@ def _attributes(span_type: str, attributes: Mapping[str, Any]) -> dict[str, Any]
     return mapped
 
 
-def _is_content(key: str) -> bool:
-    return key in _CONTENT_ATTRIBUTES or key.startswith(_CONTENT_PREFIXES)
+def _first_bool(attributes: Mapping[str, Any], names: Iterable[str]) -> bool | None:
+    """The first of ``names`` holding True or False."""
+    return next((v for name in names if isinstance(v := attributes.get(name), bool)), None)
 
 
 def _first(attributes: Mapping[str, Any], names: Iterable[str]) -> str | None:
@@ -326,6 +348,8 @@ def _tools(attributes: Mapping[str, Any]) -> list[Any]:
     definitions = _parsed(attributes.get("gen_ai.tool.definitions"))
     if isinstance(definitions, list):
         return definitions
+    if "llm.tools.0.tool.json_schema" in attributes:
+        return openinference.tools(attributes)
     functions = _indexed(attributes, "llm.request.functions.")
     tools: list[Any] = []
     for function in functions:
@@ -340,8 +364,9 @@ def _tools(attributes: Mapping[str, Any]) -> list[Any]:
 
 
 def _metadata(attributes: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[str, Any]:
-    """``userId`` / ``sessionId`` from the span, else from the resource."""
-    metadata: dict[str, Any] = {}
+    """``userId`` / ``sessionId`` from the span, else from the resource; OpenInference's
+    ``metadata`` (what the application set with ``using_metadata``) passes through."""
+    metadata: dict[str, Any] = openinference.metadata(attributes)
     for key, names in (("userId", _USER_ID), ("sessionId", _SESSION_ID)):
         value = _first(attributes, names) or _first(resource, names)
         if value is not None:
@@ -354,12 +379,19 @@ def _input(span_type: str, attributes: Mapping[str, Any], events: Sequence[Any])
     tool_keys = ("gen_ai.tool.call.arguments", "ai.toolCall.args", "traceloop.entity.input")
     if span_type == SpanType.TOOL_CALL.value and (value := _first_present(attributes, tool_keys)):
         return value
+    if span_type == SpanType.MODEL_EMBEDDING.value and (
+        texts := openinference.embedding_input(attributes)
+    ):
+        return texts
     messages = _first_found(
         lambda: _messages(attributes.get("gen_ai.input.messages")),
         lambda: _flattened_messages(attributes, "gen_ai.prompt."),
         lambda: _event_messages(events),
         lambda: _vercel_prompt(attributes),
         lambda: _first_present(attributes, ("gen_ai.prompt", "traceloop.entity.input")),
+        lambda: _messages(openinference.messages(attributes, "input")),
+        lambda: _messages(openinference.request_messages(attributes)),
+        lambda: openinference.value(attributes, "input"),
     )
     return _with_system_instructions(messages, attributes.get("gen_ai.system_instructions"))
 
@@ -372,6 +404,8 @@ def _output(span_type: str, attributes: Mapping[str, Any], events: Sequence[Any]
         lambda: _messages(attributes.get("gen_ai.output.messages")),
         lambda: _flattened_messages(attributes, "gen_ai.completion."),
         lambda: _choice_events(events),
+        lambda: _messages(openinference.messages(attributes, "output")),
+        lambda: _messages(openinference.response_messages(attributes)),
     )
     if messages is not None:
         return messages
@@ -383,7 +417,10 @@ def _output(span_type: str, attributes: Mapping[str, Any], events: Sequence[Any]
         return {"text": text if isinstance(text, str) else "", "toolCalls": calls}
     if isinstance(text, str):
         return text
-    return _first_present(attributes, ("gen_ai.completion", "traceloop.entity.output"))
+    return _first_found(
+        lambda: _first_present(attributes, ("gen_ai.completion", "traceloop.entity.output")),
+        lambda: openinference.value(attributes, "output"),
+    )
 
 
 def _first_found(*readers: Callable[[], Any]) -> Any:
@@ -611,6 +648,7 @@ def _finish_reason(attributes: Mapping[str, Any]) -> str | None:
             "ai.response.finishReason",
             "llm.response.finish_reason",
             "gen_ai.completion.0.finish_reason",
+            openinference.FINISH_REASON,
         ),
     )
     if reason is not None:

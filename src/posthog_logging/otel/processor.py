@@ -10,7 +10,9 @@ Which spans become records:
 
 * every *AI span* (:func:`~.conventions.is_ai_span`: the name or an attribute
   key starts with ``gen_ai.``, ``llm.``, ``ai.`` or ``traceloop.``, the filter
-  PostHog's own OTel exporters use);
+  PostHog's own OTel exporters use, or it has an OpenInference span kind),
+  except a Logfire request span whose streamed reply is logged as a span of
+  its own (:func:`~.logfire.is_streamed_request`);
 * the *ancestors* of an AI span that started in this process, as plain spans,
   so PostHog shows the model call inside the work that caused it (an agent
   step, an HTTP request) instead of under a parent it never received.  The
@@ -27,6 +29,11 @@ An OTel trace that begins inside a ``pl.span`` (instrumented code called
 within the tracing API) joins that span's trace: its root is logged as a
 child of the ``pl.span`` and every span of it carries the ``pl`` trace id, so
 the model call nests where it happened instead of starting a trace of its own.
+
+Privacy mode is decided here too, not only by the handler: a record made under
+privacy mode holds no input, output or attribute that may hold text
+(:mod:`.privacy`), so nothing that reads the records (a JSON-lines file, a
+later ``posthog-logging send``) ever sees the content either.
 """
 
 from __future__ import annotations
@@ -36,11 +43,13 @@ import os
 import threading
 import weakref
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from ..config import PRIVACY_MODE_ENV, flag_setting, require_bool
 from ..contract import (
     CURRENT_SPAN,
     DEFAULT_SPAN_LOGGER,
@@ -49,6 +58,7 @@ from ..contract import (
     SPAN_EVENT_ATTR,
     SpanEvent,
 )
+from . import logfire
 from .conventions import is_ai_span, span_dict
 
 _log = logging.getLogger(DIAGNOSTICS_LOGGER)
@@ -80,14 +90,23 @@ class LoggingSpanProcessor(SpanProcessor):
     the tracing API's).  Records are logged at INFO on the thread that ends the
     span; the handler does the rest off that thread.  Nothing raises into the
     OTel SDK: a span that cannot be converted is counted and reported.
+
+    Privacy mode holds when any handler the records reach has ``privacy_mode``
+    set, when ``$POSTHOG_PRIVACY_MODE`` is true, or when ``privacy_mode=True``
+    is given here (for records that reach no ``PosthogLogHandler``, such as a
+    JSON-lines file sent later).
     """
 
-    def __init__(self, logger: logging.Logger | str | None = None) -> None:
+    def __init__(
+        self, logger: logging.Logger | str | None = None, *, privacy_mode: bool = False
+    ) -> None:
         if logger is None or isinstance(logger, str):
             logger = logging.getLogger(logger or DEFAULT_SPAN_LOGGER)
         if not isinstance(logger, logging.Logger):
             raise TypeError(f"logger must be a Logger or a logger name, not {logger!r}")
+        require_bool("privacy_mode", privacy_mode)
         self.logger = logger
+        self.privacy_mode = privacy_mode or flag_setting(None, "privacy_mode", PRIVACY_MODE_ENV)
         # Reentrant: a signal handler may end a span while this thread holds it.
         self._lock = threading.RLock()
         self._live: dict[_SpanKey, _Tracked] = {}
@@ -112,13 +131,15 @@ class LoggingSpanProcessor(SpanProcessor):
         try:
             context = span.get_span_context()
             parent = span.parent
-            parent_key = None
-            if parent is not None and not parent.is_remote:
-                parent_key = (parent.trace_id, parent.span_id)
+            parent_key = None if parent is None else (parent.trace_id, parent.span_id)
             host = CURRENT_SPAN.get() if parent is None else None
             with self._lock:
                 if self._shut_down:
                     return
+                if parent is not None and parent.is_remote and parent_key not in self._live:
+                    # A remote parent that is live here was carried over (Logfire's
+                    # streamed-response log is parented so); any other lives elsewhere.
+                    parent_key = None
                 self._live[(context.trace_id, context.span_id)] = _Tracked(span, parent_key)
                 if host is not None:
                     self._hosts[context.trace_id] = (host.trace_id, host.span_id)
@@ -144,16 +165,26 @@ class LoggingSpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Flush the handlers the records reach, so ``provider.force_flush()`` delivers."""
-        logger: logging.Logger | None = self.logger
-        while logger is not None:
-            for handler in logger.handlers:
-                handler.flush()
-            logger = logger.parent if logger.propagate else None
+        for handler in self._handlers():
+            handler.flush()
         return True
+
+    def private(self) -> bool:
+        """Whether records are made under privacy mode (see the class docstring)."""
+        return self.privacy_mode or any(
+            getattr(handler, "privacy_mode", False) is True for handler in self._handlers()
+        )
 
     # -------------------------------------------------------------- internals
     def _at_fork_reinit(self) -> None:
         self._lock = threading.RLock()
+
+    def _handlers(self) -> Iterator[logging.Handler]:
+        """The handlers a record logged on ``self.logger`` reaches."""
+        logger: logging.Logger | None = self.logger
+        while logger is not None:
+            yield from logger.handlers
+            logger = logger.parent if logger.propagate else None
 
     def _end(self, span: ReadableSpan) -> None:
         context = span.get_span_context()
@@ -167,7 +198,7 @@ class LoggingSpanProcessor(SpanProcessor):
             host = self._hosts.get(context.trace_id)
             if span.parent is None:
                 self._hosts.pop(context.trace_id, None)  # the OTel trace is over
-            if is_ai_span(span.name, span.attributes or {}):
+            if self._is_sent_ai_span(span):
                 root = self._mark_ancestors(tracked.parent if tracked is not None else None)
             elif tracked is None or not tracked.needed:
                 self._counts["skipped"] += 1
@@ -181,6 +212,14 @@ class LoggingSpanProcessor(SpanProcessor):
             self._log(root.span, SpanEvent.STARTED, None)
             root.announced = True
         self._log(span, SpanEvent.ENDED, host)
+
+    @staticmethod
+    def _is_sent_ai_span(span: ReadableSpan) -> bool:
+        """An AI span, unless another span of the same call carries it (Logfire's streaming)."""
+        attributes = span.attributes or {}
+        return is_ai_span(span.name, attributes) and not logfire.is_streamed_request(
+            attributes, span.status
+        )
 
     def _mark_ancestors(self, key: _SpanKey | None) -> _Tracked | None:
         """Mark the live ancestors as needed; return the trace's root if it is live."""
@@ -197,7 +236,7 @@ class LoggingSpanProcessor(SpanProcessor):
         if not self.logger.isEnabledFor(logging.INFO):
             return
         start_only = span_event is SpanEvent.STARTED
-        record_span = span_dict(span, start_only=start_only, host=host)
+        record_span = span_dict(span, start_only=start_only, host=host, private=self.private())
         record = self.logger.makeRecord(
             self.logger.name,
             logging.INFO,

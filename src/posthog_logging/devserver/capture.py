@@ -1,11 +1,10 @@
-"""A local PostHog-compatible capture endpoint, for development and tests.
+"""The capture server: a local PostHog-compatible batch endpoint over real HTTP.
 
-``posthog-logging dev-server`` runs it and prints each trace as a tree as its
-events arrive, so a machine with no PostHog account still shows what the
-handler sends.  The test suite uses the same class over real HTTP, and its
-fault injection (scripted statuses, ``Retry-After``, delays, hung requests,
-dropped connections, a body-size limit answered with 413) is how the
-reliability tests reach the failure paths without mocking the transport.
+It records every POST (gzip or not), answers it as PostHog would, or as a test
+scripted (:mod:`.faults`), and hands each request to an observer
+(``on_request``): the dev server's trace printer and viewer, or a test.  GET
+requests go to an optional page source (the web viewer); without one, GET is a
+health check.
 
 ``latency`` stands in for the network: localhost answers in microseconds and
 hides the cost of a round trip, which is what decides throughput over a real
@@ -26,21 +25,40 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TextIO
+from typing import Any, NamedTuple, Protocol
 
-from .values import time_ms
+from .faults import DROPPED, ScriptedResponse, verdict
 
 GZIP_MAGIC = b"\x1f\x8b"
 
-#: ``ReceivedRequest.status`` of a request whose connection was closed unanswered.
-DROPPED = 0
 
-#: The answer of a POST when nothing is scripted (PostHog's own success body).
-ACCEPTED_BODY = '{"status": 1}'
+class Page(NamedTuple):
+    """The answer to a GET."""
+
+    status: int
+    body: bytes
+    content_type: str
+    headers: Mapping[str, str] = {}
+
+
+class PageSource(Protocol):
+    """What answers the capture server's GET requests (the web viewer)."""
+
+    def get(self, target: str) -> Page:
+        """The answer for a request target (path and query)."""
+        ...
+
+
+#: The answer to every GET when the server has no page source.
+HEALTH_PAGE = Page(
+    200,
+    b"posthog-logging dev server: POST batches to /i/v0/ai/batch/\n",
+    "text/plain; charset=utf-8",
+)
 
 
 @dataclass
@@ -64,25 +82,6 @@ class ReceivedRequest:
     def accepted(self) -> bool:
         """Whether PostHog would have ingested the batch (a 2xx answer)."""
         return 200 <= self.status < 300
-
-
-@dataclass
-class ScriptedResponse:
-    """How to answer one upcoming POST (fault injection, consumed in order).
-
-    ``delay`` holds the answer that much longer than the server's ``latency``;
-    ``hang`` never answers: the request is recorded (as ``DROPPED``) and its
-    connection held open until the server stops.  A 429 storm is
-    ``script(*[ScriptedResponse(429, headers={"Retry-After": "1"})] * n)``; a
-    server that hangs on every request is ``answer_by_default(ScriptedResponse(hang=True))``.
-    """
-
-    status: int = 200
-    body: str = ACCEPTED_BODY
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    drop_connection: bool = False
-    hang: bool = False
 
 
 class _CaptureHTTPServer(ThreadingHTTPServer):
@@ -134,12 +133,9 @@ class _CaptureRequestHandler(BaseHTTPRequestHandler):
         super().finish()
 
     def do_GET(self) -> None:
-        self._answer(
-            200,
-            "posthog-logging dev server: POST batches to /i/v0/ai/batch/\n",
-            {},
-            content_type="text/plain; charset=utf-8",
-        )
+        pages = self.server.capture.pages
+        page = HEALTH_PAGE if pages is None else pages.get(self.path)
+        self._answer(page.status, page.body, page.headers, page.content_type)
 
     def do_POST(self) -> None:
         capture = self.server.capture
@@ -156,7 +152,7 @@ class _CaptureRequestHandler(BaseHTTPRequestHandler):
         encoding = self.headers.get("Content-Encoding", "")
         gzipped = raw[:2] == GZIP_MAGIC or encoding.strip().lower() == "gzip"
         api_key, batch, parsed = _parse_body(raw, gzipped)
-        status, body, headers = _verdict(scripted, len(raw), parsed, capture.max_body_bytes)
+        status, body, headers = verdict(scripted, len(raw), parsed, capture.max_body_bytes)
         if scripted.hang:
             # Recorded on arrival, as it is never answered: the connection stays
             # open, unanswered, until the server stops.
@@ -188,11 +184,11 @@ class _CaptureRequestHandler(BaseHTTPRequestHandler):
     def _answer(
         self,
         status: int,
-        body: str,
+        body: str | bytes,
         headers: Mapping[str, str],
         content_type: str = "application/json",
     ) -> None:
-        payload = body.encode()
+        payload = body.encode() if isinstance(body, str) else body
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
@@ -204,24 +200,6 @@ class _CaptureRequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.capture.verbose:
             super().log_message(format, *args)
-
-
-def _verdict(
-    scripted: ScriptedResponse, body_bytes: int, parsed: bool, max_body_bytes: int | None
-) -> tuple[int, str, Mapping[str, str]]:
-    """Status, body and headers of the answer to one POST.
-
-    A dropped connection has no answer at all.  Otherwise the size limit wins
-    (PostHog refuses an oversize body whatever it holds), then an injected
-    error status, then a body that cannot be read.
-    """
-    if scripted.drop_connection or scripted.hang:
-        return DROPPED, "", {}
-    if max_body_bytes is not None and body_bytes > max_body_bytes:
-        return 413, '{"detail": "payload too large"}', {}
-    if 200 <= scripted.status < 300 and not parsed:
-        return 400, '{"detail": "body is not JSON"}', {}
-    return scripted.status, scripted.body, scripted.headers
 
 
 def _parse_body(raw: bytes, gzipped: bool) -> tuple[str | None, list[dict[str, Any]], bool]:
@@ -261,7 +239,8 @@ class CaptureServer:
     Each POST is answered ``latency`` seconds after its body arrived (plus any
     scripted ``delay``); every connection has its own thread, so concurrent
     requests wait side by side.  ``in_flight`` and ``max_in_flight`` count the
-    POSTs received and not yet answered.
+    POSTs received and not yet answered.  GET requests are answered by
+    ``pages`` (the web viewer) when given.
     """
 
     def __init__(
@@ -273,6 +252,7 @@ class CaptureServer:
         on_request: Callable[[ReceivedRequest], None] | None = None,
         verbose: bool = False,
         latency: float = 0.0,
+        pages: PageSource | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -280,6 +260,7 @@ class CaptureServer:
         self.max_body_bytes = max_body_bytes
         self.on_request = on_request
         self.verbose = verbose
+        self.pages = pages
         # Set by stop(): ends the waits of latency, delays and hung requests.
         self._stopped = threading.Event()
         # Guards everything below; notified whenever a request is recorded, arrives or leaves.
@@ -434,186 +415,3 @@ class CaptureServer:
                 self._events.extend(batch)
             self._changed.notify_all()
         return request
-
-
-# --------------------------------------------------------------- trace trees
-
-
-def group_by_trace(events: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
-    """Events keyed by ``$ai_trace_id``, in order of first appearance."""
-    traces: dict[str, list[Mapping[str, Any]]] = {}
-    for event in events:
-        trace_id = str(_properties(event).get("$ai_trace_id", "?"))
-        traces.setdefault(trace_id, []).append(event)
-    return traces
-
-
-def _properties(event: Mapping[str, Any]) -> Mapping[str, Any]:
-    properties = event.get("properties")
-    return properties if isinstance(properties, Mapping) else {}
-
-
-def _node_id(event: Mapping[str, Any]) -> str | None:
-    props = _properties(event)
-    if event.get("event") == "$ai_trace":
-        return str(props.get("$ai_trace_id"))
-    node = props.get("$ai_span_id") or props.get("$ai_generation_id")
-    return None if node is None else str(node)
-
-
-def _describe(event: Mapping[str, Any]) -> str:
-    props = _properties(event)
-    kind = str(event.get("event", "?")).removeprefix("$ai_")
-    parts = [kind]
-    if kind == "feedback":
-        parts.append(repr(props.get("$ai_feedback_text")))
-    else:
-        parts.append(str(props.get("$ai_span_name", "")))
-    if kind in ("generation", "embedding"):
-        parts.append(f"[{props.get('$ai_model')}]")
-    latency = props.get("$ai_latency")
-    if isinstance(latency, (int, float)):
-        parts.append(f"{latency:.3f}s")
-    first_token = props.get("$ai_time_to_first_token")
-    if isinstance(first_token, (int, float)):
-        parts.append(f"ttft {first_token:.3f}s")
-    tokens_in, tokens_out = props.get("$ai_input_tokens"), props.get("$ai_output_tokens")
-    if tokens_in is not None or tokens_out is not None:
-        parts.append(
-            f"tokens {tokens_in if tokens_in is not None else '-'}/"
-            f"{tokens_out if tokens_out is not None else '-'}"
-        )
-    if props.get("$ai_is_error"):
-        parts.append(f"ERROR {_error_message(props)}".rstrip())
-    return "  ".join(part for part in parts if part)
-
-
-def _error_message(props: Mapping[str, Any]) -> str:
-    """``error_message`` (non-root spans), else ``$ai_error.message`` (root events)."""
-    message = props.get("error_message")
-    error = props.get("$ai_error")
-    if message is None and isinstance(error, Mapping):
-        message = error.get("message")
-    return "" if message is None else str(message)
-
-
-def _start_ms(event: Mapping[str, Any]) -> float:
-    """When the span started: its timestamp (the end) minus its latency."""
-    end = time_ms(event.get("timestamp")) or 0
-    latency = _properties(event).get("$ai_latency")
-    return end - (latency * 1000 if isinstance(latency, (int, float)) else 0)
-
-
-def _parent_key(event: Mapping[str, Any], known: set[str], top: str | None) -> str | None:
-    """The node an event hangs under: its ``$ai_parent_id`` if that is in the trace, else ``top``.
-
-    Feedback belongs to the trace as a whole, so it always goes to ``top``.
-    """
-    parent = _properties(event).get("$ai_parent_id")
-    if parent is None or str(parent) not in known or event.get("event") == "$ai_feedback":
-        return top
-    return str(parent)
-
-
-def render_trace_tree(events: Sequence[Mapping[str, Any]]) -> str:
-    """One trace's events as an indented tree (parents from ``$ai_parent_id``).
-
-    Siblings appear in order of start (``timestamp`` is when a span ended, so
-    the start is that minus ``$ai_latency``), as a trace viewer lists them.
-    Events whose parents form a cycle are drawn after the tree: every event is
-    always shown exactly once.
-    """
-    if not events:
-        return ""
-    trace_id = str(_properties(events[0]).get("$ai_trace_id", "?"))
-    root = next((event for event in events if event.get("event") == "$ai_trace"), None)
-    known = {node for event in events if (node := _node_id(event)) is not None}
-    top = trace_id if root is not None else None
-    children: dict[str | None, list[Mapping[str, Any]]] = {}
-    for event in events:
-        if event is not root:
-            children.setdefault(_parent_key(event, known, top), []).append(event)
-    for siblings in children.values():
-        siblings.sort(key=_start_ms)
-
-    lines = [f"trace {trace_id}"]
-    shown: set[int] = set()  # id() of each drawn event
-
-    def walk(event: Mapping[str, Any], prefix: str, last: bool) -> None:
-        shown.add(id(event))
-        lines.append(f"{prefix}{'└── ' if last else '├── '}{_describe(event)}")
-        node = _node_id(event)
-        kids = [kid for kid in children.get(node, []) if id(kid) not in shown] if node else []
-        for index, kid in enumerate(kids):
-            walk(kid, prefix + ("    " if last else "│   "), index == len(kids) - 1)
-
-    tops = [root] if root is not None else children.get(None, [])
-    for index, event in enumerate(tops):
-        walk(event, "", index == len(tops) - 1)
-    for event in events:
-        if id(event) not in shown:
-            walk(event, "", True)
-    return "\n".join(lines)
-
-
-class TracePrinter:
-    """Prints each trace's tree once it looks complete, and again if it grows.
-
-    A trace arrives over several batches and its ``$ai_trace`` root ends last,
-    so the root's arrival marks it complete.  A trace without one (its root was
-    an event span, or never ended) is printed once ``idle_seconds`` pass
-    without a new event for it; ``print_ready`` must be called periodically
-    for that.
-    """
-
-    def __init__(self, out: TextIO, idle_seconds: float = 2.0) -> None:
-        self.out = out
-        self.idle_seconds = idle_seconds
-        self._lock = threading.Lock()
-        self._events: dict[str, list[Mapping[str, Any]]] = {}
-        self._last_seen: dict[str, float] = {}
-        self._printed: dict[str, int] = {}
-        self._complete: set[str] = set()
-
-    def on_request(self, request: ReceivedRequest) -> None:
-        if not request.accepted:
-            return
-        with self._lock:
-            for trace_id, events in group_by_trace(request.batch).items():
-                self._events.setdefault(trace_id, []).extend(events)
-                self._last_seen[trace_id] = time.monotonic()
-                if any(event.get("event") == "$ai_trace" for event in events):
-                    self._complete.add(trace_id)
-        self.print_ready()
-
-    def print_ready(self) -> None:
-        """Print the trees that are complete or idle and changed since last printed."""
-        now = time.monotonic()
-        with self._lock:
-            for trace_id, events in self._events.items():
-                ready = trace_id in self._complete
-                ready = ready or now - self._last_seen[trace_id] >= self.idle_seconds
-                if ready and self._printed.get(trace_id) != len(events):
-                    self._printed[trace_id] = len(events)
-                    self.out.write(render_trace_tree(events) + "\n\n")
-                    self.out.flush()
-
-
-def serve_forever(
-    host: str, port: int, out: TextIO, *, verbose: bool = False, latency: float = 0.0
-) -> None:
-    """Run the dev server until interrupted, printing trace trees to ``out``."""
-    printer = TracePrinter(out)
-    with CaptureServer(
-        host, port, on_request=printer.on_request, verbose=verbose, latency=latency
-    ) as server:
-        answers = f", answering after {latency * 1000:g} ms" if latency else ""
-        out.write(
-            f"posthog-logging dev server listening on {server.url}{answers}"
-            "  (set POSTHOG_HOST to this)\n"
-        )
-        out.flush()
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(0.5)
-                printer.print_ready()
