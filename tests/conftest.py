@@ -1,4 +1,18 @@
-"""Shared fixtures: a real capture server on 127.0.0.1 and handler plumbing."""
+"""Shared fixtures: a real capture server on 127.0.0.1 and handler plumbing.
+
+The ``slow`` marker.  ``python -m pytest`` (the README's command) runs every test
+that needs no more than the machine's speed: it must finish in about a minute on
+two cores, busy or not.  A test that takes seconds because it waits on real time
+(a deadline, a Retry-After, an outage, a server's latency) or starts a subprocess
+(exit, fork, signals, the examples, the CLI) is marked ``@pytest.mark.slow``
+(``pytestmark = pytest.mark.slow`` for a whole module) and runs in CI's second
+step, ``python -m pytest -m slow``; ``-m "slow or not slow"`` runs everything
+(tox does).  The end of a default run says how many slow tests it left out.
+
+Whatever the marker, no test has a wall-clock bound: a test waits for a condition
+with a generous deadline (``helpers.PATIENCE``) and asserts orders and counts.
+Durations are measured in ``bench/`` only.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +42,28 @@ DUMMY_KEY = "phc_test_dummy_key_0123456789"
 #: Settings the handler takes from the environment when no argument is given: a
 #: developer's shell must not change what the tests see (tests set them themselves).
 BEHAVIOUR_VARIABLES = ("POSTHOG_PRIVACY_MODE", "POSTHOG_AI_TRACE_SAMPLE_RATE", "POSTHOG_SERVERLESS")
+
+
+#: Tests the ``-m`` expression of this run left out for their ``slow`` marker.
+_deselected_slow: list[pytest.Item] = []
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _deselected_slow.extend(item for item in items if item.get_closest_marker("slow"))
+
+
+@pytest.hookimpl(trylast=True)  # after the durations and the short summary
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """The default run (``-m 'not slow'`` from pyproject) says what it left out."""
+    if config.getoption("markexpr") == "not slow" and _deselected_slow:
+        terminalreporter.write_line(
+            f"slow tests not run: {len(_deselected_slow)} (real time, subprocesses); "
+            "run them with: python -m pytest -m slow  (everything: -m 'slow or not slow')",
+            yellow=True,
+            bold=True,
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -12,11 +12,13 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from posthog_logging import PosthogLogHandler
@@ -26,6 +28,13 @@ from posthog_logging.mapping import Event, EventMapper, MappingOptions, RecordRe
 from posthog_logging.sampling import fnv1a_32
 
 from .conftest import DUMMY_KEY, span_logger
+
+#: How long a test waits for what takes milliseconds on an idle machine.  Generous on
+#: purpose: only a hang (a deadline ignored, a lost wake-up) runs into it, never a
+#: slow or loaded machine.  Tests state properties as orders and counts; a bound that
+#: must separate a right answer from a wrong one makes the wrong one take longer than
+#: this (e.g. request_timeout=600), so no test races the clock.
+PATIENCE = 60.0
 
 #: Trace of the mapper-level span builders below.
 TRACE = "a" * 32
@@ -117,6 +126,71 @@ def dead_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = PATIENCE) -> None:
+    """Poll ``condition`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        time.sleep(0.005)
+
+
+def returns_in_time(call: Callable[[], object], timeout: float = PATIENCE) -> None:
+    """``call()`` on a daemon thread; fail if it has not returned after ``timeout`` seconds.
+
+    For a call whose bug is to hang (a deadline ignored): the bug fails the test
+    instead of hanging the run.  An exception the call raised is raised here.
+    """
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as error:  # handed to the test's thread
+            raised.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"{call} had not returned after {timeout} s"
+    if raised:
+        raise raised[0]
+
+
+def stack_of(thread: threading.Thread) -> list[FrameType]:
+    """The frames ``thread`` is running now, innermost first (empty once it ended)."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    frames = []
+    while frame is not None:
+        frames.append(frame)
+        frame = frame.f_back
+    return frames
+
+
+def waiting_inside(thread: threading.Thread, function: Callable[..., Any]) -> bool:
+    """Whether ``thread`` is inside a call of ``function`` (at any depth) and waits
+    there on an event or condition (its innermost frame is ``threading``'s)."""
+    frames = stack_of(thread)
+    return (
+        bool(frames)
+        and frames[0].f_code.co_filename == threading.__file__
+        and any(frame.f_code is function.__code__ for frame in frames)
+    )
+
+
+def blocked_in(thread: threading.Thread, function: Callable[..., Any]) -> bool:
+    """Whether ``thread`` waits (on a lock, event or condition: ``threading``'s own
+    code, or a sleep) in a call made by ``function``, and runs nothing else.
+
+    Tests use it to know, without a timed sleep, that another thread reached a
+    point where it can only wait.
+    """
+    frames = stack_of(thread)
+    for depth, frame in enumerate(frames):
+        if frame.f_code is function.__code__:
+            return all(inner.f_code.co_filename == threading.__file__ for inner in frames[:depth])
+    return False
 
 
 def free_port() -> int:

@@ -2,7 +2,10 @@
 
 The logging call never raises (with ``logging.raiseExceptions`` on), the
 listener survives, a valid span logged afterwards is delivered, and every
-record is accounted for: mapped, or dropped and counted.
+record is accounted for: mapped, or dropped and counted.  The strategies mix
+arbitrary values with spans and feedback that carry the ids the mapping needs
+(and arbitrary values everywhere else), so events are built, and checked, in a
+good share of the examples: the test counts them and insists on it.
 """
 
 from __future__ import annotations
@@ -10,11 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from posthog_logging import PosthogLogHandler
@@ -79,10 +83,53 @@ span_keys = st.sampled_from(
         "tags",
     ]
 )
-spans = st.one_of(values, st.dictionaries(span_keys, values, max_size=15))
+#: Ids as the mapping takes them (text that identifies), and times it parses.
+ids = st.text(alphabet="0123456789abcdef", min_size=1, max_size=32)
+times = st.one_of(
+    st.datetimes(timezones=st.just(dt.timezone.utc)),
+    st.floats(min_value=0, max_value=4e9),
+    st.just("2025-01-01T00:00:00.000Z"),
+)
+#: Spans with the ids and start time a span event needs, and anything in the other
+#: fields (an unparseable endTime, say, still makes it a counted drop).
+valid_spans = st.fixed_dictionaries(
+    {"id": ids, "traceId": ids, "startTime": times},
+    optional={
+        "parentSpanId": st.one_of(ids, values),
+        "name": values,
+        "type": st.one_of(
+            st.sampled_from(["agent_run", "model_generation", "tool_call", "generic"]), values
+        ),
+        "endTime": times,
+        "attributes": values,
+        "metadata": st.one_of(st.fixed_dictionaries({}, optional={"userId": values}), values),
+        "input": values,
+        "output": values,
+        "errorInfo": values,
+        "isEvent": st.booleans(),
+        "isRootSpan": st.one_of(st.booleans(), values),
+        "tags": values,
+    },
+)
+spans = st.one_of(values, st.dictionaries(span_keys, values, max_size=15), valid_spans)
 span_events = st.one_of(
     st.none(), st.sampled_from(["span_started", "span_updated", "span_ended", "SPAN_ENDED"]), values
 )
+#: A span record: anything as span and span_event, or (half the time) a valid span
+#: logged as started or ended.
+span_records = st.one_of(
+    st.tuples(spans, span_events),
+    st.tuples(valid_spans, st.sampled_from([None, "span_started", "span_ended"])),
+)
+#: Feedback with a trace id, and anything in the other fields.
+valid_feedback = st.fixed_dictionaries(
+    {"traceId": ids},
+    optional=dict.fromkeys(
+        ("value", "comment", "metadata", "timestamp", "feedbackId", "source"), values
+    ),
+)
+#: Two valid feedbacks to one arbitrary value.
+feedbacks = st.one_of(valid_feedback, valid_feedback, values)
 
 
 @pytest.fixture(scope="module")
@@ -107,42 +154,60 @@ def log_strictly(log: logging.Logger, span: Any, span_event: Any, feedback: Any)
 RECORD_DROPS = {"invalid_span", "invalid_feedback"}
 
 
-@settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(span=spans, span_event=span_events, feedback=values)
+#: Examples drawn: each builds, logs and closes a handler of its own.
+EXAMPLES = 200
+#: The share of examples that must build a span event, and a feedback event: a
+#: strategy that stopped making them would leave the checks below with nothing to check.
+MIN_BUILT_SHARE = 0.2
+
+
 def test_arbitrary_records_never_raise_and_are_accounted_for(
-    shared_server: CaptureServer, span: Any, span_event: Any, feedback: Any
+    shared_server: CaptureServer,
 ) -> None:
-    shared_server.clear()
-    handler = PosthogLogHandler(api_key=DUMMY_KEY, host=shared_server.url, flush_at=50)
-    try:
-        # Never raise: an exception out of emit() would propagate from here.
-        log_strictly(span_logger("test.properties", handler), span, span_event, feedback)
-    finally:
-        handler.close()  # aborts open spans and delivers everything
-    stats = handler.stats()
-    events = shared_server.events
-    dropped = stats["dropped"]
-    # Every record reached the listener (None is no span/feedback at all: ignored) ...
-    queued = (span is not None) + (feedback is not None)
-    assert (stats["received"], stats["ignored"]) == (queued, 2 - queued)
-    assert set(dropped) <= RECORD_DROPS, dropped
-    # ... and every event built was delivered: nothing lost on the way.
-    assert stats.get("mapped", 0) == stats.get("sent", 0) == len(events)
-    feedback_events = [e for e in events if e["event"] == "$ai_feedback"]
-    span_events_sent = len(events) - len(feedback_events)
-    rejected_feedback = dropped.get("invalid_feedback", 0)
-    rejected_span = dropped.get("invalid_span", 0)
-    # The feedback became one event or one counted drop.
-    assert len(feedback_events) + rejected_feedback == (feedback is not None)
-    # The span became its event(s) (a root generation makes two) or one counted drop;
-    # only a span_updated of a valid span is ignored by design (mapping-spec §1.2).
-    assert rejected_span <= 1 and span_events_sent <= 2
-    if span is None:
-        assert span_events_sent + rejected_span == 0
-    elif span_event != "span_updated":
-        assert (span_events_sent > 0) != (rejected_span == 1)
+    built: Counter[str] = Counter()
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None)
+    @given(span_record=span_records, feedback=feedbacks)
+    def check(span_record: tuple[Any, Any], feedback: Any) -> None:
+        span, span_event = span_record
+        shared_server.clear()
+        handler = PosthogLogHandler(api_key=DUMMY_KEY, host=shared_server.url, flush_at=50)
+        try:
+            # Never raise: an exception out of emit() would propagate from here.
+            log_strictly(span_logger("test.properties", handler), span, span_event, feedback)
+        finally:
+            handler.close()  # aborts open spans and delivers everything
+        stats = handler.stats()
+        events = shared_server.events
+        dropped = stats["dropped"]
+        # Every record reached the listener (None is no span/feedback at all: ignored) ...
+        queued = (span is not None) + (feedback is not None)
+        assert (stats["received"], stats["ignored"]) == (queued, 2 - queued)
+        assert set(dropped) <= RECORD_DROPS, dropped
+        # ... and every event built was delivered: nothing lost on the way.
+        assert stats.get("mapped", 0) == stats.get("sent", 0) == len(events)
+        feedback_events = [e for e in events if e["event"] == "$ai_feedback"]
+        span_events_sent = len(events) - len(feedback_events)
+        rejected_feedback = dropped.get("invalid_feedback", 0)
+        rejected_span = dropped.get("invalid_span", 0)
+        # The feedback became one event or one counted drop.
+        assert len(feedback_events) + rejected_feedback == (feedback is not None)
+        # The span became its event(s) (a root generation makes two) or one counted drop;
+        # only a span_updated of a valid span is ignored by design (mapping-spec §1.2).
+        assert rejected_span <= 1 and span_events_sent <= 2
+        if span is None:
+            assert span_events_sent + rejected_span == 0
+        elif span_event != "span_updated":
+            assert (span_events_sent > 0) != (rejected_span == 1)
+        for kind, count in (("span", span_events_sent), ("feedback", len(feedback_events))):
+            if count:
+                built[kind] += 1
+                event(f"{kind} event built")
+
+    check()
+    # Hypothesis draws more than EXAMPLES when it shrinks, never fewer on success.
+    assert built["span"] >= MIN_BUILT_SHARE * EXAMPLES, built
+    assert built["feedback"] >= MIN_BUILT_SHARE * EXAMPLES, built
 
 
 NASTY_VALUES: list[Any] = [

@@ -694,6 +694,7 @@ def read_until(lines: queue.Queue[str], text: str, timeout: float = 10) -> str:
     return output
 
 
+@pytest.mark.slow  # the dev server in a subprocess
 def test_dev_server_command_prints_each_trace_tree_and_stops_on_ctrl_c(
     dev_server_process: DevServerProcess,
 ) -> None:
@@ -710,6 +711,7 @@ def test_dev_server_command_prints_each_trace_tree_and_stops_on_ctrl_c(
     assert process.wait(timeout=5) == 0
 
 
+@pytest.mark.slow  # the dev server in a subprocess
 @pytest.mark.parametrize("dev_server_process", [("--latency", "0.25")], indirect=True)
 def test_dev_server_command_answers_after_its_latency(
     dev_server_process: DevServerProcess,
@@ -725,6 +727,7 @@ def test_dev_server_command_answers_after_its_latency(
     assert process.wait(timeout=5) == 0
 
 
+@pytest.mark.slow  # the dev server in a subprocess
 def test_dev_server_command_keeps_its_events_in_a_store_across_a_restart(tmp_path: Any) -> None:
     store = tmp_path / "events.jsonl"
     batch = with_uuids([*agent_trace(), feedback()])
@@ -753,6 +756,7 @@ def test_dev_server_command_keeps_its_events_in_a_store_across_a_restart(tmp_pat
     assert len(store.read_text().splitlines()) == len(batch)
 
 
+@pytest.mark.slow  # the dev server in a subprocess
 @pytest.mark.parametrize("dev_server_process", [("--no-web",)], indirect=True)
 def test_dev_server_command_without_web_answers_get_with_a_health_check(
     dev_server_process: DevServerProcess,

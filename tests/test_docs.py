@@ -303,6 +303,7 @@ def events_by_name(server: CaptureServer) -> Counter[str]:
     return Counter(event["event"] for event in unique_events(server))
 
 
+@pytest.mark.slow  # each block runs in a subprocess
 @pytest.mark.parametrize("block", [b for b in ALL_BLOCKS if b.runs], ids=lambda b: b.name)
 def test_block_runs_as_written(
     block: Block, capture_server: CaptureServer, model_server: ModelServer, tmp_path: Path

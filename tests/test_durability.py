@@ -285,6 +285,7 @@ print(json.dumps(handler.stats()))
 """
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_full_disk_raises_nothing_and_counts_exactly(
     tmp_path: Path, capture_server: CaptureServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -387,6 +388,7 @@ sys.exit(main(["replay", "--host", sys.argv[1], sys.argv[2]]))
 """
 
 
+@pytest.mark.slow  # a subprocess
 def test_replay_on_a_full_disk_sends_each_event_once_and_finishes(
     tmp_path: Path, capture_server: CaptureServer
 ) -> None:

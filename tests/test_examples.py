@@ -12,6 +12,8 @@ from posthog_logging.devserver import CaptureServer
 
 from .helpers import named, run_example, tree
 
+pytestmark = pytest.mark.slow  # each test runs an example in a subprocess
+
 
 def test_main_example_agent_run(capture_server: CaptureServer) -> None:
     result = run_example(capture_server, "agent_run.py")
@@ -111,7 +113,6 @@ def test_workflow_steps(capture_server: CaptureServer) -> None:
     ]
 
 
-@pytest.mark.slow
 def test_rag_worker_one_trace_across_threads_and_processes(capture_server: CaptureServer) -> None:
     result = run_example(capture_server, "rag_worker.py")
     assert "worker answered" in result.stdout

@@ -17,6 +17,8 @@ from posthog_logging.devserver import CaptureServer
 
 from .conftest import DUMMY_KEY
 
+pytestmark = pytest.mark.slow  # each test runs a program in a subprocess
+
 SPANS = 2000
 
 PROGRAM_HEAD = """

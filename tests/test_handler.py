@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
+import inspect
 import io
 import json
-import linecache
 import logging
 import logging.config
 import sys
+import textwrap
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
 
 from posthog_logging import PosthogLogHandler
-from posthog_logging import handler as handler_module
-from posthog_logging import lifecycle as lifecycle_module
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
 from posthog_logging.handler import DISABLED_WARNING
+from posthog_logging.lifecycle import Lifecycle
 
 from .conftest import DUMMY_KEY, RecordCollector, span_logger
-from .helpers import TOOL_TRACE, tool_span
+from .helpers import PATIENCE, TOOL_TRACE, blocked_in, returns_in_time, tool_span, wait_until
 
 TRACE = TOOL_TRACE  # the trace of tool_span()
 
@@ -185,7 +185,7 @@ def test_dictconfig_builds_a_working_handler_without_a_start_call(
     assert handler.settings.privacy_mode is True
     for n in range(4):
         logger.info("x", extra={"span": tool_span(n, input="secret")})
-    events = capture_server.wait_for_events(4, timeout=5)
+    events = capture_server.wait_for_events(4, timeout=PATIENCE)
     assert len(events) == 4
     assert [len(r.batch) for r in capture_server.requests] == [2, 2]
     assert all("$ai_input_state" not in e["properties"] for e in events)
@@ -201,9 +201,9 @@ def test_timer_sends_partial_batches_every_flush_interval(
 ) -> None:
     _handler, log = make_handler(flush_at=100, flush_interval=0.2)
     log.info("x", extra={"span": tool_span(1)})
-    assert len(capture_server.wait_for_events(1, timeout=3)) == 1
+    assert len(capture_server.wait_for_events(1, timeout=PATIENCE)) == 1
     log.info("x", extra={"span": tool_span(2)})
-    assert len(capture_server.wait_for_events(2, timeout=3)) == 2
+    assert len(capture_server.wait_for_events(2, timeout=PATIENCE)) == 2
     assert [len(r.batch) for r in capture_server.requests] == [1, 1]
 
 
@@ -249,34 +249,36 @@ def listener_held(
 
     def blocking_mask(value: Any) -> Any:
         entered.set()
-        release.wait(10)
+        release.wait(PATIENCE)
         return value
 
     handler, log = make_handler(mask=blocking_mask, **kwargs)
     log.info("a", extra={"span": tool_span(1, input="q")})
-    assert entered.wait(5)
+    assert entered.wait(PATIENCE)
     return handler, log, release
 
 
 def test_a_full_queue_drops_its_oldest_record_never_a_waiting_flush(
     make_handler: Any, capture_server: CaptureServer
 ) -> None:
-    handler, log, release = listener_held(make_handler, max_queue_size=2, flush_timeout=5)
+    # A flush() that lost its request would wait out its flush_timeout, past PATIENCE.
+    handler, log, release = listener_held(
+        make_handler, max_queue_size=2, flush_timeout=2 * PATIENCE, shutdown_timeout=2 * PATIENCE
+    )
     flushed = threading.Event()
 
     def flush() -> None:
         handler.flush()
         flushed.set()
 
-    flusher = threading.Thread(target=flush)
+    flusher = threading.Thread(target=flush, daemon=True)
     flusher.start()
-    deadline = time.monotonic() + 5
-    while handler.stats()["queued"] < 1 and time.monotonic() < deadline:
-        time.sleep(0.005)  # the flush request is queued behind the blocked listener
+    # The flush request is queued behind the blocked listener.
+    wait_until(lambda: handler.stats()["queued"] >= 1, "the flush request to be queued")
     log.info("b", extra={"span": tool_span(2, input="q")})
     log.info("c", extra={"span": tool_span(3, input="q")})  # full: b goes, not the flush
     release.set()
-    assert flushed.wait(3), "flush() waited for its whole flush_timeout"
+    assert flushed.wait(PATIENCE), "flush() waited for its whole flush_timeout"
     flusher.join()
     handler.close()
     assert sorted(e["properties"]["$ai_span_id"] for e in capture_server.events) == [
@@ -286,25 +288,40 @@ def test_a_full_queue_drops_its_oldest_record_never_a_waiting_flush(
     assert handler.stats()["dropped"] == {"queue_full": 1}
 
 
-def _pause_after(source_line: str, reached: threading.Event, go: threading.Event) -> Any:
-    """A trace function that holds its thread once the handler line ``source_line`` ran
-    (at the next line of that function), so a test can interleave threads exactly;
-    nothing is replaced."""
-    seen: list[Any] = []
+def _statement_end(function: Any, statement: str) -> int:
+    """The last line of the statement of ``function`` that reads ``statement``.
+
+    Statements are compared as ``ast.unparse`` prints their first line, so
+    reformatting the handler (line breaks, comments, blank lines) moves nothing;
+    a statement that is gone fails here, by name, rather than pausing nowhere.
+    """
+    lines, first = inspect.getsourcelines(function)
+    tree = ast.parse(textwrap.dedent("".join(lines)))
+    (found,) = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.stmt) and ast.unparse(node).splitlines()[0] == statement
+    ]
+    assert found.end_lineno is not None
+    return first - 1 + found.end_lineno
+
+
+def _pause_after(
+    function: Any, statement: str, reached: threading.Event, go: threading.Event
+) -> Any:
+    """A trace function that holds its thread once ``statement`` of ``function`` ran
+    (at the next line of that function that runs), so a test can interleave threads
+    exactly; nothing is replaced."""
+    code, end = function.__code__, _statement_end(function, statement)
 
     def local(frame: Any, event: str, arg: Any) -> Any:
-        if event != "line" or reached.is_set():
-            return local
-        if frame in seen:
+        if event == "line" and frame.f_lineno > end and not reached.is_set():
             reached.set()
-            go.wait(10)
-        elif linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip() == source_line:
-            seen.append(frame)
+            go.wait(PATIENCE)
         return local
 
     def call(frame: Any, event: str, arg: Any) -> Any:
-        traced_files = (handler_module.__file__, lifecycle_module.__file__)
-        return local if frame.f_code.co_filename in traced_files else None
+        return local if frame.f_code is code else None
 
     return call
 
@@ -312,11 +329,16 @@ def _pause_after(source_line: str, reached: threading.Event, go: threading.Event
 def test_close_is_not_held_up_when_a_full_queue_moves_its_request_to_the_tail(
     make_handler: Any, capture_server: CaptureServer
 ) -> None:
-    handler, log, release = listener_held(make_handler, max_queue_size=1, shutdown_timeout=3)
+    # A close() held up would wait out its shutdown_timeout, past PATIENCE.
+    handler, log, release = listener_held(
+        make_handler, max_queue_size=1, shutdown_timeout=2 * PATIENCE
+    )
     gates = [(threading.Event(), threading.Event()) for _ in range(3)]
 
-    def traced(target: Any, gate: tuple[threading.Event, threading.Event], line: str) -> None:
-        sys.settrace(_pause_after(line, *gate))
+    def traced(
+        target: Any, gate: tuple[threading.Event, threading.Event], where: tuple[Any, str]
+    ) -> None:
+        sys.settrace(_pause_after(where[0], where[1], *gate))
         try:
             target()
         finally:
@@ -327,32 +349,33 @@ def test_close_is_not_held_up_when_a_full_queue_moves_its_request_to_the_tail(
         threading.Thread(
             target=traced,
             args=(lambda n=n: log.info("b", extra={"span": tool_span(n)}), gates[n - 2]),
-            kwargs={"line": "if lifecycle.listener is None:"},
+            kwargs={"where": (PosthogLogHandler.emit, "if records.closed:")},
         )
         for n in (2, 3)
     ]
     for caller, (reached, _go) in zip(callers, gates[:2], strict=True):
         caller.start()
-        assert reached.wait(5)
+        assert reached.wait(PATIENCE)
     # close() holds right after it queued its request.
     closer = threading.Thread(
         target=traced,
         args=(handler.close, gates[2]),
-        kwargs={"line": "self.records.queue.put(request)"},
+        kwargs={"where": (Lifecycle._hand_to_listener, "self.records.queue.put(request)")},
+        daemon=True,  # should close() hang, the test fails, and the run still ends
     )
     closer.start()
-    assert gates[2][0].wait(5)
+    assert gates[2][0].wait(PATIENCE)
     gates[0][1].set()  # full: the request goes back, behind this caller's record
-    callers[0].join(5)
-    started = time.monotonic()
+    callers[0].join(PATIENCE)
     gates[2][1].set()  # (before: the listener's sentinel now followed that record)
-    time.sleep(0.1)
+    wait_until(
+        lambda: blocked_in(closer, Lifecycle._finish), "close() to wait for its request"
+    )
     gates[1][1].set()  # full: the request goes back again (before: behind the sentinel)
-    callers[1].join(5)
+    callers[1].join(PATIENCE)
     release.set()
-    closer.join(5)
-    assert not closer.is_alive()
-    assert time.monotonic() - started < 1.5, "close() waited out its shutdown_timeout"
+    closer.join(PATIENCE)
+    assert not closer.is_alive(), "close() waited out its shutdown_timeout"
     assert [e["properties"]["$ai_span_id"] for e in capture_server.events] == [f"{1:016x}"]
     assert handler.stats()["dropped"] == {"queue_full": 1, "closed": 1}
 
@@ -569,12 +592,12 @@ def test_handler_on_root_ignores_its_own_diagnostics(capture_server: CaptureServ
 def test_flush_has_a_deadline_when_the_server_hangs(
     make_handler: Any, capture_server: CaptureServer
 ) -> None:
-    capture_server.script(*[ScriptedResponse(delay=3.0)] * 3)
-    handler, log = make_handler(flush_timeout=0.5, shutdown_timeout=1.0, request_timeout=5.0)
+    # The request is never answered and would time out only after 600 s: flush() and
+    # close() must return by their own deadlines, while it still hangs.
+    capture_server.answer_by_default(ScriptedResponse(hang=True))
+    handler, log = make_handler(flush_timeout=0.2, shutdown_timeout=0.3, request_timeout=600)
     log.info("x", extra={"span": tool_span(1)})
-    started = time.monotonic()
-    handler.flush()
-    assert time.monotonic() - started < 1.5
-    started = time.monotonic()
-    handler.close()
-    assert time.monotonic() - started < 2.5
+    returns_in_time(handler.flush)
+    assert capture_server.wait_for_in_flight(1, timeout=PATIENCE) == 1
+    returns_in_time(handler.close)
+    assert capture_server.events == []

@@ -13,6 +13,8 @@ import pytest
 from posthog_logging import lines
 from posthog_logging.lines import TOO_LONG, StopSignals, TooLong, follow_lines, pipe_lines
 
+from .helpers import PATIENCE, blocked_in, wait_until
+
 
 def in_thread(work: Callable[[], None]) -> threading.Thread:
     thread = threading.Thread(target=work, daemon=True)
@@ -61,12 +63,11 @@ def test_follow_waits_for_the_file_then_follows_rotation_and_truncation(tmp_path
         reader = in_thread(lambda: collect(follow_lines(str(path), stop, poll=0.02), got))
 
         def until(count: int) -> None:
-            deadline = time.monotonic() + 10
-            while len(got) < count and time.monotonic() < deadline:
-                time.sleep(0.01)
+            wait_until(lambda: len(got) >= count, f"{count} lines")
             assert len(got) == count, got
 
-        time.sleep(0.05)  # the file does not exist yet
+        # The file does not exist yet: the reader waits for it.
+        wait_until(lambda: blocked_in(reader, StopSignals.wait), "the reader to wait")
         with open(path, "ab") as handle:
             handle.write(b"1\n2\n3")
         until(2)
@@ -77,17 +78,20 @@ def test_follow_waits_for_the_file_then_follows_rotation_and_truncation(tmp_path
         with open(tmp_path / "app.jsonl.1", "ab") as handle:
             handle.write(b"5")
         with open(path, "wb") as handle:
-            handle.write(b"6\n")
+            handle.write(b"666666\n")
         until(6)
-        os.truncate(path, 0)  # copytruncate, then new writes
-        time.sleep(0.1)
+        # copytruncate, then new writes: shorter than what was read, so the file is
+        # seen to have shrunk whenever the reader looks, before or after the write
+        # (a file that grew past the reading position in between cannot be told
+        # from one that grew, by any follower that goes by size, tail -F included).
+        os.truncate(path, 0)
         with open(path, "ab") as handle:
             handle.write(b"7\n")
         until(7)
         stop.stopped = True
-        reader.join(timeout=5)
+        reader.join(timeout=PATIENCE)
     assert not reader.is_alive()
-    assert got == [b"1", b"2", b"3", b"4", b"5", b"6", b"7"]
+    assert got == [b"1", b"2", b"3", b"4", b"5", b"666666", b"7"]
 
 
 def test_a_file_renamed_away_is_still_read_until_its_successor_appears(tmp_path: Path) -> None:
@@ -96,18 +100,14 @@ def test_a_file_renamed_away_is_still_read_until_its_successor_appears(tmp_path:
     got: list[object] = []
     with StopSignals() as stop:
         reader = in_thread(lambda: collect(follow_lines(str(path), stop, poll=0.02), got))
-        deadline = time.monotonic() + 10
-        while not got and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: got, "the first line")
         path.rename(tmp_path / "app.jsonl.1")
-        time.sleep(0.2)  # ten polls with no file at the path
+        time.sleep(0.2)  # polls with no file at the path (none at all passes too)
         with open(tmp_path / "app.jsonl.1", "ab") as handle:
             handle.write(b"2\n")  # its writer has not reopened yet
-        time.sleep(0.1)
+        time.sleep(0.1)  # (likewise)
         path.write_bytes(b"3\n")
-        deadline = time.monotonic() + 10
-        while len(got) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: len(got) >= 3, "three lines")
         stop.stopped = True
-        reader.join(timeout=5)
+        reader.join(timeout=PATIENCE)
     assert got == [b"1", b"2", b"3"]

@@ -559,6 +559,7 @@ def test_force_flush_delivers_through_the_handlers_the_records_reach(
     handler.close()
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_program_that_just_returns_delivers_and_aborts_its_open_root(
     capture_server: CaptureServer,
 ) -> None:
@@ -581,6 +582,7 @@ def test_a_program_that_just_returns_delivers_and_aborts_its_open_root(
     assert props["$ai_trace"]["$ai_is_error"] is True  # aborted by the handler's close()
 
 
+@pytest.mark.slow  # a subprocess
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_fork_while_another_thread_holds_the_lock_does_not_hang_the_child(
     capture_server: CaptureServer,

@@ -17,12 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import pytest
+
 from posthog_logging import PosthogLogHandler, SpanJsonFormatter
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
 from posthog_logging.lines import StopSignals
 from posthog_logging.send import LineSender
 
 from .conftest import DUMMY_KEY
+from .helpers import PATIENCE, blocked_in, wait_until
 
 FORMATTER = SpanJsonFormatter()
 
@@ -83,6 +86,7 @@ def write_bursts(pipe: IO[bytes], lines: list[bytes], burst: int, pause: float) 
         time.sleep(pause)
 
 
+@pytest.mark.slow  # a subprocess
 def test_ten_thousand_lines_in_bursts_are_delivered_once_and_eof_ends_it(
     capture_server: CaptureServer,
 ) -> None:
@@ -104,6 +108,7 @@ def test_ten_thousand_lines_in_bursts_are_delivered_once_and_eof_ends_it(
     assert "10000 sent" in stderr
 
 
+@pytest.mark.slow  # a subprocess
 def test_sigterm_mid_stream_loses_nothing_already_read(capture_server: CaptureServer) -> None:
     lines = [span_line(n) for n in range(20_000)]
     process = start_send(capture_server, "-")
@@ -111,21 +116,29 @@ def test_sigterm_mid_stream_loses_nothing_already_read(capture_server: CaptureSe
     stdin = process.stdin
 
     def write() -> None:
-        # The consumer stopped (or the test closed the pipe): the rest is never read.
+        # A first part, then (only once the signal went) the rest: however slow the
+        # machine, the signal comes mid-stream.  The consumer stopped (or the test
+        # closed the pipe): the rest is never read.
         with contextlib.suppress(OSError, ValueError):
-            write_bursts(stdin, lines, burst=100, pause=0.02)  # about 4 s in all
+            write_bursts(stdin, lines[:1_000], burst=100, pause=0.02)
+            signalled.wait(PATIENCE)
+            write_bursts(stdin, lines[1_000:], burst=100, pause=0.02)
+
+    signalled = threading.Event()
 
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
-    capture_server.wait_for_events(100, timeout=30)  # reading and delivering, mid-stream
+    capture_server.wait_for_events(100, timeout=PATIENCE)  # reading and delivering
     process.send_signal(signal.SIGTERM)
+    signalled.set()
     stderr = finish(process)
-    writer.join(timeout=10)
+    writer.join(timeout=PATIENCE)
     _, records = read_counts(stderr)
     assert 100 <= records < 20_000, stderr  # it was stopped mid-stream
     assert sorted(span_ids(capture_server)) == [f"{n + 1:016x}" for n in range(records)]
 
 
+@pytest.mark.slow  # a subprocess
 def test_follow_mode_reads_a_growing_and_rotated_file(
     capture_server: CaptureServer, tmp_path: Path
 ) -> None:
@@ -145,6 +158,7 @@ def test_follow_mode_reads_a_growing_and_rotated_file(
     assert read_counts(stderr) == (600, 600)
 
 
+@pytest.mark.slow  # a subprocess
 def test_already_mapped_events_keep_their_uuid(capture_server: CaptureServer) -> None:
     event = {
         "event": "$ai_generation",
@@ -163,6 +177,7 @@ def test_already_mapped_events_keep_their_uuid(capture_server: CaptureServer) ->
     assert received["properties"]["$ai_model"] == "m"
 
 
+@pytest.mark.slow  # a subprocess
 def test_without_an_api_key_send_refuses_to_start(capture_server: CaptureServer) -> None:
     environment = {k: v for k, v in os.environ.items() if k != "POSTHOG_API_KEY"}
     result = subprocess.run(
@@ -183,6 +198,7 @@ def spilled_events(directory: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
+@pytest.mark.slow  # a subprocess
 def test_undeliverable_lines_are_spilled_and_reported(
     capture_server: CaptureServer, tmp_path: Path
 ) -> None:
@@ -196,6 +212,7 @@ def test_undeliverable_lines_are_spilled_and_reported(
     assert len(list(spilled_events(tmp_path))) == 30
 
 
+@pytest.mark.slow  # a subprocess
 def test_send_is_listed_in_help() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "posthog_logging", "--help"],
@@ -219,6 +236,7 @@ def test_reading_pauses_while_the_handler_is_behind(
         max_buffer_events=40,
         spill_dir=tmp_path,
         shutdown_timeout=1.0,
+        request_timeout=600,  # the batch in flight stays in flight (and held)
     )
     consumed: list[int] = []
 
@@ -232,17 +250,30 @@ def test_reading_pauses_while_the_handler_is_behind(
 
     with StopSignals() as stop:
         sender = LineSender(handler, stop, io.StringIO())
-        reader = threading.Thread(target=sender.send, args=(source(stop),))
+        reader = threading.Thread(target=sender.send, args=(source(stop),), daemon=True)
         reader.start()
-        deadline = time.monotonic() + 10
-        while len(consumed) < 21 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.5)
-        paused_at = len(consumed)
-        time.sleep(0.5)
-        assert len(consumed) == paused_at < 40  # paused at half the buffer, not dropping
+
+        # Over half of max_buffer_events held, the reader waits with one more line in
+        # hand.  Once the listener has mapped all it was handed (a record in its hand
+        # is neither queued nor buffered: the check may let one more through), nothing
+        # can shrink the backlog (the server never answers) and the reader never reads
+        # on, however long it is given.
+        def paused() -> bool:
+            stats = handler.stats()
+            return (
+                stats["received"] > 20
+                and stats["mapped"] == stats["received"]
+                and blocked_in(reader, LineSender._wait_for_room)
+            )
+
+        wait_until(paused, "reading to pause")
+        held = handler.stats()["received"]
+        assert len(consumed) == held + 1
+        time.sleep(0.5)  # time to read on, for a reader that does not pause
+        assert (len(consumed), handler.stats()["received"]) == (held + 1, held)
+        assert held < 40  # about half the buffer: well before its bound
         stop.stopped = True
-        reader.join(timeout=10)
+        reader.join(timeout=PATIENCE)
     handler.close()
     assert handler.stats()["dropped"] == {}
     assert sender.report.records == len(consumed)

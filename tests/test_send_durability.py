@@ -95,6 +95,7 @@ def test_send_with_state_resumes_a_followed_file_where_it_stopped(
     assert span_ids(capture_server.events) == Counter(f"{n:016x}" for n in range(80))
 
 
+@pytest.mark.slow  # send in a subprocess
 def test_events_not_delivered_are_counted_and_fail_the_exit_status(
     capture_server: CaptureServer,
 ) -> None:

@@ -230,6 +230,7 @@ def details_text(driver: WebDriver, testid: str) -> str:
     return found[0].text if found else ""
 
 
+@pytest.mark.slow  # a browser or an example in a subprocess
 def test_the_viewer_shows_an_agent_run_in_chromium(
     browser: WebDriver, viewer: CaptureServer
 ) -> None:
@@ -300,6 +301,7 @@ def test_the_viewer_shows_an_agent_run_in_chromium(
     assert browser.save_screenshot(str(SCREENSHOT))
 
 
+@pytest.mark.slow  # a browser or an example in a subprocess
 def test_the_main_example_prints_the_address_of_its_run(
     browser: WebDriver, viewer: CaptureServer
 ) -> None:
@@ -341,6 +343,7 @@ def many_traces(count: int) -> Iterator[dict[str, Any]]:
         }
 
 
+@pytest.mark.slow  # a browser or an example in a subprocess
 def test_the_viewer_lists_5000_traces_a_page_at_a_time(
     browser: WebDriver, viewer: CaptureServer
 ) -> None:

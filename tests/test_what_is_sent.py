@@ -23,7 +23,7 @@ from posthog_logging.devserver import CaptureServer
 from posthog_logging.sampling import SAMPLE_RATE_PROPERTY
 
 from .conftest import DUMMY_KEY, RecordCollector, span_logger
-from .helpers import scrub_emails, tool_span, trace_sample_position
+from .helpers import PATIENCE, scrub_emails, tool_span, trace_sample_position
 
 SECRET = "bob@example.com"
 
@@ -139,20 +139,34 @@ def test_before_send_changes_or_drops_the_batch_dict(
 
 
 def test_hooks_run_on_the_listener_thread_never_the_callers(make_handler: Any) -> None:
-    threads: set[threading.Thread] = set()
+    calls: list[tuple[str, threading.Thread]] = []
 
     def mask(value: Any) -> Any:
-        threads.add(threading.current_thread())
+        calls.append(("mask", threading.current_thread()))
         return value
 
     def before_send(event: dict[str, Any]) -> dict[str, Any]:
-        threads.add(threading.current_thread())
+        calls.append(("before_send", threading.current_thread()))
         return event
 
     handler, log = make_handler(mask=mask, before_send=before_send)
+    callers = [threading.current_thread(), threading.Thread(target=one_trace, args=(log, 1))]
     one_trace(log)
+    callers[1].start()
+    callers[1].join()
     handler.flush()
-    assert threads and threading.current_thread() not in threads
+    # Both hooks ran, for the traces of both callers (4 events each) ...
+    assert Counter(name for name, _ in calls)["before_send"] == 8
+    assert {name for name, _ in calls} == {"mask", "before_send"}
+    # ... all on one thread: the library's listener, which is neither caller nor a
+    # sender, and ends with close().
+    (listener,) = {thread for _, thread in calls}
+    assert listener not in callers
+    assert not listener.name.startswith("posthog-logging-sender")
+    assert listener.is_alive()
+    handler.close()
+    listener.join(PATIENCE)
+    assert not listener.is_alive()
 
 
 def test_a_failing_hook_drops_only_its_events_counted_and_logged_once(
@@ -192,11 +206,25 @@ def test_privacy_mode_strips_content_before_mask_sees_it(
     handler, log = make_handler(mask=mask, privacy_mode=True)
     one_trace(log)
     handler.flush()
+    events = capture_server.events
     stripped = {"$ai_input", "$ai_output_choices", "$ai_input_state", "$ai_output_state"}
-    assert not any(stripped & set(e["properties"]) for e in capture_server.events)
-    # Only what privacy mode keeps reached the mask: error messages and the feedback text.
-    assert seen and all("mailbox" in json.dumps(v) or "thanks" in json.dumps(v) for v in seen)
-    assert SECRET not in json.dumps(capture_server.events)
+    assert not any(stripped & set(e["properties"]) for e in events)
+    # The mask saw exactly the content privacy mode keeps (error messages and the
+    # feedback text), each value once, and nothing it stripped: every value it was
+    # handed is one that went out (masked), and every content value that went out
+    # passed through it.
+    kept = [
+        (key, e["properties"][key])
+        for e in events
+        for key in CONTENT_PROPERTIES
+        if key in e["properties"]
+    ]
+    assert {key for key, _ in kept} == {"$ai_error", "error_message", "$ai_feedback_text"}
+    assert sorted(json.dumps(value) for _, value in kept) == sorted(
+        json.dumps(scrub_emails(value)) for value in seen
+    )
+    assert all("mailbox" in json.dumps(v) or "thanks" in json.dumps(v) for v in seen)
+    assert SECRET not in json.dumps(events)
 
 
 def test_sampling_1000_traces_at_0_3_sends_exactly_the_traces_below_the_rate_complete(

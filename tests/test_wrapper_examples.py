@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from posthog_logging.devserver import CaptureServer
 
 from .helpers import named, run_example, tree
+
+pytestmark = pytest.mark.slow  # each test runs an example in a subprocess
 
 
 def test_openai_tool_call_example(capture_server: CaptureServer) -> None:
