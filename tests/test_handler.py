@@ -368,9 +368,7 @@ def test_close_is_not_held_up_when_a_full_queue_moves_its_request_to_the_tail(
     gates[0][1].set()  # full: the request goes back, behind this caller's record
     callers[0].join(PATIENCE)
     gates[2][1].set()  # (before: the listener's sentinel now followed that record)
-    wait_until(
-        lambda: blocked_in(closer, Lifecycle._finish), "close() to wait for its request"
-    )
+    wait_until(lambda: blocked_in(closer, Lifecycle._finish), "close() to wait for its request")
     gates[1][1].set()  # full: the request goes back again (before: behind the sentinel)
     callers[1].join(PATIENCE)
     release.set()

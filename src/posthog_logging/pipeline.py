@@ -260,7 +260,15 @@ class EventPipeline:
         than they map).
         """
         unmapped = release_unread(items)
-        self.abort_open_spans(now_ms)
+        # The listener holds the lock while it maps a record: one held up inside it (a
+        # mask or before_send that blocks) would hold close() past its deadline too.
+        # Then the listener aborts the open spans itself when it goes on, and the
+        # sender, given up by then, counts their events as dropped ("shutdown_deadline").
+        if self._lock.acquire(blocking=False):
+            try:
+                self.add(self.mapper.abort_open_spans(now_ms))
+            finally:
+                self._lock.release()
         return unmapped
 
 
