@@ -16,6 +16,8 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
+
 from posthog_logging.devserver import CaptureServer, ScriptedResponse
 
 from .conftest import DUMMY_KEY
@@ -66,6 +68,7 @@ def shut_down_against_a_hanging_server(
     return result
 
 
+@pytest.mark.slow  # a subprocess
 def test_logging_shutdown_begins_every_handler_at_one_instant_with_its_own_budget(
     capture_server: CaptureServer,
 ) -> None:
@@ -98,6 +101,7 @@ def test_closing_one_handler_leaves_the_others_open(capture_server: CaptureServe
         second.close()
 
 
+@pytest.mark.slow  # a subprocess
 def test_flush_with_no_python_caller_is_not_taken_for_logging_shutdown(
     capture_server: CaptureServer,
 ) -> None:
