@@ -246,10 +246,18 @@ class EventPipeline:
         if events:  # one journal write for all of a record's events
             self.sender.add_many([self.encoder.encode(event) for event in events])
 
-    def abort_open_spans(self, now_ms: int) -> None:
-        """§1.2 at close: every span still open goes out with the SHUTDOWN error."""
-        with self._lock:
+    def abort_open_spans(self, now_ms: int, *, wait: bool = True) -> None:
+        """§1.2 at close: every span still open goes out with the SHUTDOWN error.
+
+        With ``wait=False``, nothing is done while the listener holds the lock (it is
+        inside a record): it aborts the open spans itself when it goes on.
+        """
+        if not self._lock.acquire(blocking=wait):
+            return
+        try:
             self.add(self.mapper.abort_open_spans(now_ms))
+        finally:
+            self._lock.release()
 
     def take_over(self, items: list[Any], now_ms: int) -> int:
         """The closing thread takes over from a listener that missed the shutdown
@@ -264,11 +272,7 @@ class EventPipeline:
         # mask or before_send that blocks) would hold close() past its deadline too.
         # Then the listener aborts the open spans itself when it goes on, and the
         # sender, given up by then, counts their events as dropped ("shutdown_deadline").
-        if self._lock.acquire(blocking=False):
-            try:
-                self.add(self.mapper.abort_open_spans(now_ms))
-            finally:
-                self._lock.release()
+        self.abort_open_spans(now_ms, wait=False)
         return unmapped
 
 
