@@ -218,6 +218,11 @@ class Sender:
         self._retries: list[Batch] = []  # oldest first
         self._threads: list[threading.Thread] = []
         self._threads_failed = False
+        #: Threads waiting on ``_ready``, and how many of them were woken by
+        #: :meth:`_wake_one` and have not run yet: a ready batch wakes one sender,
+        #: not one per event added (each wake-up costs the GIL a switch).
+        self._waiting = 0
+        self._woken = 0
         self._stopping = False
         self.abandoned = False
         #: When a request was last answered (or close() began waiting): a hanging server.
@@ -257,7 +262,7 @@ class Sender:
                         )
                 self._journal(unwritten)
                 if len(self.buffer) >= self.flush_at and self._start_threads():
-                    self._ready.notify()
+                    self._wake_one()
         if self.journal is not None:
             self.journal.sync_now_and_then()
         self.losses.log_pending()
@@ -310,7 +315,7 @@ class Sender:
                     left = deadline - self._clock()
                     if left <= 0:
                         return
-                    self._ready.wait(min(left, STALL_CHECK_SECONDS))
+                    self._wait(min(left, STALL_CHECK_SECONDS))
                 return
         self._send_inline(lambda: self._settled_all() or self._may_leave_to_journal(), deadline)
 
@@ -425,7 +430,7 @@ class Sender:
                     # Wait out the pause, or for batches in flight on other threads
                     # to settle (they may come back to be retried).
                     left = max(0.0, deadline - self._clock())
-                    self._ready.wait(min(pause, left) if pause > 0 else left)
+                    self._wait(min(pause, left) if pause > 0 else left)
         finally:
             library_thread.active = was_active
 
@@ -442,11 +447,34 @@ class Sender:
                     if batch is not None:
                         batch.sent_at = self._clock()
                         self._in_flight.add(batch)
+                        if self._retries or len(self.buffer) >= self.flush_at:
+                            self._wake_one()  # more is ready than this batch
                         return batch
                 if not wait:
                     return None
-                self._ready.wait(timeout)
+                self._wait(timeout)
             return None
+
+    def _wake_one(self) -> None:
+        """Wake one waiting thread for a ready batch, unless one already woken has
+        not run yet or the requests in flight (with those to come) fill the limit."""
+        if (
+            self._waiting > self._woken
+            and len(self._in_flight) + self._woken < self.congestion.limit
+        ):
+            self._woken += 1
+            self._ready.notify()
+
+    def _wait(self, timeout: float | None) -> None:
+        """``_ready.wait`` counted for :meth:`_wake_one`; whoever returns first
+        settles a wake-up (any waiter may be the one notified, so no notified
+        batch is left without a thread looking at it)."""
+        self._waiting += 1
+        try:
+            self._ready.wait(timeout)
+        finally:
+            self._waiting -= 1
+            self._woken = max(0, self._woken - 1)
 
     def _take(self) -> Batch | None:
         if self._retries:
