@@ -11,7 +11,16 @@ they are, one per line.
 from __future__ import annotations
 
 import json
+import json.encoder
+import re
+from collections.abc import Callable, Iterator
+from json.encoder import encode_basestring_ascii
 from typing import Any
+
+try:  # the [fast] extra
+    import orjson
+except ImportError:  # pragma: no cover - the test extra installs it
+    orjson = None  # type: ignore[assignment]
 
 #: An event as JSON text, ready to be joined into a request body.
 EncodedEvent = str
@@ -20,16 +29,93 @@ MAX_EVENT_BYTES = 7_900_000
 #: Appended to a property cut to make its event fit.
 TRUNCATION_MARKER = "…[truncated {cut} chars by posthog-logging]"
 
+#: What ``json.dumps(event, separators=(",", ":"), default=str)`` does, built
+#: once: ``dumps`` builds an encoder and its C half for every call, a quarter of
+#: the time of encoding a 1.6 KB event.  No cycle check (``markers=None``):
+#: events are JSON-safe, made so by the mapping; anything it raises sends the
+#: event through ``json.dumps`` for the same result or error as before.
+_make_c_encoder = getattr(json.encoder, "c_make_encoder", None)  # None without the C module
+_C_ENCODER: Callable[[Any, int], Iterator[str]] | None = (
+    _make_c_encoder(None, str, encode_basestring_ascii, None, ":", ",", False, False, True)
+    if _make_c_encoder is not None
+    else None
+)
+#: orjson writes floats with 1e-9 <= |x| < 1e-4 differently from Python
+#: (``1e-9`` and ``0.00001`` for ``1e-09`` and ``1e-05``): an event whose text
+#: shows either form (in a number, or by chance in a string) is encoded by
+#: ``json`` instead, so the text stays the same whichever encoder made it.
+#: Two searches for a literal: one regular expression with both alternatives
+#: scans the text a byte at a time, five times slower than orjson itself.
+_FIXED_SMALL_FLOAT = b".0000"
+_SHORT_NEGATIVE_EXPONENT = re.compile(rb"e-\d(?:[,}\]]|$)")
+#: What ``json`` escapes and orjson does not: beyond ASCII, and DEL.
+_NON_ASCII_RUN = re.compile("[^\x00-\x7e]+")
+#: Objects orjson would write its own way go to ``default=str``, as with ``json``.
+_ORJSON_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS if orjson else 0
+)
 
-def encode_event(event: dict[str, Any]) -> EncodedEvent:
-    """JSON text of one event.
 
-    Events are JSON-safe already (the mapping made them so), which lets the C
+def encode_event(event: Any) -> EncodedEvent:
+    """JSON text of one event (or of one property's value), all ASCII.
+
+    Events are JSON-safe already (the mapping made them so), which lets a C
     encoder do all the work; the ``posthog`` client's own encoder walks every
-    value in Python first, which is slow on large prompts.  ASCII escapes keep
-    even lone surrogates from user strings valid JSON.
+    value in Python first, which is slow on large prompts.  With orjson
+    installed (the ``[fast]`` extra) it encodes most events, ten times faster,
+    to exactly the text ``json`` would give: :func:`encode_with_orjson`.  ASCII
+    escapes keep even lone surrogates from user strings valid JSON.
     """
+    if _ORJSON_WRITES_FLOATS_AS_PYTHON:
+        encoded = encode_with_orjson(event)
+        if encoded is not None:
+            return encoded
+    return encode_with_json(event)
+
+
+def encode_with_json(event: Any) -> EncodedEvent:
+    """``json.dumps(event, separators=(",", ":"), default=str)``, faster."""
+    if _C_ENCODER is not None:
+        try:
+            return "".join(_C_ENCODER(event, 0))
+        except Exception:  # json.dumps gives the same result, or the same error
+            pass
     return json.dumps(event, separators=(",", ":"), default=str)
+
+
+def encode_with_orjson(event: Any) -> EncodedEvent | None:
+    """The text :func:`encode_with_json` gives, made by orjson; None where orjson
+    cannot make it (integers over 64 bits, lone surrogates, nesting over 254
+    levels, keys that are not strings, the float forms it writes differently).
+
+    orjson writes non-ASCII characters (and DEL) as they are where ``json``
+    writes ``\\u`` escapes: the runs of them are escaped afterwards by
+    ``json``'s own function (they can only be inside strings).  Objects that are not JSON types go
+    through ``str``, as with ``json``'s ``default=str``.
+    """
+    assert orjson is not None
+    try:
+        raw = orjson.dumps(event, default=str, option=_ORJSON_OPTIONS)
+    except Exception:  # orjson.JSONEncodeError, and whatever str() raises in default=
+        return None
+    if _FIXED_SMALL_FLOAT in raw or _SHORT_NEGATIVE_EXPONENT.search(raw):
+        return None
+    if raw.isascii() and b"\x7f" not in raw:
+        return raw.decode("ascii")
+    return _NON_ASCII_RUN.sub(_escaped, raw.decode("utf-8"))
+
+
+def _escaped(run: re.Match[str]) -> str:
+    return encode_basestring_ascii(run.group())[1:-1]
+
+
+#: Floats orjson must write as Python does for it to be used at all: the forms
+#: above are what the release checked here writes differently; should another
+#: release write others differently, only ``json`` is used.
+_FLOAT_PROBES = (0.1, -0.0, 1.0, 1e15, 1e16, 1.5e16, 1e22, 1.7976931348623157e308, 1e-4, 1e-10)
+_ORJSON_WRITES_FLOATS_AS_PYTHON = orjson is not None and all(
+    encode_with_orjson(probe) == repr(probe) for probe in _FLOAT_PROBES
+)
 
 
 def fit_event(event: dict[str, Any], max_bytes: int) -> tuple[EncodedEvent, int]:
