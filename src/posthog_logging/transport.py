@@ -39,15 +39,17 @@ AI_BATCH_PATH = "/i/v0/ai/batch/"
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 PAYLOAD_TOO_LARGE = 413
 NOT_FOUND = 404
-GZIP_LEVEL = 6
+#: zlib's fastest level.  On varied English text (2.3 KB generation events,
+#: 200 to a body) level 6 cost 60 µs of CPU per event here, more than mapping
+#: and encoding it together, for a body 3.3x smaller; level 1 cost 19 µs for
+#: 2.7x (20 % more bytes on the wire).  The caller's CPU is worth more.
+GZIP_LEVEL = 1
 USER_AGENT = f"posthog-logging/{__version__} {posthog_request.USER_AGENT}"
 
 
 def encode_body(api_key: str, batch: Sequence[EncodedEvent], *, gzip: bool) -> bytes:
-    """The request body PostHog's batch routes take, optionally gzip-compressed.
-
-    Level 6 gzip costs a fraction of level 9 for nearly the same size.
-    """
+    """The request body PostHog's batch routes take, optionally gzip-compressed
+    (at :data:`GZIP_LEVEL`)."""
     sent_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
     head = f'{{"api_key":{json.dumps(api_key)},"sent_at":"{sent_at}","batch":['
     raw = (head + ",".join(batch) + "]}").encode("ascii")
