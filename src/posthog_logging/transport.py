@@ -5,10 +5,18 @@ The handler never creates a ``posthog.Client``: a client registers its own
 before our handler is flushed, which lost every buffered event in a trial.
 Nor does it borrow the ``posthog`` package's private HTTP session: a release
 that renamed it would make every request fail.  :class:`Transport` owns a
-pooled keep-alive ``requests.Session`` sized to the number of sender threads
-(``requests`` sessions may be shared between threads), made anew in a forked
-child, whose parent's connections are not its to use.  From ``posthog`` it
+pooled keep-alive ``requests`` adapter sized to the number of sender threads
+(its pool may be shared between threads), made anew in a forked child, whose
+parent's connections are not its to use.  From ``posthog`` it
 takes only the public user agent.
+
+Requests go straight to a ``requests`` ``HTTPAdapter`` with a request prepared
+once per transport (:class:`_Route`): ``Session.post`` merges settings,
+cookies, hooks and the environment for every call, half of the CPU of a
+request.  What the environment says (proxies and ``NO_PROXY``, a CA bundle in
+``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE``) is read as ``requests`` reads it,
+once per process; redirects are not followed (PostHog's capture routes do not
+redirect, and ``requests`` would turn a redirected POST into a GET anyway).
 
 Events arrive here encoded already (:mod:`.encoding`); a request body is the
 encoded events joined.  This module makes single attempts: when to retry is
@@ -92,8 +100,8 @@ class PostResult:
 class Transport:
     """Posts encoded batches to ``{host}/i/v0/ai/batch/``; never raises, never shows the key.
 
-    Thread-safe: several senders post at once over one pooled session of up
-    to ``connections`` kept-alive connections.
+    Thread-safe: several senders post at once over one pool of up to
+    ``connections`` kept-alive connections.
     """
 
     def __init__(
@@ -110,9 +118,9 @@ class Transport:
         self.gzip = gzip
         self.timeout = timeout
         self.connections = connections
-        self._session_lock = threading.Lock()
-        self._session: requests.Session | None = None
-        self._session_pid = 0
+        self._route_lock = threading.Lock()
+        self._route: _Route | None = None
+        self._route_pid = 0
 
     def __repr__(self) -> str:
         return f"<Transport host={self.host!r}>"
@@ -121,16 +129,8 @@ class Transport:
         """One attempt to deliver ``batch``."""
         body = encode_body(self._api_key, batch, gzip=self.gzip)
         url = self.host + AI_BATCH_PATH
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-        if self.gzip:
-            headers["Content-Encoding"] = "gzip"
         try:
-            response = self.session().post(
-                url,
-                data=body,
-                headers=headers,
-                timeout=self.timeout if timeout is None else timeout,
-            )
+            response = self.route().send(body, self.timeout if timeout is None else timeout)
         except requests.RequestException as error:
             return PostResult(None, type(error).__name__, body_bytes=len(body))
         except Exception as error:  # a transport bug must not kill the listener
@@ -143,38 +143,56 @@ class Transport:
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "[redacted]") if self._api_key else text
 
-    def session(self) -> requests.Session:
-        """This process's pooled session: made on first use, and again after a fork."""
-        session, pid = self._session, os.getpid()
-        if session is not None and self._session_pid == pid:
-            return session
-        with self._session_lock:
-            if self._session is None or self._session_pid != pid:
-                self._session = _pooled_session(self.connections)
-                self._session_pid = pid
-            return self._session
+    def route(self) -> _Route:
+        """This process's pooled route: made on first use, and again after a fork."""
+        route, pid = self._route, os.getpid()
+        if route is not None and self._route_pid == pid:
+            return route
+        with self._route_lock:
+            if self._route is None or self._route_pid != pid:
+                self._route = _Route(self.host + AI_BATCH_PATH, self.connections, gzip=self.gzip)
+                self._route_pid = pid
+            return self._route
 
     def reset_after_fork(self) -> None:
-        """In a forked child: forget the parent's session and a lock one of its
-        threads may have held at the fork (the child makes a session of its own)."""
-        self._session_lock = threading.Lock()
-        self._session = None
+        """In a forked child: forget the parent's route and a lock one of its
+        threads may have held at the fork (the child makes a route of its own)."""
+        self._route_lock = threading.Lock()
+        self._route = None
 
     def close(self) -> None:
         """Close this process's kept-alive connections (a later post opens new ones)."""
-        with self._session_lock:
-            session, self._session = self._session, None
-            if session is not None and self._session_pid == os.getpid():
-                session.close()
+        with self._route_lock:
+            route, self._route = self._route, None
+            if route is not None and self._route_pid == os.getpid():
+                route.adapter.close()
 
 
-def _pooled_session(connections: int) -> requests.Session:
-    """A session keeping up to ``connections`` connections alive, retrying nothing itself."""
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=connections, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
+class _Route:
+    """The way to one URL: a pool of up to ``connections`` kept-alive connections,
+    a prepared POST to copy, and the environment's proxies and CA bundle."""
+
+    def __init__(self, url: str, connections: int, *, gzip: bool) -> None:
+        self.adapter = HTTPAdapter(pool_connections=1, pool_maxsize=connections, max_retries=0)
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        if gzip:
+            headers["Content-Encoding"] = "gzip"
+        self.request = requests.Request("POST", url, headers=headers).prepare()
+        self.proxies = requests.utils.get_environ_proxies(url)
+        self.verify: bool | str = (
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        )
+
+    def send(self, body: bytes, timeout: float) -> requests.Response:
+        """POST ``body``; the response is read in full, so its connection goes back
+        to the pool."""
+        request = self.request.copy()
+        request.prepare_body(body, None)
+        response = self.adapter.send(
+            request, timeout=timeout, verify=self.verify, proxies=self.proxies
+        )
+        _ = response.content
+        return response
 
 
 def _retry_after(response: requests.Response) -> float | None:
