@@ -10,6 +10,7 @@ they are, one per line.
 
 from __future__ import annotations
 
+import codecs
 import json
 import json.encoder
 import re
@@ -48,8 +49,8 @@ _C_ENCODER: Callable[[Any, int], Iterator[str]] | None = (
 #: scans the text a byte at a time, five times slower than orjson itself.
 _FIXED_SMALL_FLOAT = b".0000"
 _SHORT_NEGATIVE_EXPONENT = re.compile(rb"e-\d(?:[,}\]]|$)")
-#: What ``json`` escapes and orjson does not: beyond ASCII, and DEL.
-_NON_ASCII_RUN = re.compile("[^\x00-\x7e]+")
+#: The codec error handler that writes characters beyond ASCII as ``json`` does.
+_JSON_ESCAPES = "posthog_logging.json_escapes"
 #: Objects orjson would write its own way go to ``default=str``, as with ``json``.
 _ORJSON_OPTIONS = (
     orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS if orjson else 0
@@ -89,8 +90,9 @@ def encode_with_orjson(event: Any) -> EncodedEvent | None:
     levels, keys that are not strings, the float forms it writes differently).
 
     orjson writes non-ASCII characters (and DEL) as they are where ``json``
-    writes ``\\u`` escapes: the runs of them are escaped afterwards by
-    ``json``'s own function (they can only be inside strings).  Objects that are not JSON types go
+    writes ``\\u`` escapes: they are escaped afterwards, each run of them by
+    ``json``'s own function called from the ASCII codec (they can only be
+    inside strings, so no other byte changes).  Objects that are not JSON types go
     through ``str``, as with ``json``'s ``default=str``.
     """
     assert orjson is not None
@@ -100,13 +102,20 @@ def encode_with_orjson(event: Any) -> EncodedEvent | None:
         return None
     if _FIXED_SMALL_FLOAT in raw or _SHORT_NEGATIVE_EXPONENT.search(raw):
         return None
-    if raw.isascii() and b"\x7f" not in raw:
-        return raw.decode("ascii")
-    return _NON_ASCII_RUN.sub(_escaped, raw.decode("utf-8"))
+    if not raw.isascii():
+        raw = raw.decode("utf-8").encode("ascii", _JSON_ESCAPES)
+    if b"\x7f" in raw:  # ASCII, but json escapes DEL too
+        raw = raw.replace(b"\x7f", b"\\u007f")
+    return raw.decode("ascii")
 
 
-def _escaped(run: re.Match[str]) -> str:
-    return encode_basestring_ascii(run.group())[1:-1]
+def _json_escapes(error: UnicodeError) -> tuple[str, int]:
+    """Each run of characters the ASCII codec cannot write, as ``json`` writes it."""
+    assert isinstance(error, UnicodeEncodeError)
+    return encode_basestring_ascii(error.object[error.start : error.end])[1:-1], error.end
+
+
+codecs.register_error(_JSON_ESCAPES, _json_escapes)
 
 
 #: Floats orjson must write as Python does for it to be used at all: the forms
