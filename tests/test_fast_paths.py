@@ -12,6 +12,9 @@ import datetime as dt
 import json
 import math
 import uuid
+from collections import Counter, OrderedDict
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from hypothesis import given, settings
@@ -104,3 +107,26 @@ def test_timestamps_are_formatted_as_datetime_does(moment: dt.datetime) -> None:
     assert millis is not None
     expected = moment.isoformat(sep="T", timespec="milliseconds") + "Z"
     assert values.format_timestamp_ms(millis) == expected
+
+
+class _MappingSubclass(dict[str, Any]):
+    pass
+
+
+MAPPINGS = st.builds(
+    lambda kind, items: kind(items),
+    st.sampled_from([dict, OrderedDict, Counter, MappingProxyType, _MappingSubclass]),
+    st.dictionaries(st.text(max_size=3), LEAVES, max_size=3),
+)
+
+
+@given(st.one_of(VALUES, MAPPINGS))
+def test_is_mapping_is_the_abstract_check(value: Any) -> None:
+    assert values.is_mapping(value) == isinstance(value, Mapping)
+
+
+@given(st.one_of(VALUES, MAPPINGS))
+def test_plain_keeps_data_as_it_is(value: Any) -> None:
+    """Types told by their exact type or by isinstance: data is never read through methods."""
+    if value is None or isinstance(value, (str, int, list, tuple, Mapping)):
+        assert values.plain(value) is value

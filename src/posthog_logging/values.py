@@ -28,6 +28,8 @@ _MAX_MS = (dt.date(9999, 12, 31).toordinal() + 1 - _EPOCH_ORDINAL) * _MS_PER_DAY
 _MAX_DEPTH = 64
 #: Types whose values are JSON as they are.
 _PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+#: Types :func:`plain` returns as they are without a look at their methods.
+_DATA_TYPES = _PLAIN_TYPES | {dict, list, tuple}
 #: Types (and their subclasses) :func:`_convert_scalar` makes plain JSON values.
 _SCALAR_TYPES = (str, int, float, dt.date)
 #: Largest integer a JavaScript number (and a JSON reader) holds exactly.
@@ -56,6 +58,13 @@ def is_truthy(value: Any) -> bool:
     return True
 
 
+def is_mapping(value: Any) -> TypeGuard[Mapping[Any, Any]]:
+    """``isinstance(value, Mapping)``, with a plain dict told by its exact type first:
+    nearly every mapping a span holds is a dict, and the check against the abstract
+    ``Mapping`` runs Python code (``ABCMeta.__instancecheck__``) every time."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def is_number(value: Any) -> TypeGuard[int | float]:
     """True for ints and floats, but not for bools (which Python counts as ints)."""
     kind = type(value)
@@ -78,7 +87,7 @@ def js_string(value: Any) -> str:
         return _js_number(value)
     if isinstance(value, (list, tuple)):
         return ",".join("" if item is None else js_string(item) for item in value)
-    if isinstance(value, Mapping):
+    if is_mapping(value):
         return "[object Object]"
     if isinstance(value, (dt.datetime, dt.date)):
         return format_timestamp_ms(time_ms(value) or 0)
@@ -149,7 +158,7 @@ def plain(value: Any) -> Any:
     JSON mode, so bytes (Gemini's inline media) come out as base64 text.  A
     method that fails leaves the object as it is (``json_safe`` then sends its text).
     """
-    if type(value) in _PLAIN_TYPES or isinstance(value, (Mapping, list, tuple)):
+    if type(value) in _DATA_TYPES or isinstance(value, (list, tuple, Mapping)):
         return value
     model_dump = getattr(value, "model_dump", None)
     to_dict = getattr(value, "to_dict", None)
@@ -376,7 +385,7 @@ def _convert_marking(value: Any, active: set[int], depth: int) -> JsonValue:
     active.add(marker)
     depth += 1
     try:
-        if isinstance(value, Mapping):
+        if is_mapping(value):
             return {
                 _key_text(key): _convert_marking(item, active, depth) for key, item in value.items()
             }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..values import JsonValue, is_truthy, js_string, json_safe, time_ms
+from ..values import JsonValue, is_mapping, is_truthy, js_string, json_safe, time_ms
 from .envelope import Event, MappingOptions, RecordRejected, make_event
 from .layers import library, merge_layers, passthrough
 from .spans import CONSUMED_METADATA, as_mapping, required_id_text
@@ -30,7 +30,7 @@ class FeedbackEventBuilder:
         """The event; raises :class:`RecordRejected` for feedback without a usable trace id
         (none at all, or one with no text that identifies; compat mode takes
         JavaScript's text of any value JavaScript has)."""
-        if not isinstance(feedback, Mapping):
+        if not is_mapping(feedback):
             raise RecordRejected(f"feedback is a {type(feedback).__name__}, not a mapping")
         if not is_truthy(feedback.get("traceId")):
             raise RecordRejected("feedback has no traceId")

@@ -24,6 +24,7 @@ from ..usage import normalize_usage, web_search_count
 from ..values import (
     JsonValue,
     id_text,
+    is_mapping,
     is_number,
     is_truthy,
     js_id_text,
@@ -48,7 +49,8 @@ _CHUNK = SpanType.MODEL_CHUNK.value
 
 
 def as_mapping(value: Any) -> Mapping[str, Any]:
-    """A span field that should be a mapping, or an empty one when it is not."""
+    """A span field that should be a mapping, or an empty one when it is not
+    (``values.is_mapping`` written out: this runs for two fields of every span)."""
     return value if type(value) is dict or isinstance(value, Mapping) else {}
 
 
@@ -66,7 +68,7 @@ class SpanFacts:
     """
 
     def __init__(self, span: Any, *, mastra_compat: bool) -> None:
-        if type(span) is not dict and not isinstance(span, Mapping):
+        if type(span) is not dict and not isinstance(span, Mapping):  # is_mapping, inline
             raise RecordRejected(f"span is a {type(span).__name__}, not a mapping")
         self.span = span
         span_id, trace_id = span.get("id"), span.get("traceId")
@@ -312,7 +314,7 @@ class SpanEventBuilder:
             )
         keys.update(self._usage_keys(attributes))
         parameters = attributes.get("parameters")
-        if is_truthy(parameters) and isinstance(parameters, Mapping):
+        if is_truthy(parameters) and is_mapping(parameters):
             if "temperature" in parameters:
                 keys["$ai_temperature"] = json_safe(parameters["temperature"])
             if "maxOutputTokens" in parameters:
@@ -377,7 +379,7 @@ class SpanEventBuilder:
         from the input, for Anthropic and Claude too, and counts every token once.
         """
         usage = attributes.get("usage")
-        if not is_truthy(usage) or not isinstance(usage, Mapping):
+        if not is_truthy(usage) or not is_mapping(usage):
             return {}
         if not self.compat:
             usage = normalize_usage(usage)
@@ -388,7 +390,7 @@ class SpanEventBuilder:
             keys["$ai_output_tokens"] = self._token_value(usage["outputTokens"])
         details = usage.get("inputDetails")
         cached = False
-        if type(details) is dict or isinstance(details, Mapping):
+        if is_mapping(details):
             for key, prop in self._CACHE_ROWS:
                 if key in details:
                     keys[prop] = self._token_value(details[key])
@@ -443,7 +445,7 @@ class SpanEventBuilder:
                 keys[prop] = json_safe(error[key])
         if not self.compat:
             info = facts.error_info
-            message = error.get("message") if isinstance(info, Mapping) else info
+            message = error.get("message") if is_mapping(info) else info
             keys["$ai_is_error"] = True
             keys["$ai_error"] = js_string(message) if is_truthy(message) else json_text(info)
             error_type = error.get("name") or error.get("id") or error.get("category")
@@ -540,7 +542,7 @@ def _raw_usage_keys(attributes: Mapping[str, Any], output: Any) -> dict[str, Jso
     when it normalises ``usage``) and the web searches the provider reports."""
     usage = plain(attributes.get("rawUsage", attributes.get("usage")))
     keys: dict[str, JsonValue] = {}
-    if isinstance(usage, Mapping) and usage:
+    if is_mapping(usage) and usage:
         keys["$ai_usage"] = json_safe(usage)
     searches = web_search_count(usage, plain(output))
     if searches:
