@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posthog_logging import usage, values
+from posthog_logging.mapping import media
 from posthog_logging.mapping.envelope import EVENT_UUID_NAMESPACE, event_uuid5
 
 from .mapping_corpus import Colour, Label, Named, Number, Text
@@ -130,3 +131,26 @@ def test_plain_keeps_data_as_it_is(value: Any) -> None:
     """Types told by their exact type or by isinstance: data is never read through methods."""
     if value is None or isinstance(value, (str, int, list, tuple, Mapping)):
         assert values.plain(value) is value
+
+
+MEDIA_TEXT = st.one_of(
+    st.text(max_size=5),
+    st.sampled_from(["data:", "data:image/png;base64,iVBORw0KGgo=", "data:text/plain,hi"]),
+    st.builds(lambda size: "QUJD" * size, st.integers(45, 55)),
+    st.builds(lambda size: "not base64! " * size, st.integers(15, 20)),
+)
+MEDIA_KEYS = st.sampled_from(["data", "image", "inline_data", "audio", "text", "mime_type", "type"])
+CONTENT = st.recursive(
+    st.one_of(MEDIA_TEXT, st.none(), st.integers(), st.booleans()),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(MEDIA_KEYS, children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300)
+@given(CONTENT)
+def test_media_scan_finds_all_the_walk_replaces(content: Any) -> None:
+    """Content the scan passes as it is would come out of the copying walk unchanged."""
+    assert media.redact_media(content) == media._walk(content, None, None)
