@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from posthog_logging import usage, values
 from posthog_logging.mapping import media
 from posthog_logging.mapping.envelope import EVENT_UUID_NAMESPACE, event_uuid5
+from posthog_logging.mapping.layers import Layer, library, merge_layers, passthrough
 
 from .mapping_corpus import Colour, Label, Named, Number, Text
 
@@ -154,3 +155,34 @@ CONTENT = st.recursive(
 def test_media_scan_finds_all_the_walk_replaces(content: Any) -> None:
     """Content the scan passes as it is would come out of the copying walk unchanged."""
     assert media.redact_media(content) == media._walk(content, None, None)
+
+
+PROPERTY_KEYS = st.sampled_from(["plain", "other", "$ai_trace_id", "$ai_session_id", "$custom"])
+LAYERS = st.lists(
+    st.tuples(st.booleans(), st.dictionaries(PROPERTY_KEYS, st.integers(0, 3), max_size=4)),
+    max_size=5,
+).filter(lambda drawn: any(not is_passthrough for is_passthrough, _ in drawn))
+
+
+def _merged(drawn: list[tuple[bool, dict[str, int]]], compat: bool, split: bool) -> Any:
+    """``merge_layers`` of the drawn layers, the library's split into one layer a key
+    when ``split``; the properties as JSON text (key order counts) and the keys dropped."""
+    layers: list[Layer] = []
+    for is_passthrough, properties in drawn:
+        if is_passthrough:
+            layers.append(passthrough(properties))
+        elif split:
+            layers.extend(library({key: value}) for key, value in properties.items())
+        else:
+            layers.append(library(dict(properties)))
+    dropped: list[str] = []
+    return json.dumps(merge_layers(layers, compat, dropped.append)), dropped
+
+
+@given(LAYERS, st.booleans())
+def test_library_layers_merge_into_one_dict_as_apart(
+    drawn: list[tuple[bool, dict[str, int]]], compat: bool
+) -> None:
+    """Default mode merges the library's layers into the first one's dict (returned as it
+    is when no passthrough key comes first): the same as merging them one by one."""
+    assert _merged(drawn, compat, split=False) == _merged(drawn, compat, split=True)

@@ -101,27 +101,38 @@ def passthrough(source: Mapping[Any, Any], skip: frozenset[str] = frozenset()) -
 def merge_layers(
     layers: list[Layer], compat: bool, on_dropped: Callable[[str], None]
 ) -> dict[str, JsonValue]:
-    """Merge layers: in order (compat), or passthrough under library (default)."""
+    """Merge layers: in order (compat), or passthrough under library (default).
+
+    The layers are the caller's, made for this one event: default mode merges the
+    library's layers into the first one's dict, and returns that dict itself when
+    no passthrough key comes before them.
+    """
     merged: dict[str, JsonValue] = {}
     if compat:
         for layer in layers:
             merged.update(layer.properties)
         return merged
     passed_dollar_keys: list[str] = []
-    for layer in layers:
-        if layer.passthrough:
-            for key, value in layer.properties.items():
-                if key[:1] != "$":
-                    merged[key] = value
-                elif key in LIBRARY_OWNED:
-                    on_dropped(key)
-                else:
-                    merged[key] = value
-                    passed_dollar_keys.append(key)
-    library_keys: dict[str, JsonValue] = {}
+    library_keys: dict[str, JsonValue] | None = None
     for layer in layers:
         if not layer.passthrough:
-            library_keys.update(layer.properties)
+            if library_keys is None:
+                library_keys = layer.properties
+            else:
+                library_keys.update(layer.properties)
+            continue
+        for key, value in layer.properties.items():
+            if key[:1] != "$":
+                merged[key] = value
+            elif key in LIBRARY_OWNED:
+                on_dropped(key)
+            else:
+                merged[key] = value
+                passed_dollar_keys.append(key)
+    if library_keys is None:
+        return merged
+    if not merged:
+        return library_keys
     for key in passed_dollar_keys:  # e.g. $ai_session_id when sessionId set it
         if key in library_keys and merged[key] != library_keys[key]:
             on_dropped(key)

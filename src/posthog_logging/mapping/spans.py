@@ -205,21 +205,21 @@ class SpanEventBuilder:
     # §1.6 ------------------------------------------------------------------
     def _trace_event(self, facts: SpanFacts, context: SpanContext, end_ms: int) -> Event:
         span = facts.span
-        base: dict[str, JsonValue] = {
+        keys: dict[str, JsonValue] = {
             "$ai_trace_id": facts.trace_id,
             "$ai_is_error": is_truthy(facts.error_info),
         }
         if "name" in span:
-            base["$ai_span_name"] = json_safe(span["name"])
+            keys["$ai_span_name"] = json_safe(span["name"])
         if not self.compat and facts.start_ms is not None:
-            base["$ai_latency"] = seconds_between(facts.start_ms, end_ms)
-        base.update(self._session(facts))
-        base.update(self._states(span))
+            keys["$ai_latency"] = seconds_between(facts.start_ms, end_ms)
+        self._add_session(keys, facts)
+        self._add_states(keys, span)
         if is_truthy(facts.error_info) and self.compat:
-            base["$ai_error"] = self._trace_error(as_mapping(facts.error_info))
+            keys["$ai_error"] = self._trace_error(as_mapping(facts.error_info))
         elif is_truthy(facts.error_info):
-            base.update(self._error_keys(facts))  # Part 2 (k)
-        layers = [library(base), self._tags(span), self._metadata(facts)]
+            self._add_error_keys(keys, facts)  # Part 2 (k)
+        layers = [library(keys), self._tags(span), self._metadata(facts)]
         return self._event("$ai_trace", facts, context, end_ms, layers)
 
     @staticmethod
@@ -243,27 +243,26 @@ class SpanEventBuilder:
             by_rule = facts.trace_id if context.parent_is_root else facts.parent_id
             compat_event = self.compat and facts.is_event
             shared["$ai_parent_id"] = facts.parent_id if compat_event else by_rule
-        shared.update(self._session(facts))
+        self._add_session(shared, facts)
         layers = [library(shared)]
         if facts.is_event and facts.is_root:
             layers.append(self._tags(facts.span))
         return layers
 
     @staticmethod
-    def _session(facts: SpanFacts) -> dict[str, JsonValue]:
+    def _add_session(keys: dict[str, JsonValue], facts: SpanFacts) -> None:
         session = facts.metadata.get("sessionId")
-        return {"$ai_session_id": js_string(session)} if is_truthy(session) else {}
+        if is_truthy(session):
+            keys["$ai_session_id"] = js_string(session)
 
     @staticmethod
-    def _states(span: Mapping[str, Any]) -> dict[str, JsonValue]:
-        states: dict[str, JsonValue] = {}
+    def _add_states(keys: dict[str, JsonValue], span: Mapping[str, Any]) -> None:
         state = span.get("input")
         if is_truthy(state):
-            states["$ai_input_state"] = json_safe(state)
+            keys["$ai_input_state"] = json_safe(state)
         state = span.get("output")
         if is_truthy(state):
-            states["$ai_output_state"] = json_safe(state)
-        return states
+            keys["$ai_output_state"] = json_safe(state)
 
     # §1.8 / §1.9 -----------------------------------------------------------
     def _child_event(
@@ -276,43 +275,52 @@ class SpanEventBuilder:
     ) -> Event:
         layers = self._shared(facts, context, latency)
         if name == "$ai_span":
-            layers.append(library(self._span_keys(facts)))
+            self._add_span_keys(self._library_keys(layers), facts)
             layers.append(passthrough(facts.attributes))
         elif name == "$ai_embedding":
-            layers.append(library(self._embedding_keys(facts)))
+            self._add_embedding_keys(self._library_keys(layers), facts)
         else:
-            layers.append(library(self._generation_keys(facts)))
+            self._add_generation_keys(self._library_keys(layers), facts)
         if is_truthy(facts.error_info):  # else there are no error keys to add
-            layers.append(library(self._error_keys(facts)))
+            self._add_error_keys(self._library_keys(layers), facts)
         layers.append(self._metadata(facts))
         return self._event(name, facts, context, end_ms, layers)
 
-    def _span_keys(self, facts: SpanFacts) -> dict[str, JsonValue]:
-        keys: dict[str, JsonValue] = {"$ai_span_id": facts.span_id}
-        if "name" in facts.span:
-            keys["$ai_span_name"] = json_safe(facts.span["name"])
-        keys.update(self._states(facts.span))
+    def _library_keys(self, layers: list[Layer]) -> dict[str, JsonValue]:
+        """The dict the library's next keys go into, the layers so far being ``layers``
+        (the first one the library's).  Default mode merges every library key over all
+        passthrough, in the order they were added, so the first layer takes them all;
+        compat mode merges in order, so keys that follow a passthrough layer get a
+        layer of their own after it."""
+        if not self.compat:
+            return layers[0].properties
+        if layers[-1].passthrough:
+            layers.append(library({}))
+        return layers[-1].properties
+
+    def _add_span_keys(self, keys: dict[str, JsonValue], facts: SpanFacts) -> None:
+        self._add_span_identity(keys, facts)
+        self._add_states(keys, facts.span)
         if facts.type == _CHUNK:
             attributes = facts.attributes
             if is_truthy(attributes.get("chunkType")):
                 keys["chunk_type"] = json_safe(attributes["chunkType"])
             if "sequenceNumber" in attributes:
                 keys["chunk_sequence_number"] = json_safe(attributes["sequenceNumber"])
-        return keys
 
-    def _generation_keys(self, facts: SpanFacts) -> dict[str, JsonValue]:
+    def _add_generation_keys(self, keys: dict[str, JsonValue], facts: SpanFacts) -> None:
         span, attributes = facts.span, facts.attributes
-        keys: dict[str, JsonValue] = {"$ai_generation_id": facts.span_id}
+        keys["$ai_generation_id"] = facts.span_id
         if not self.compat:
-            keys.update(self._span_identity(facts))
-        keys.update(self._model_keys(attributes))
+            self._add_span_identity(keys, facts)
+        self._add_model_keys(keys, attributes)
         if is_truthy(span.get("input")):
             keys["$ai_input"] = format_messages(span["input"], "user", compat=self.compat)
         if is_truthy(span.get("output")):
             keys["$ai_output_choices"] = format_messages(
                 span["output"], "assistant", compat=self.compat
             )
-        keys.update(self._usage_keys(attributes))
+        self._add_usage_keys(keys, attributes)
         parameters = attributes.get("parameters")
         if is_truthy(parameters) and is_mapping(parameters):
             if "temperature" in parameters:
@@ -329,34 +337,30 @@ class SpanEventBuilder:
         if tools and isinstance(tools, list if self.compat else (list, Mapping)):
             keys["$ai_tools"] = format_tools(tools, self.compat)
         if not self.compat:
-            keys.update(self._default_generation_keys(facts))
-        return keys
+            self._add_default_generation_keys(keys, facts)
 
     @staticmethod
-    def _span_identity(facts: SpanFacts) -> dict[str, JsonValue]:
-        keys: dict[str, JsonValue] = {"$ai_span_id": facts.span_id}
+    def _add_span_identity(keys: dict[str, JsonValue], facts: SpanFacts) -> None:
+        keys["$ai_span_id"] = facts.span_id
         if "name" in facts.span:
             keys["$ai_span_name"] = json_safe(facts.span["name"])
-        return keys
 
-    def _model_keys(self, attributes: Mapping[str, Any]) -> dict[str, JsonValue]:
-        return {
-            "$ai_model": self._or_default(attributes.get("model"), "unknown-model"),
-            "$ai_provider": self._or_default(attributes.get("provider"), "unknown-provider"),
-        }
+    def _add_model_keys(self, keys: dict[str, JsonValue], attributes: Mapping[str, Any]) -> None:
+        keys["$ai_model"] = self._or_default(attributes.get("model"), "unknown-model")
+        keys["$ai_provider"] = self._or_default(attributes.get("provider"), "unknown-provider")
 
-    def _embedding_keys(self, facts: SpanFacts) -> dict[str, JsonValue]:
+    def _add_embedding_keys(self, keys: dict[str, JsonValue], facts: SpanFacts) -> None:
         """Part 2 (n): an embedding's model, input and input tokens; it has no output."""
-        keys = self._span_identity(facts)
-        keys.update(self._model_keys(facts.attributes))
+        self._add_span_identity(keys, facts)
+        self._add_model_keys(keys, facts.attributes)
         if is_truthy(facts.span.get("input")):
             keys["$ai_input"] = json_safe(facts.span["input"])
-        tokens = self._usage_keys(facts.attributes)
+        tokens: dict[str, JsonValue] = {}
+        self._add_usage_keys(tokens, facts.attributes)
         if "$ai_input_tokens" in tokens:
             keys["$ai_input_tokens"] = tokens["$ai_input_tokens"]
-        keys.update(_cost_keys(as_mapping(facts.attributes.get("costContext"))))
-        keys.update(_raw_usage_keys(facts.attributes, None))
-        return keys
+        _add_cost_keys(keys, as_mapping(facts.attributes.get("costContext")))
+        _add_raw_usage_keys(keys, facts.attributes, None)
 
     @staticmethod
     def _or_default(value: Any, fallback: str) -> JsonValue:
@@ -370,7 +374,7 @@ class SpanEventBuilder:
         ("cacheWrite1h", "$ai_cache_creation_1h_input_tokens"),
     )
 
-    def _usage_keys(self, attributes: Mapping[str, Any]) -> dict[str, JsonValue]:
+    def _add_usage_keys(self, keys: dict[str, JsonValue], attributes: Mapping[str, Any]) -> None:
         """Token counts: §1.9 in compat mode; Part 2 (i) in default mode.
 
         Default mode reads every usage shape ``normalize_usage`` knows and sends
@@ -380,10 +384,9 @@ class SpanEventBuilder:
         """
         usage = attributes.get("usage")
         if not is_truthy(usage) or not is_mapping(usage):
-            return {}
+            return
         if not self.compat:
             usage = normalize_usage(usage)
-        keys: dict[str, JsonValue] = {}
         if "inputTokens" in usage:
             keys["$ai_input_tokens"] = self._token_value(usage["inputTokens"])
         if "outputTokens" in usage:
@@ -403,7 +406,6 @@ class SpanEventBuilder:
                 keys["$ai_reasoning_tokens"] = self._token_value(output_details["reasoning"])
             if cached:
                 keys["$ai_cache_reporting_exclusive"] = False
-        return keys
 
     def _token_value(self, value: Any) -> Any:
         """Part 3 token hygiene; ``_OMIT`` marks a value default mode leaves out."""
@@ -413,31 +415,27 @@ class SpanEventBuilder:
             return int(value) if float(value).is_integer() else value
         return json_safe(value) if self.compat else _OMIT
 
-    def _default_generation_keys(self, facts: SpanFacts) -> dict[str, JsonValue]:
+    def _add_default_generation_keys(self, keys: dict[str, JsonValue], facts: SpanFacts) -> None:
         """Part 2 (e), (f), (h), (l), (q): time to first token, costs, stop reason,
         prompt, raw usage and web searches."""
         attributes = facts.attributes
-        keys: dict[str, JsonValue] = {}
         first_token_ms = time_ms(attributes.get("completionStartTime"))
         if first_token_ms is not None and facts.start_ms is not None:
             keys["$ai_time_to_first_token"] = seconds_between(facts.start_ms, first_token_ms)
         cost_context = attributes.get("costContext")
         if cost_context is not None:
-            keys.update(_cost_keys(as_mapping(cost_context)))
+            _add_cost_keys(keys, as_mapping(cost_context))
         finish_reason = attributes.get("finishReason")
         if isinstance(finish_reason, str) and finish_reason:
             keys["$ai_stop_reason"] = finish_reason
-        keys.update(_prompt_keys(attributes))
-        keys.update(_raw_usage_keys(attributes, facts.span.get("output")))
-        return keys
+        _add_prompt_keys(keys, attributes)
+        _add_raw_usage_keys(keys, attributes, facts.span.get("output"))
 
     # §1.10 -----------------------------------------------------------------
-    def _error_keys(self, facts: SpanFacts) -> dict[str, JsonValue]:
-        """§1.10; default mode adds ``$ai_error``, the message PostHog groups by (Part 2 (k))."""
-        if not is_truthy(facts.error_info):
-            return {}
+    def _add_error_keys(self, keys: dict[str, JsonValue], facts: SpanFacts) -> None:
+        """§1.10, for a span with a truthy ``errorInfo``; default mode adds ``$ai_error``,
+        the message PostHog groups by (Part 2 (k))."""
         error = as_mapping(facts.error_info)
-        keys: dict[str, JsonValue] = {}
         if "message" in error:
             keys["error_message"] = json_safe(error["message"])
         for key, prop in (("id", "error_id"), ("category", "error_category")):
@@ -451,7 +449,6 @@ class SpanEventBuilder:
             error_type = error.get("name") or error.get("id") or error.get("category")
             if is_truthy(error_type):  # Part 2 (r)
                 keys["$ai_error_type"] = js_string(error_type)
-        return keys
 
     # Part 2 (r) --------------------------------------------------------------
     def _exception_event(
@@ -464,7 +461,7 @@ class SpanEventBuilder:
             "$ai_trace_id": facts.trace_id,
             "$ai_span_id": facts.span_id,
         }
-        properties.update(self._session(facts))
+        self._add_session(properties, facts)
         distinct_id, personless = self._distinct_id(facts, context)
         if personless:
             properties["$process_person_profile"] = False
@@ -510,12 +507,11 @@ class _Omitted:
 _OMIT: Any = _Omitted()
 
 
-def _cost_keys(cost_context: Mapping[str, Any]) -> dict[str, JsonValue]:
+def _add_cost_keys(keys: dict[str, JsonValue], cost_context: Mapping[str, Any]) -> None:
     """Part 2 (f): USD costs from ``attributes.costContext``."""
     unit = cost_context.get("costUnit")
     if unit is not None and not (isinstance(unit, str) and unit.lower() == "usd"):
-        return {}
-    keys: dict[str, JsonValue] = {}
+        return
     for key, prop in (
         ("estimatedCost", "$ai_total_cost_usd"),
         ("inputCost", "$ai_input_cost_usd"),
@@ -524,27 +520,24 @@ def _cost_keys(cost_context: Mapping[str, Any]) -> dict[str, JsonValue]:
         value = cost_context.get(key)
         if is_number(value) and math.isfinite(value):
             keys[prop] = value
-    return keys
 
 
-def _prompt_keys(attributes: Mapping[str, Any]) -> dict[str, JsonValue]:
+def _add_prompt_keys(keys: dict[str, JsonValue], attributes: Mapping[str, Any]) -> None:
     """Part 2 (l): the prompt a generation used (``pl.generation(prompt_name=...)``),
     which links it on PostHog's Prompts page and in prompt experiments."""
-    keys: dict[str, JsonValue] = {}
     for key, prop in (("promptName", "$ai_prompt_name"), ("promptVersion", "$ai_prompt_version")):
         if is_truthy(attributes.get(key)):
             keys[prop] = json_safe(attributes[key])
-    return keys
 
 
-def _raw_usage_keys(attributes: Mapping[str, Any], output: Any) -> dict[str, JsonValue]:
+def _add_raw_usage_keys(
+    keys: dict[str, JsonValue], attributes: Mapping[str, Any], output: Any
+) -> None:
     """Part 2 (q): the usage object as given (``rawUsage``, kept by the tracing API
     when it normalises ``usage``) and the web searches the provider reports."""
     usage = plain(attributes.get("rawUsage", attributes.get("usage")))
-    keys: dict[str, JsonValue] = {}
     if is_mapping(usage) and usage:
         keys["$ai_usage"] = json_safe(usage)
     searches = web_search_count(usage, plain(output))
     if searches:
         keys["$ai_web_search_count"] = searches
-    return keys
