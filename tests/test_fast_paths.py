@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from posthog_logging import usage, values
 from posthog_logging.mapping import media
 from posthog_logging.mapping.envelope import EVENT_UUID_NAMESPACE, event_uuid5
-from posthog_logging.mapping.layers import Layer, library, merge_layers, passthrough
+from posthog_logging.mapping.layers import LIBRARY, Layer, merge_layers, passthrough
 
 from .mapping_corpus import Colour, Label, Named, Number, Text
 
@@ -172,9 +172,9 @@ def _merged(drawn: list[tuple[bool, dict[str, int]]], compat: bool, split: bool)
         if is_passthrough:
             layers.append(passthrough(properties))
         elif split:
-            layers.extend(library({key: value}) for key, value in properties.items())
+            layers.extend((LIBRARY, {key: value}) for key, value in properties.items())
         else:
-            layers.append(library(dict(properties)))
+            layers.append((LIBRARY, dict(properties)))
     dropped: list[str] = []
     return json.dumps(merge_layers(layers, compat, dropped.append)), dropped
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..values import JsonValue, is_mapping, is_truthy, js_string, json_safe, time_ms
 from .envelope import Event, MappingOptions, RecordRejected, make_event
-from .layers import library, merge_layers, passthrough
+from .layers import LIBRARY, merge_layers, passthrough
 from .spans import CONSUMED_METADATA, as_mapping, required_id_text
 
 _FIELDS = (
@@ -59,7 +59,7 @@ class FeedbackEventBuilder:
                 properties[prop] = json_safe(feedback[key])
         if is_truthy(metadata.get("sessionId")):
             properties["$ai_session_id"] = js_string(metadata["sessionId"])
-        layers = [passthrough(metadata, CONSUMED_METADATA), library(properties)]
+        layers = [passthrough(metadata, CONSUMED_METADATA), (LIBRARY, properties)]
         properties = merge_layers(layers, self.options.mastra_compat, self.on_dropped)
         distinct_id = self._distinct_id(feedback, metadata)
         if distinct_id is None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ..contract import DIAGNOSTICS_LOGGER
@@ -78,24 +77,20 @@ class DroppedProperties:
             )
 
 
-@dataclass
-class Layer:
-    """One source of properties, in spec order."""
-
-    passthrough: bool
-    properties: dict[str, JsonValue]
-
-
-def library(properties: dict[str, JsonValue]) -> Layer:
-    """Keys the library computes."""
-    return Layer(False, properties)
+#: One source of properties, in spec order: whether it is user data passed through
+#: (else the library's own keys), and its properties.  A plain tuple: an event is
+#: built from several, and a class's ``__init__`` costs several times as much.
+Layer = tuple[bool, dict[str, JsonValue]]
+#: A layer's first item for user data passed through, and for the library's keys.
+PASSTHROUGH = True
+LIBRARY = False
 
 
 def passthrough(source: Mapping[Any, Any], skip: frozenset[str] = frozenset()) -> Layer:
     """User keys copied as they are (values made JSON-safe), minus ``skip``."""
-    return Layer(
-        True, {js_string(key): json_safe(value) for key, value in source.items() if key not in skip}
-    )
+    return PASSTHROUGH, {
+        js_string(key): json_safe(value) for key, value in source.items() if key not in skip
+    }
 
 
 def merge_layers(
@@ -109,19 +104,19 @@ def merge_layers(
     """
     merged: dict[str, JsonValue] = {}
     if compat:
-        for layer in layers:
-            merged.update(layer.properties)
+        for _, properties in layers:
+            merged.update(properties)
         return merged
     passed_dollar_keys: list[str] = []
     library_keys: dict[str, JsonValue] | None = None
-    for layer in layers:
-        if not layer.passthrough:
+    for is_passthrough, properties in layers:
+        if not is_passthrough:
             if library_keys is None:
-                library_keys = layer.properties
+                library_keys = properties
             else:
-                library_keys.update(layer.properties)
+                library_keys.update(properties)
             continue
-        for key, value in layer.properties.items():
+        for key, value in properties.items():
             if key[:1] != "$":
                 merged[key] = value
             elif key in LIBRARY_OWNED:

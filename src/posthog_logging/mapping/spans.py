@@ -36,7 +36,7 @@ from ..values import (
     time_ms,
 )
 from .envelope import Event, MappingOptions, RecordRejected, make_event
-from .layers import Layer, library, merge_layers, passthrough
+from .layers import LIBRARY, PASSTHROUGH, Layer, merge_layers, passthrough
 from .media import redact_media
 from .messages import format_messages, format_tools
 
@@ -219,7 +219,7 @@ class SpanEventBuilder:
             keys["$ai_error"] = self._trace_error(as_mapping(facts.error_info))
         elif is_truthy(facts.error_info):
             self._add_error_keys(keys, facts)  # Part 2 (k)
-        layers = [library(keys), self._tags(span), self._metadata(facts)]
+        layers = [(LIBRARY, keys), self._tags(span), self._metadata(facts)]
         return self._event("$ai_trace", facts, context, end_ms, layers)
 
     @staticmethod
@@ -244,7 +244,7 @@ class SpanEventBuilder:
             compat_event = self.compat and facts.is_event
             shared["$ai_parent_id"] = facts.parent_id if compat_event else by_rule
         self._add_session(shared, facts)
-        layers = [library(shared)]
+        layers = [(LIBRARY, shared)]
         if facts.is_event and facts.is_root:
             layers.append(self._tags(facts.span))
         return layers
@@ -293,10 +293,10 @@ class SpanEventBuilder:
         compat mode merges in order, so keys that follow a passthrough layer get a
         layer of their own after it."""
         if not self.compat:
-            return layers[0].properties
-        if layers[-1].passthrough:
-            layers.append(library({}))
-        return layers[-1].properties
+            return layers[0][1]
+        if layers[-1][0] is PASSTHROUGH:
+            layers.append((LIBRARY, {}))
+        return layers[-1][1]
 
     def _add_span_keys(self, keys: dict[str, JsonValue], facts: SpanFacts) -> None:
         self._add_span_identity(keys, facts)
@@ -473,8 +473,8 @@ class SpanEventBuilder:
     def _tags(span: Mapping[str, Any]) -> Layer:
         tags = span.get("tags")
         if not isinstance(tags, (list, tuple)):
-            return passthrough({})
-        return Layer(True, {js_string(tag): True for tag in tags})
+            return PASSTHROUGH, {}
+        return PASSTHROUGH, {js_string(tag): True for tag in tags}
 
     @staticmethod
     def _metadata(facts: SpanFacts) -> Layer:
