@@ -186,3 +186,9 @@ def test_library_layers_merge_into_one_dict_as_apart(
     """Default mode merges the library's layers into the first one's dict (returned as it
     is when no passthrough key comes first): the same as merging them one by one."""
     assert _merged(drawn, compat, split=False) == _merged(drawn, compat, split=True)
+
+
+@given(st.one_of(VALUES, st.sampled_from(["", "x", Text(""), Text("sub"), [], {}, 0, math.nan])))
+def test_truthy_text_is_js_string_of_a_truthy_value(value: Any) -> None:
+    expected = values.js_string(value) if values.is_truthy(value) else None
+    assert values.truthy_text(value) == expected

@@ -58,6 +58,15 @@ def is_truthy(value: Any) -> bool:
     return True
 
 
+def truthy_text(value: Any) -> str | None:
+    """JavaScript's ``value ? String(value) : undefined``: :func:`js_string` of a truthy
+    value, None for a falsy one.  A string, the usual value, is its own text: one test,
+    no further call."""
+    if type(value) is str:
+        return value or None
+    return js_string(value) if is_truthy(value) else None
+
+
 def is_mapping(value: Any) -> TypeGuard[Mapping[Any, Any]]:
     """``isinstance(value, Mapping)``, with a plain dict told by its exact type first:
     nearly every mapping a span holds is a dict, and the check against the abstract

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..values import JsonValue, is_mapping, is_truthy, js_string, json_safe, time_ms
+from ..values import JsonValue, is_mapping, is_truthy, js_string, json_safe, time_ms, truthy_text
 from .envelope import Event, MappingOptions, RecordRejected, make_event
 from .layers import LIBRARY, merge_layers, passthrough
 from .spans import CONSUMED_METADATA, as_mapping, required_id_text
@@ -57,8 +57,9 @@ class FeedbackEventBuilder:
         for key, prop in _SOURCE_IDS:
             if is_truthy(feedback.get(key)):
                 properties[prop] = json_safe(feedback[key])
-        if is_truthy(metadata.get("sessionId")):
-            properties["$ai_session_id"] = js_string(metadata["sessionId"])
+        session = truthy_text(metadata.get("sessionId"))
+        if session is not None:
+            properties["$ai_session_id"] = session
         layers = [passthrough(metadata, CONSUMED_METADATA), (LIBRARY, properties)]
         properties = merge_layers(layers, self.options.mastra_compat, self.on_dropped)
         distinct_id = self._distinct_id(feedback, metadata)
@@ -68,8 +69,8 @@ class FeedbackEventBuilder:
         timestamp_ms = time_ms(feedback.get("timestamp"))
         if timestamp_ms is None and not self.options.mastra_compat:
             timestamp_ms = now_ms
-        feedback_id = feedback.get("feedbackId")
-        identity = (trace_id, js_string(feedback_id)) if is_truthy(feedback_id) else None
+        feedback_id = truthy_text(feedback.get("feedbackId"))
+        identity = None if feedback_id is None else (trace_id, feedback_id)
         return make_event("$ai_feedback", distinct_id, properties, timestamp_ms, identity)
 
     @staticmethod
@@ -91,8 +92,9 @@ class FeedbackEventBuilder:
             if source is not None:
                 chosen = source
                 break
-        if is_truthy(chosen):
-            return js_string(chosen)
+        text = truthy_text(chosen)
+        if text is not None:
+            return text
         default = self.options.default_distinct_id
         if default is not None:
             return default

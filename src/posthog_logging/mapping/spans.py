@@ -34,6 +34,7 @@ from ..values import (
     plain,
     seconds_between,
     time_ms,
+    truthy_text,
 )
 from .envelope import Event, MappingOptions, RecordRejected, make_event
 from .layers import LIBRARY, PASSTHROUGH, Layer, merge_layers, passthrough
@@ -87,8 +88,10 @@ class SpanFacts:
             )
         span_type = span.get("type")
         self.type = span_type.lower() if isinstance(span_type, str) else ""
-        self.is_event = _flag(span.get("isEvent"))
-        self.is_root = _flag(span.get("isRootSpan"))
+        # Boolean fields, read as JavaScript would: a bool (the usual) is its own truthiness.
+        is_event, is_root = span.get("isEvent"), span.get("isRootSpan")
+        self.is_event = is_event if type(is_event) is bool else is_truthy(is_event)
+        self.is_root = is_root if type(is_root) is bool else is_truthy(is_root)
         parent_id = span.get("parentSpanId")
         if type(parent_id) is str:
             self.parent_id = parent_id or None
@@ -101,6 +104,7 @@ class SpanFacts:
         self.attributes = as_mapping(span.get("attributes"))
         self.metadata = as_mapping(span.get("metadata"))
         self.error_info = span.get("errorInfo")
+        self.is_error = is_truthy(self.error_info)
         self.start_ms = time_ms(span.get("startTime"))
 
     def end_ms(self, now_ms: int) -> int:
@@ -114,13 +118,7 @@ class SpanFacts:
         return end_ms
 
     def user_id(self) -> str | None:
-        user = self.metadata.get("userId")
-        return js_string(user) if is_truthy(user) else None
-
-
-def _flag(value: Any) -> bool:
-    """A span's boolean field, read as JavaScript would (``is_truthy``)."""
-    return value is True if type(value) is bool else is_truthy(value)
+        return truthy_text(self.metadata.get("userId"))
 
 
 def required_id_text(value: Any, what: str, *, mastra_compat: bool) -> str:
@@ -207,7 +205,7 @@ class SpanEventBuilder:
         span = facts.span
         keys: dict[str, JsonValue] = {
             "$ai_trace_id": facts.trace_id,
-            "$ai_is_error": is_truthy(facts.error_info),
+            "$ai_is_error": facts.is_error,
         }
         if "name" in span:
             keys["$ai_span_name"] = json_safe(span["name"])
@@ -215,9 +213,9 @@ class SpanEventBuilder:
             keys["$ai_latency"] = seconds_between(facts.start_ms, end_ms)
         self._add_session(keys, facts)
         self._add_states(keys, span)
-        if is_truthy(facts.error_info) and self.compat:
+        if facts.is_error and self.compat:
             keys["$ai_error"] = self._trace_error(as_mapping(facts.error_info))
-        elif is_truthy(facts.error_info):
+        elif facts.is_error:
             self._add_error_keys(keys, facts)  # Part 2 (k)
         layers = [(LIBRARY, keys), self._tags(span), self._metadata(facts)]
         return self._event("$ai_trace", facts, context, end_ms, layers)
@@ -237,7 +235,7 @@ class SpanEventBuilder:
         shared: dict[str, JsonValue] = {
             "$ai_trace_id": facts.trace_id,
             "$ai_latency": latency,
-            "$ai_is_error": is_truthy(facts.error_info),
+            "$ai_is_error": facts.is_error,
         }
         if facts.parent_id is not None:
             by_rule = facts.trace_id if context.parent_is_root else facts.parent_id
@@ -251,9 +249,9 @@ class SpanEventBuilder:
 
     @staticmethod
     def _add_session(keys: dict[str, JsonValue], facts: SpanFacts) -> None:
-        session = facts.metadata.get("sessionId")
-        if is_truthy(session):
-            keys["$ai_session_id"] = js_string(session)
+        session = truthy_text(facts.metadata.get("sessionId"))
+        if session is not None:
+            keys["$ai_session_id"] = session
 
     @staticmethod
     def _add_states(keys: dict[str, JsonValue], span: Mapping[str, Any]) -> None:
@@ -281,7 +279,7 @@ class SpanEventBuilder:
             self._add_embedding_keys(self._library_keys(layers), facts)
         else:
             self._add_generation_keys(self._library_keys(layers), facts)
-        if is_truthy(facts.error_info):  # else there are no error keys to add
+        if facts.is_error:  # else there are no error keys to add
             self._add_error_keys(self._library_keys(layers), facts)
         layers.append(self._metadata(facts))
         return self._event(name, facts, context, end_ms, layers)
@@ -446,9 +444,9 @@ class SpanEventBuilder:
             message = error.get("message") if is_mapping(info) else info
             keys["$ai_is_error"] = True
             keys["$ai_error"] = js_string(message) if is_truthy(message) else json_text(info)
-            error_type = error.get("name") or error.get("id") or error.get("category")
-            if is_truthy(error_type):  # Part 2 (r)
-                keys["$ai_error_type"] = js_string(error_type)
+            error_type = truthy_text(error.get("name") or error.get("id") or error.get("category"))
+            if error_type is not None:  # Part 2 (r)
+                keys["$ai_error_type"] = error_type
 
     # Part 2 (r) --------------------------------------------------------------
     def _exception_event(
