@@ -192,3 +192,9 @@ def test_library_layers_merge_into_one_dict_as_apart(
 def test_truthy_text_is_js_string_of_a_truthy_value(value: Any) -> None:
     expected = values.js_string(value) if values.is_truthy(value) else None
     assert values.truthy_text(value) == expected
+
+
+@given(st.dictionaries(KEYS, VALUES, max_size=5))
+def test_passthrough_takes_plain_keys_and_values_as_json_safe_does(source: dict[Any, Any]) -> None:
+    expected = {values.js_string(key): values.json_safe(value) for key, value in source.items()}
+    assert json.dumps(passthrough(source)[1]) == json.dumps(expected)

@@ -26,10 +26,11 @@ _MS_PER_DAY = 86_400_000
 _MIN_MS = (1 - _EPOCH_ORDINAL) * _MS_PER_DAY
 _MAX_MS = (dt.date(9999, 12, 31).toordinal() + 1 - _EPOCH_ORDINAL) * _MS_PER_DAY - 1
 _MAX_DEPTH = 64
-#: Types whose values are JSON as they are.
-_PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+#: Types whose values are JSON as they are (:func:`json_safe` returns them unchanged;
+#: a caller on a hot path may test ``type(value) in PLAIN_TYPES`` and skip the call).
+PLAIN_TYPES = frozenset({str, int, bool, type(None)})
 #: Types :func:`plain` returns as they are without a look at their methods.
-_DATA_TYPES = _PLAIN_TYPES | {dict, list, tuple}
+_DATA_TYPES = PLAIN_TYPES | {dict, list, tuple}
 #: Types (and their subclasses) :func:`_convert_scalar` makes plain JSON values.
 _SCALAR_TYPES = (str, int, float, dt.date)
 #: Largest integer a JavaScript number (and a JSON reader) holds exactly.
@@ -282,10 +283,11 @@ def json_safe(value: Any) -> JsonValue:
     A dict or list that is JSON-safe already (the common case) is returned as it
     is, not copied: callers must not change the result in place.
     """
-    if type(value) in _PLAIN_TYPES:
+    kind = type(value)
+    if kind in PLAIN_TYPES:
         return value
     try:
-        return _convert(value, 0)
+        return _convert_dict(value, 0) if kind is dict else _convert(value, 0)
     except _TooDeep:
         return _convert_marking(value, set(), 0)
 
@@ -305,7 +307,7 @@ def _convert(value: Any, depth: int) -> JsonValue:
     # Exact-type checks first: spans are mostly plain dicts, lists, strings and
     # floats, and isinstance() against the abstract Mapping is the slowest test here.
     kind = type(value)
-    if kind in _PLAIN_TYPES:
+    if kind in PLAIN_TYPES:
         return value
     if kind is dict:
         return _convert_dict(value, depth)
@@ -330,7 +332,7 @@ def _convert_dict(value: dict[Any, Any], depth: int) -> JsonValue:
     depth += 1
     converted: dict[str, JsonValue] | None = None
     for key, item in value.items():
-        new = item if type(item) in _PLAIN_TYPES else _convert(item, depth)
+        new = item if type(item) in PLAIN_TYPES else _convert(item, depth)
         if converted is not None:
             converted[key if type(key) is str else _key_text(key)] = new
         elif new is not item or type(key) is not str:
@@ -350,7 +352,7 @@ def _convert_list(value: list[Any], depth: int) -> JsonValue:
     depth += 1
     converted: list[JsonValue] | None = None
     for index, item in enumerate(value):
-        new = item if type(item) in _PLAIN_TYPES else _convert(item, depth)
+        new = item if type(item) in PLAIN_TYPES else _convert(item, depth)
         if converted is not None:
             converted.append(new)
         elif new is not item:
@@ -382,7 +384,7 @@ def _convert_marking(value: Any, active: set[int], depth: int) -> JsonValue:
     """The conversion of a value :func:`_convert` found too deep: each container
     is marked while it is being converted, so a cycle is cut at its first repeat
     (``[Circular]``) and nesting at ``_MAX_DEPTH`` (``[Too deep]``)."""
-    if type(value) in _PLAIN_TYPES:
+    if type(value) in PLAIN_TYPES:
         return value
     if isinstance(value, _SCALAR_TYPES):
         return _convert_scalar(value)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..contract import DIAGNOSTICS_LOGGER
-from ..values import JsonValue, js_string, json_safe
+from ..values import PLAIN_TYPES, JsonValue, js_string, json_safe
 
 _log = logging.getLogger(DIAGNOSTICS_LOGGER)
 
@@ -87,9 +87,14 @@ LIBRARY = False
 
 
 def passthrough(source: Mapping[Any, Any], skip: frozenset[str] = frozenset()) -> Layer:
-    """User keys copied as they are (values made JSON-safe), minus ``skip``."""
+    """User keys copied as they are (values made JSON-safe), minus ``skip``; string keys
+    and plain values, the usual, are taken without a call."""
     return PASSTHROUGH, {
-        js_string(key): json_safe(value) for key, value in source.items() if key not in skip
+        key if type(key) is str else js_string(key): value
+        if type(value) in PLAIN_TYPES
+        else json_safe(value)
+        for key, value in source.items()
+        if key not in skip
     }
 
 
