@@ -246,12 +246,16 @@ def _zone_offset_ms(zone: str | None) -> int:
 
 def format_timestamp_ms(ms: int) -> str:
     """Part 3 timestamp: ISO-8601 UTC, exactly three fractional digits and ``Z``."""
-    days, rest = divmod(ms, _MS_PER_DAY)
-    seconds, millis = divmod(rest, 1000)
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    # One %-format is a single C call; an f-string formats each field apart (slower here).
-    return "%sT%02d:%02d:%02d.%03dZ" % (_day_text(days), hours, minutes, seconds, millis)  # noqa: UP031
+    days, rest = divmod(ms, _MS_PER_DAY)  # rest: the ms into the day, never negative
+    # Operators, not divmod() calls; one %-format is a single C call, where an f-string
+    # formats each field apart (slower here).
+    return "%sT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
+        _day_text(days),
+        rest // 3_600_000,
+        rest // 60_000 % 60,
+        rest // 1000 % 60,
+        rest % 1000,
+    )
 
 
 @functools.lru_cache(maxsize=16)
