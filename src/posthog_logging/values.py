@@ -29,6 +29,8 @@ _MAX_DEPTH = 64
 #: Types whose values are JSON as they are (:func:`json_safe` returns them unchanged;
 #: a caller on a hot path may test ``type(value) in PLAIN_TYPES`` and skip the call).
 PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+#: Types whose values :func:`is_mapping` knows are not mappings.
+_NOT_MAPPING_TYPES = PLAIN_TYPES | {float, list, tuple}
 #: Types :func:`plain` returns as they are without a look at their methods.
 _DATA_TYPES = PLAIN_TYPES | {dict, list, tuple}
 #: Types (and their subclasses) :func:`_convert_scalar` makes plain JSON values.
@@ -69,10 +71,12 @@ def truthy_text(value: Any) -> str | None:
 
 
 def is_mapping(value: Any) -> TypeGuard[Mapping[Any, Any]]:
-    """``isinstance(value, Mapping)``, with a plain dict told by its exact type first:
-    nearly every mapping a span holds is a dict, and the check against the abstract
-    ``Mapping`` runs Python code (``ABCMeta.__instancecheck__``) every time."""
-    return type(value) is dict or isinstance(value, Mapping)
+    """``isinstance(value, Mapping)``, with the usual values told by their exact type
+    first: nearly every mapping a span holds is a dict, and most other values are None,
+    strings, numbers or lists, while the check against the abstract ``Mapping`` runs
+    Python code (``ABCMeta.__instancecheck__``) every time."""
+    kind = type(value)
+    return kind is dict or (kind not in _NOT_MAPPING_TYPES and isinstance(value, Mapping))
 
 
 def is_number(value: Any) -> TypeGuard[int | float]:
