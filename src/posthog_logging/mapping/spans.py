@@ -22,6 +22,7 @@ from ..contract import PRIVATE_CONTENT_PROPERTIES, SpanType
 from ..errors import exception_list
 from ..usage import normalize_usage, web_search_count
 from ..values import (
+    PLAIN_TYPES,
     JsonValue,
     id_text,
     is_mapping,
@@ -50,9 +51,8 @@ _CHUNK = SpanType.MODEL_CHUNK.value
 
 
 def as_mapping(value: Any) -> Mapping[str, Any]:
-    """A span field that should be a mapping, or an empty one when it is not
-    (``values.is_mapping`` written out: this runs for two fields of every span)."""
-    return value if type(value) is dict or isinstance(value, Mapping) else {}
+    """A span field that should be a mapping, or an empty one when it is not."""
+    return value if is_mapping(value) else {}
 
 
 class SpanFacts:
@@ -101,8 +101,10 @@ class SpanFacts:
             self.parent_id = required_id_text(
                 parent_id, "span dropped: its parent id", mastra_compat=mastra_compat
             )
-        self.attributes = as_mapping(span.get("attributes"))
-        self.metadata = as_mapping(span.get("metadata"))
+        # as_mapping() for anything but a dict, the usual (a call less per field).
+        attributes, metadata = span.get("attributes"), span.get("metadata")
+        self.attributes = attributes if type(attributes) is dict else as_mapping(attributes)
+        self.metadata = metadata if type(metadata) is dict else as_mapping(metadata)
         self.error_info = span.get("errorInfo")
         self.is_error = is_truthy(self.error_info)
         self.start_ms = time_ms(span.get("startTime"))
@@ -341,7 +343,8 @@ class SpanEventBuilder:
     def _add_span_identity(keys: dict[str, JsonValue], facts: SpanFacts) -> None:
         keys["$ai_span_id"] = facts.span_id
         if "name" in facts.span:
-            keys["$ai_span_name"] = json_safe(facts.span["name"])
+            name = facts.span["name"]  # a str, the usual, needs no json_safe() call
+            keys["$ai_span_name"] = name if type(name) in PLAIN_TYPES else json_safe(name)
 
     def _add_model_keys(self, keys: dict[str, JsonValue], attributes: Mapping[str, Any]) -> None:
         keys["$ai_model"] = self._or_default(attributes.get("model"), "unknown-model")
