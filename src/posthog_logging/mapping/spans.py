@@ -144,6 +144,10 @@ class SpanContext(NamedTuple):
     parent_is_root: bool = False
 
 
+#: The context of a span whose trace the state does not know (one for all: it is immutable).
+NO_CONTEXT = SpanContext()
+
+
 class SpanEventBuilder:
     """Builds the events of one span in either mode; holds no per-trace state."""
 
