@@ -21,9 +21,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posthog_logging import usage, values
-from posthog_logging.mapping import media
+from posthog_logging.mapping import media, messages
 from posthog_logging.mapping.envelope import EVENT_UUID_NAMESPACE, event_uuid5
 from posthog_logging.mapping.layers import LIBRARY, Layer, merge_layers, passthrough
+from posthog_logging.mapping.spans import SpanEventBuilder
 
 from .mapping_corpus import Colour, Label, Named, Number, Text
 
@@ -198,3 +199,15 @@ def test_truthy_text_is_js_string_of_a_truthy_value(value: Any) -> None:
 def test_passthrough_takes_plain_keys_and_values_as_json_safe_does(source: dict[Any, Any]) -> None:
     expected = {values.js_string(key): values.json_safe(value) for key, value in source.items()}
     assert json.dumps(passthrough(source)[1]) == json.dumps(expected)
+
+
+@given(st.one_of(VALUES, st.sampled_from(["", "model", Text(""), Text("sub")])))
+def test_model_and_provider_strings_are_taken_as_json_safe_takes_them(value: Any) -> None:
+    expected = values.json_safe(value) if values.is_truthy(value) else "fallback"
+    assert json.dumps(SpanEventBuilder._or_default(value, "fallback")) == json.dumps(expected)
+
+
+@given(st.one_of(VALUES, st.sampled_from(["user", Text("assistant"), Label.GOLD])))
+def test_a_message_role_is_taken_as_json_safe_takes_it(role: Any) -> None:
+    formatted = messages._message({"role": role, "content": "hi"})
+    assert json.dumps(formatted["role"]) == json.dumps(values.json_safe(role))

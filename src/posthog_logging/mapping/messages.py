@@ -224,7 +224,8 @@ def _gemini_content(candidate: Any) -> Mapping[str, Any] | None:
 
 def _message(message: Mapping[str, Any]) -> JsonValue:
     """One message: role, content as typed parts, and the provider keys PostHog reads."""
-    formatted: dict[str, JsonValue] = {"role": json_safe(message["role"])}
+    role = message["role"]  # a str, the usual, needs no json_safe() call
+    formatted: dict[str, JsonValue] = {"role": role if type(role) is str else json_safe(role)}
     content = message["content"] if "content" in message else message.get("parts")
     if isinstance(content, str):
         formatted["content"] = [{"type": "text", "text": content}]

@@ -369,6 +369,8 @@ class SpanEventBuilder:
 
     @staticmethod
     def _or_default(value: Any, fallback: str) -> JsonValue:
+        if type(value) is str:  # the usual: its own JSON, truthy unless empty
+            return value or fallback
         return json_safe(value) if is_truthy(value) else fallback
 
     #: Token properties read from ``usage.inputDetails``, in the order they are sent.
