@@ -211,3 +211,20 @@ def test_model_and_provider_strings_are_taken_as_json_safe_takes_them(value: Any
 def test_a_message_role_is_taken_as_json_safe_takes_it(role: Any) -> None:
     formatted = messages._message({"role": role, "content": "hi"})
     assert json.dumps(formatted["role"]) == json.dumps(values.json_safe(role))
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(0, 5)), min_size=4, max_size=4))
+def test_usage_without_cache_counts_has_no_input_details(cache: list[int | None]) -> None:
+    cache_read, cache_write, write_5m, write_1h = cache
+    normalized = usage._normalized(
+        input_tokens=1,
+        output_tokens=2,
+        cache_read=cache_read,
+        cache_write=cache_write,
+        write_5m=write_5m,
+        write_1h=write_1h,
+    )
+    names = ["cacheRead", "cacheWrite", "cacheWrite5m", "cacheWrite1h"]
+    expected = {name: count for name, count in zip(names, cache, strict=True) if count is not None}
+    assert normalized.get("inputDetails", {}) == expected
+    assert ("inputDetails" in normalized) == bool(expected)

@@ -214,6 +214,12 @@ def _from_any_shape(source: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
+#: The ``inputDetails`` keys of Mastra's ``UsageStats``, and a usage's cache counts
+#: when it has none.
+_CACHE_KEYS = ("cacheRead", "cacheWrite", "cacheWrite5m", "cacheWrite1h")
+_NO_CACHE = (None, None, None, None)
+
+
 def _normalized(
     *,
     input_tokens: int | None,
@@ -230,18 +236,11 @@ def _normalized(
         normalized["inputTokens"] = input_tokens
     if output_tokens is not None:
         normalized["outputTokens"] = output_tokens
-    details = {
-        key: value
-        for key, value in (
-            ("cacheRead", cache_read),
-            ("cacheWrite", cache_write),
-            ("cacheWrite5m", write_5m),
-            ("cacheWrite1h", write_1h),
-        )
-        if value is not None
-    }
-    if details:
-        normalized["inputDetails"] = details
+    cache = (cache_read, cache_write, write_5m, write_1h)
+    if cache != _NO_CACHE:  # the usual usage has no cache counts: no details to build
+        normalized["inputDetails"] = {
+            key: value for key, value in zip(_CACHE_KEYS, cache, strict=True) if value is not None
+        }
     if reasoning is not None:
         normalized["outputDetails"] = {"reasoning": reasoning}
     return normalized
