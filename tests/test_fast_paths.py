@@ -12,13 +12,19 @@ import datetime as dt
 import json
 import math
 import uuid
+from collections import Counter, OrderedDict
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posthog_logging import usage, values
+from posthog_logging.mapping import media, messages
 from posthog_logging.mapping.envelope import EVENT_UUID_NAMESPACE, event_uuid5
+from posthog_logging.mapping.layers import LIBRARY, Layer, merge_layers, passthrough
+from posthog_logging.mapping.spans import SpanEventBuilder
 
 from .mapping_corpus import Colour, Label, Named, Number, Text
 
@@ -104,3 +110,121 @@ def test_timestamps_are_formatted_as_datetime_does(moment: dt.datetime) -> None:
     assert millis is not None
     expected = moment.isoformat(sep="T", timespec="milliseconds") + "Z"
     assert values.format_timestamp_ms(millis) == expected
+
+
+class _MappingSubclass(dict[str, Any]):
+    pass
+
+
+MAPPINGS = st.builds(
+    lambda kind, items: kind(items),
+    st.sampled_from([dict, OrderedDict, Counter, MappingProxyType, _MappingSubclass]),
+    st.dictionaries(st.text(max_size=3), LEAVES, max_size=3),
+)
+
+
+@given(st.one_of(VALUES, MAPPINGS))
+def test_is_mapping_is_the_abstract_check(value: Any) -> None:
+    assert values.is_mapping(value) == isinstance(value, Mapping)
+
+
+@given(st.one_of(VALUES, MAPPINGS))
+def test_plain_keeps_data_as_it_is(value: Any) -> None:
+    """Types told by their exact type or by isinstance: data is never read through methods."""
+    if value is None or isinstance(value, (str, int, list, tuple, Mapping)):
+        assert values.plain(value) is value
+
+
+MEDIA_TEXT = st.one_of(
+    st.text(max_size=5),
+    st.sampled_from(["data:", "data:image/png;base64,iVBORw0KGgo=", "data:text/plain,hi"]),
+    st.builds(lambda size: "QUJD" * size, st.integers(45, 55)),
+    st.builds(lambda size: "not base64! " * size, st.integers(15, 20)),
+)
+MEDIA_KEYS = st.sampled_from(["data", "image", "inline_data", "audio", "text", "mime_type", "type"])
+CONTENT = st.recursive(
+    st.one_of(MEDIA_TEXT, st.none(), st.integers(), st.booleans()),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(MEDIA_KEYS, children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300)
+@given(CONTENT)
+def test_media_scan_finds_all_the_walk_replaces(content: Any) -> None:
+    """Content the scan passes as it is would come out of the copying walk unchanged."""
+    assert media.redact_media(content) == media._walk(content, None, None)
+
+
+PROPERTY_KEYS = st.sampled_from(["plain", "other", "$ai_trace_id", "$ai_session_id", "$custom"])
+LAYERS = st.lists(
+    st.tuples(st.booleans(), st.dictionaries(PROPERTY_KEYS, st.integers(0, 3), max_size=4)),
+    max_size=5,
+).filter(lambda drawn: any(not is_passthrough for is_passthrough, _ in drawn))
+
+
+def _merged(drawn: list[tuple[bool, dict[str, int]]], compat: bool, split: bool) -> Any:
+    """``merge_layers`` of the drawn layers, the library's split into one layer a key
+    when ``split``; the properties as JSON text (key order counts) and the keys dropped."""
+    layers: list[Layer] = []
+    for is_passthrough, properties in drawn:
+        if is_passthrough:
+            layers.append(passthrough(properties))
+        elif split:
+            layers.extend((LIBRARY, {key: value}) for key, value in properties.items())
+        else:
+            layers.append((LIBRARY, dict(properties)))
+    dropped: list[str] = []
+    return json.dumps(merge_layers(layers, compat, dropped.append)), dropped
+
+
+@given(LAYERS, st.booleans())
+def test_library_layers_merge_into_one_dict_as_apart(
+    drawn: list[tuple[bool, dict[str, int]]], compat: bool
+) -> None:
+    """Default mode merges the library's layers into the first one's dict (returned as it
+    is when no passthrough key comes first): the same as merging them one by one."""
+    assert _merged(drawn, compat, split=False) == _merged(drawn, compat, split=True)
+
+
+@given(st.one_of(VALUES, st.sampled_from(["", "x", Text(""), Text("sub"), [], {}, 0, math.nan])))
+def test_truthy_text_is_js_string_of_a_truthy_value(value: Any) -> None:
+    expected = values.js_string(value) if values.is_truthy(value) else None
+    assert values.truthy_text(value) == expected
+
+
+@given(st.dictionaries(KEYS, VALUES, max_size=5))
+def test_passthrough_takes_plain_keys_and_values_as_json_safe_does(source: dict[Any, Any]) -> None:
+    expected = {values.js_string(key): values.json_safe(value) for key, value in source.items()}
+    assert json.dumps(passthrough(source)[1]) == json.dumps(expected)
+
+
+@given(st.one_of(VALUES, st.sampled_from(["", "model", Text(""), Text("sub")])))
+def test_model_and_provider_strings_are_taken_as_json_safe_takes_them(value: Any) -> None:
+    expected = values.json_safe(value) if values.is_truthy(value) else "fallback"
+    assert json.dumps(SpanEventBuilder._or_default(value, "fallback")) == json.dumps(expected)
+
+
+@given(st.one_of(VALUES, st.sampled_from(["user", Text("assistant"), Label.GOLD])))
+def test_a_message_role_is_taken_as_json_safe_takes_it(role: Any) -> None:
+    formatted = messages._message({"role": role, "content": "hi"})
+    assert json.dumps(formatted["role"]) == json.dumps(values.json_safe(role))
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(0, 5)), min_size=4, max_size=4))
+def test_usage_without_cache_counts_has_no_input_details(cache: list[int | None]) -> None:
+    cache_read, cache_write, write_5m, write_1h = cache
+    normalized = usage._normalized(
+        input_tokens=1,
+        output_tokens=2,
+        cache_read=cache_read,
+        cache_write=cache_write,
+        write_5m=write_5m,
+        write_1h=write_1h,
+    )
+    names = ["cacheRead", "cacheWrite", "cacheWrite5m", "cacheWrite1h"]
+    expected = {name: count for name, count in zip(names, cache, strict=True) if count is not None}
+    assert normalized.get("inputDetails", {}) == expected
+    assert ("inputDetails" in normalized) == bool(expected)

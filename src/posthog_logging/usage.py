@@ -30,11 +30,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .values import is_number
+from .values import is_mapping, is_number
 
 
 def _as_mapping(value: Any) -> Mapping[str, Any]:
-    if type(value) is dict or isinstance(value, Mapping):
+    if is_mapping(value):
         return value
     dump = getattr(value, "model_dump", None)
     if callable(dump):
@@ -42,10 +42,10 @@ def _as_mapping(value: Any) -> Mapping[str, Any]:
             dumped = dump()
         except Exception:
             dumped = None
-        if isinstance(dumped, Mapping):
+        if is_mapping(dumped):
             return dumped
     attributes = getattr(value, "__dict__", None)
-    return attributes if isinstance(attributes, Mapping) else {}
+    return attributes if is_mapping(attributes) else {}
 
 
 def _count(source: Mapping[str, Any], *keys: str) -> int | None:
@@ -214,6 +214,12 @@ def _from_any_shape(source: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
+#: The ``inputDetails`` keys of Mastra's ``UsageStats``, and a usage's cache counts
+#: when it has none.
+_CACHE_KEYS = ("cacheRead", "cacheWrite", "cacheWrite5m", "cacheWrite1h")
+_NO_CACHE = (None, None, None, None)
+
+
 def _normalized(
     *,
     input_tokens: int | None,
@@ -230,18 +236,11 @@ def _normalized(
         normalized["inputTokens"] = input_tokens
     if output_tokens is not None:
         normalized["outputTokens"] = output_tokens
-    details = {
-        key: value
-        for key, value in (
-            ("cacheRead", cache_read),
-            ("cacheWrite", cache_write),
-            ("cacheWrite5m", write_5m),
-            ("cacheWrite1h", write_1h),
-        )
-        if value is not None
-    }
-    if details:
-        normalized["inputDetails"] = details
+    cache = (cache_read, cache_write, write_5m, write_1h)
+    if cache != _NO_CACHE:  # the usual usage has no cache counts: no details to build
+        normalized["inputDetails"] = {
+            key: value for key, value in zip(_CACHE_KEYS, cache, strict=True) if value is not None
+        }
     if reasoning is not None:
         normalized["outputDetails"] = {"reasoning": reasoning}
     return normalized
@@ -256,22 +255,20 @@ def web_search_count(usage: Any, output: Any) -> int:
     bills per grounded request, so a candidate with grounding metadata (search
     queries or chunks) counts once.  ``usage`` and ``output`` are plain data.
     """
-    if isinstance(usage, Mapping):
+    if is_mapping(usage):
         server_tools = usage.get("server_tool_use")
-        if isinstance(server_tools, Mapping):
+        if is_mapping(server_tools):
             requests = _count(server_tools, "web_search_requests")
             if requests:
                 return max(0, requests)
-    if isinstance(output, Mapping):
+    if is_mapping(output):
         items = output.get("output")
         candidates = output.get("candidates")
     else:
         items, candidates = output, None
     if isinstance(items, list):
         searches = sum(
-            1
-            for item in items
-            if isinstance(item, Mapping) and item.get("type") == "web_search_call"
+            1 for item in items if is_mapping(item) and item.get("type") == "web_search_call"
         )
         if searches:
             return searches

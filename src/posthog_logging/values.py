@@ -26,8 +26,13 @@ _MS_PER_DAY = 86_400_000
 _MIN_MS = (1 - _EPOCH_ORDINAL) * _MS_PER_DAY
 _MAX_MS = (dt.date(9999, 12, 31).toordinal() + 1 - _EPOCH_ORDINAL) * _MS_PER_DAY - 1
 _MAX_DEPTH = 64
-#: Types whose values are JSON as they are.
-_PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+#: Types whose values are JSON as they are (:func:`json_safe` returns them unchanged;
+#: a caller on a hot path may test ``type(value) in PLAIN_TYPES`` and skip the call).
+PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+#: Types whose values :func:`is_mapping` knows are not mappings.
+_NOT_MAPPING_TYPES = PLAIN_TYPES | {float, list, tuple}
+#: Types :func:`plain` returns as they are without a look at their methods.
+_DATA_TYPES = PLAIN_TYPES | {dict, list, tuple}
 #: Types (and their subclasses) :func:`_convert_scalar` makes plain JSON values.
 _SCALAR_TYPES = (str, int, float, dt.date)
 #: Largest integer a JavaScript number (and a JSON reader) holds exactly.
@@ -56,6 +61,24 @@ def is_truthy(value: Any) -> bool:
     return True
 
 
+def truthy_text(value: Any) -> str | None:
+    """JavaScript's ``value ? String(value) : undefined``: :func:`js_string` of a truthy
+    value, None for a falsy one.  A string, the usual value, is its own text: one test,
+    no further call."""
+    if type(value) is str:
+        return value or None
+    return js_string(value) if is_truthy(value) else None
+
+
+def is_mapping(value: Any) -> TypeGuard[Mapping[Any, Any]]:
+    """``isinstance(value, Mapping)``, with the usual values told by their exact type
+    first: nearly every mapping a span holds is a dict, and most other values are None,
+    strings, numbers or lists, while the check against the abstract ``Mapping`` runs
+    Python code (``ABCMeta.__instancecheck__``) every time."""
+    kind = type(value)
+    return kind is dict or (kind not in _NOT_MAPPING_TYPES and isinstance(value, Mapping))
+
+
 def is_number(value: Any) -> TypeGuard[int | float]:
     """True for ints and floats, but not for bools (which Python counts as ints)."""
     kind = type(value)
@@ -78,7 +101,7 @@ def js_string(value: Any) -> str:
         return _js_number(value)
     if isinstance(value, (list, tuple)):
         return ",".join("" if item is None else js_string(item) for item in value)
-    if isinstance(value, Mapping):
+    if is_mapping(value):
         return "[object Object]"
     if isinstance(value, (dt.datetime, dt.date)):
         return format_timestamp_ms(time_ms(value) or 0)
@@ -149,7 +172,7 @@ def plain(value: Any) -> Any:
     JSON mode, so bytes (Gemini's inline media) come out as base64 text.  A
     method that fails leaves the object as it is (``json_safe`` then sends its text).
     """
-    if type(value) in _PLAIN_TYPES or isinstance(value, (Mapping, list, tuple)):
+    if type(value) in _DATA_TYPES or isinstance(value, (list, tuple, Mapping)):
         return value
     model_dump = getattr(value, "model_dump", None)
     to_dict = getattr(value, "to_dict", None)
@@ -225,14 +248,20 @@ def _zone_offset_ms(zone: str | None) -> int:
     return sign * (hours * 60 + minutes) * 60_000
 
 
+#: 0 to 99 and 0 to 999 zero-padded: a lookup costs a fraction of formatting an int
+#: with ``:02d`` (or ``%02d``), and every event's timestamp has four such fields.
+_TWO_DIGITS = tuple(f"{number:02d}" for number in range(100))
+_THREE_DIGITS = tuple(f"{number:03d}" for number in range(1000))
+
+
 def format_timestamp_ms(ms: int) -> str:
     """Part 3 timestamp: ISO-8601 UTC, exactly three fractional digits and ``Z``."""
-    days, rest = divmod(ms, _MS_PER_DAY)
-    seconds, millis = divmod(rest, 1000)
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    # One %-format is a single C call; an f-string formats each field apart (slower here).
-    return "%sT%02d:%02d:%02d.%03dZ" % (_day_text(days), hours, minutes, seconds, millis)  # noqa: UP031
+    days, rest = divmod(ms, _MS_PER_DAY)  # rest: the ms into the day, never negative
+    hours, minutes, seconds = rest // 3_600_000, rest // 60_000 % 60, rest // 1000 % 60
+    return (
+        f"{_day_text(days)}T{_TWO_DIGITS[hours]}:{_TWO_DIGITS[minutes]}:"
+        f"{_TWO_DIGITS[seconds]}.{_THREE_DIGITS[rest % 1000]}Z"
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -264,10 +293,11 @@ def json_safe(value: Any) -> JsonValue:
     A dict or list that is JSON-safe already (the common case) is returned as it
     is, not copied: callers must not change the result in place.
     """
-    if type(value) in _PLAIN_TYPES:
+    kind = type(value)
+    if kind in PLAIN_TYPES:
         return value
     try:
-        return _convert(value, 0)
+        return _convert_dict(value, 0) if kind is dict else _convert(value, 0)
     except _TooDeep:
         return _convert_marking(value, set(), 0)
 
@@ -287,7 +317,7 @@ def _convert(value: Any, depth: int) -> JsonValue:
     # Exact-type checks first: spans are mostly plain dicts, lists, strings and
     # floats, and isinstance() against the abstract Mapping is the slowest test here.
     kind = type(value)
-    if kind in _PLAIN_TYPES:
+    if kind in PLAIN_TYPES:
         return value
     if kind is dict:
         return _convert_dict(value, depth)
@@ -312,7 +342,7 @@ def _convert_dict(value: dict[Any, Any], depth: int) -> JsonValue:
     depth += 1
     converted: dict[str, JsonValue] | None = None
     for key, item in value.items():
-        new = item if type(item) in _PLAIN_TYPES else _convert(item, depth)
+        new = item if type(item) in PLAIN_TYPES else _convert(item, depth)
         if converted is not None:
             converted[key if type(key) is str else _key_text(key)] = new
         elif new is not item or type(key) is not str:
@@ -332,7 +362,7 @@ def _convert_list(value: list[Any], depth: int) -> JsonValue:
     depth += 1
     converted: list[JsonValue] | None = None
     for index, item in enumerate(value):
-        new = item if type(item) in _PLAIN_TYPES else _convert(item, depth)
+        new = item if type(item) in PLAIN_TYPES else _convert(item, depth)
         if converted is not None:
             converted.append(new)
         elif new is not item:
@@ -364,7 +394,7 @@ def _convert_marking(value: Any, active: set[int], depth: int) -> JsonValue:
     """The conversion of a value :func:`_convert` found too deep: each container
     is marked while it is being converted, so a cycle is cut at its first repeat
     (``[Circular]``) and nesting at ``_MAX_DEPTH`` (``[Too deep]``)."""
-    if type(value) in _PLAIN_TYPES:
+    if type(value) in PLAIN_TYPES:
         return value
     if isinstance(value, _SCALAR_TYPES):
         return _convert_scalar(value)
@@ -376,7 +406,7 @@ def _convert_marking(value: Any, active: set[int], depth: int) -> JsonValue:
     active.add(marker)
     depth += 1
     try:
-        if isinstance(value, Mapping):
+        if is_mapping(value):
             return {
                 _key_text(key): _convert_marking(item, active, depth) for key, item in value.items()
             }

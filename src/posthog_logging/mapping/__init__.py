@@ -20,7 +20,7 @@ from ..values import is_truthy
 from .envelope import Event, MappingOptions, RecordRejected
 from .feedback import FeedbackEventBuilder
 from .layers import DroppedProperties
-from .spans import SpanContext, SpanEventBuilder, SpanFacts
+from .spans import NO_CONTEXT, SpanContext, SpanEventBuilder, SpanFacts
 from .state import SHUTDOWN_ERROR, TRACE_CAP_ERROR, OpenSpan, TraceRegistry, TraceState
 from .wrapped import WrappedEventBuilder
 
@@ -90,7 +90,7 @@ class EventMapper:
     def _end(self, facts: SpanFacts, now_ms: int) -> list[Event]:
         state = self.traces.get(facts.trace_id)
         if state is None:
-            return self._spans.build(facts, SpanContext(), now_ms)
+            return self._spans.build(facts, NO_CONTEXT, now_ms)
         state.open_spans.pop(facts.span_id, None)
         self.traces.touched(state)
         snapshot = state.snapshots.get(facts.span_id)
@@ -107,7 +107,7 @@ class EventMapper:
 
     def _context(self, facts: SpanFacts, state: TraceState | None) -> SpanContext:
         if state is None:
-            return SpanContext()
+            return NO_CONTEXT
         parent = state.snapshots.get(facts.parent_id) if facts.parent_id else None
         parent_is_root = parent is not None and parent.is_root
         return SpanContext(trace_user=state.user, parent_is_root=parent_is_root)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..values import JsonValue, is_truthy, js_string, json_safe, time_ms
+from ..values import JsonValue, is_mapping, is_truthy, js_string, json_safe, time_ms, truthy_text
 from .envelope import Event, MappingOptions, RecordRejected, make_event
-from .layers import library, merge_layers, passthrough
+from .layers import LIBRARY, merge_layers, passthrough
 from .spans import CONSUMED_METADATA, as_mapping, required_id_text
 
 _FIELDS = (
@@ -30,7 +30,7 @@ class FeedbackEventBuilder:
         """The event; raises :class:`RecordRejected` for feedback without a usable trace id
         (none at all, or one with no text that identifies; compat mode takes
         JavaScript's text of any value JavaScript has)."""
-        if not isinstance(feedback, Mapping):
+        if not is_mapping(feedback):
             raise RecordRejected(f"feedback is a {type(feedback).__name__}, not a mapping")
         if not is_truthy(feedback.get("traceId")):
             raise RecordRejected("feedback has no traceId")
@@ -57,9 +57,10 @@ class FeedbackEventBuilder:
         for key, prop in _SOURCE_IDS:
             if is_truthy(feedback.get(key)):
                 properties[prop] = json_safe(feedback[key])
-        if is_truthy(metadata.get("sessionId")):
-            properties["$ai_session_id"] = js_string(metadata["sessionId"])
-        layers = [passthrough(metadata, CONSUMED_METADATA), library(properties)]
+        session = truthy_text(metadata.get("sessionId"))
+        if session is not None:
+            properties["$ai_session_id"] = session
+        layers = [passthrough(metadata, CONSUMED_METADATA), (LIBRARY, properties)]
         properties = merge_layers(layers, self.options.mastra_compat, self.on_dropped)
         distinct_id = self._distinct_id(feedback, metadata)
         if distinct_id is None:
@@ -68,8 +69,8 @@ class FeedbackEventBuilder:
         timestamp_ms = time_ms(feedback.get("timestamp"))
         if timestamp_ms is None and not self.options.mastra_compat:
             timestamp_ms = now_ms
-        feedback_id = feedback.get("feedbackId")
-        identity = (trace_id, js_string(feedback_id)) if is_truthy(feedback_id) else None
+        feedback_id = truthy_text(feedback.get("feedbackId"))
+        identity = None if feedback_id is None else (trace_id, feedback_id)
         return make_event("$ai_feedback", distinct_id, properties, timestamp_ms, identity)
 
     @staticmethod
@@ -91,8 +92,9 @@ class FeedbackEventBuilder:
             if source is not None:
                 chosen = source
                 break
-        if is_truthy(chosen):
-            return js_string(chosen)
+        text = truthy_text(chosen)
+        if text is not None:
+            return text
         default = self.options.default_distinct_id
         if default is not None:
             return default

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ..contract import DIAGNOSTICS_LOGGER
-from ..values import JsonValue, js_string, json_safe
+from ..values import PLAIN_TYPES, JsonValue, js_string, json_safe
 
 _log = logging.getLogger(DIAGNOSTICS_LOGGER)
 
@@ -78,50 +77,62 @@ class DroppedProperties:
             )
 
 
-@dataclass
-class Layer:
-    """One source of properties, in spec order."""
-
-    passthrough: bool
-    properties: dict[str, JsonValue]
-
-
-def library(properties: dict[str, JsonValue]) -> Layer:
-    """Keys the library computes."""
-    return Layer(False, properties)
+#: One source of properties, in spec order: whether it is user data passed through
+#: (else the library's own keys), and its properties.  A plain tuple: an event is
+#: built from several, and a class's ``__init__`` costs several times as much.
+Layer = tuple[bool, dict[str, JsonValue]]
+#: A layer's first item for user data passed through, and for the library's keys.
+PASSTHROUGH = True
+LIBRARY = False
 
 
 def passthrough(source: Mapping[Any, Any], skip: frozenset[str] = frozenset()) -> Layer:
-    """User keys copied as they are (values made JSON-safe), minus ``skip``."""
-    return Layer(
-        True, {js_string(key): json_safe(value) for key, value in source.items() if key not in skip}
-    )
+    """User keys copied as they are (values made JSON-safe), minus ``skip``; string keys
+    and plain values, the usual, are taken without a call."""
+    return PASSTHROUGH, {
+        key if type(key) is str else js_string(key): value
+        if type(value) in PLAIN_TYPES
+        else json_safe(value)
+        for key, value in source.items()
+        if key not in skip
+    }
 
 
 def merge_layers(
     layers: list[Layer], compat: bool, on_dropped: Callable[[str], None]
 ) -> dict[str, JsonValue]:
-    """Merge layers: in order (compat), or passthrough under library (default)."""
+    """Merge layers: in order (compat), or passthrough under library (default).
+
+    The layers are the caller's, made for this one event: default mode merges the
+    library's layers into the first one's dict, and returns that dict itself when
+    no passthrough key comes before them.
+    """
     merged: dict[str, JsonValue] = {}
     if compat:
-        for layer in layers:
-            merged.update(layer.properties)
+        for _, properties in layers:
+            merged.update(properties)
         return merged
     passed_dollar_keys: list[str] = []
-    for layer in layers:
-        if layer.passthrough:
-            for key, value in layer.properties.items():
-                if key[:1] != "$":
-                    merged[key] = value
-                elif key in LIBRARY_OWNED:
-                    on_dropped(key)
-                else:
-                    merged[key] = value
-                    passed_dollar_keys.append(key)
-    library_keys: dict[str, JsonValue] = {}
-    for layer in layers:
-        if not layer.passthrough:
-            library_keys.update(layer.properties)
+    library_keys: dict[str, JsonValue] | None = None
+    for is_passthrough, properties in layers:
+        if not is_passthrough:
+            if library_keys is None:
+                library_keys = properties
+            else:
+                library_keys.update(properties)
+            continue
+        for key, value in properties.items():
+            if key[:1] != "$":
+                merged[key] = value
+            elif key in LIBRARY_OWNED:
+                on_dropped(key)
+            else:
+                merged[key] = value
+                passed_dollar_keys.append(key)
+    if library_keys is None:
+        return merged
+    if not merged:
+        return library_keys
     for key in passed_dollar_keys:  # e.g. $ai_session_id when sessionId set it
         if key in library_keys and merged[key] != library_keys[key]:
             on_dropped(key)

@@ -38,24 +38,36 @@ def redact_media(value: JsonValue) -> JsonValue:
     Most content holds none: a scan that allocates nothing finds that out, and
     only content that may hold media is copied with the placeholders in.
     """
-    return _walk(value, None, None) if _may_hold_media(value) else value
+    kind = type(value)
+    if kind is str:
+        return _redacted(value, None, None)
+    if (kind is dict or kind is list) and _may_hold_media(value, None):
+        return _walk(value, None, None)
+    return value
 
 
-def _may_hold_media(value: JsonValue) -> bool:
-    """Whether ``value`` has a string :func:`_redacted` may replace (a loop, no calls
-    per node: it runs on the content of every span)."""
-    stack: list[tuple[str | None, JsonValue]] = [(None, value)]
-    while stack:
-        key, node = stack.pop()
-        kind = type(node)
-        if kind is str:
-            if node.startswith("data:") or (key in _MEDIA_KEYS and len(node) >= _MIN_BASE64_LENGTH):
+def _may_hold_media(node: JsonValue, key: str | None) -> bool:
+    """Whether a dict or list (under ``key``) has a string :func:`_redacted` may
+    replace.  It runs on the content of every span: one call per container, and its
+    strings are tested in the loop, without a call each."""
+    if type(node) is dict:
+        for name, item in node.items():
+            kind = type(item)
+            if kind is str:
+                if item.startswith("data:") or (
+                    name in _MEDIA_KEYS and len(item) >= _MIN_BASE64_LENGTH
+                ):
+                    return True
+            elif (kind is dict or kind is list) and _may_hold_media(item, name):
                 return True
-        elif kind is dict:
-            stack.extend(node.items())
-        elif kind is list:
-            for item in node:
-                stack.append((key, item))
+        return False
+    for item in node:
+        kind = type(item)
+        if kind is str:
+            if item.startswith("data:") or (key in _MEDIA_KEYS and len(item) >= _MIN_BASE64_LENGTH):
+                return True
+        elif (kind is dict or kind is list) and _may_hold_media(item, key):
+            return True
     return False
 
 

@@ -19,20 +19,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..values import JsonValue, is_truthy, js_string, json_safe, json_text, plain
+from ..values import JsonValue, is_mapping, is_truthy, js_string, json_safe, json_text, plain
 
 
 def format_messages(data: Any, role: str, *, compat: bool) -> list[JsonValue]:
     """format(data, role) of §1.11 (compat) or Part 2 (p): the first matching rule wins."""
     if not compat:
         return _provider_messages(data, role)
-    if isinstance(data, Mapping) and _is_message_list(data.get("messages")):
+    if is_mapping(data) and _is_message_list(data.get("messages")):
         return [_normalise_message(message) for message in data["messages"]]
     if _is_message_list(data):
         return [_normalise_message(message) for message in data]
     if isinstance(data, str):
         return [_text_message(role, data)]
-    if isinstance(data, Mapping):
+    if is_mapping(data):
         result = _mastra_result(data, role, _mastra_tool_call)
         if result is not None:
             return result
@@ -41,7 +41,7 @@ def format_messages(data: Any, role: str, *, compat: bool) -> list[JsonValue]:
 
 def _is_message_list(value: Any) -> bool:
     return isinstance(value, list) and all(
-        isinstance(item, Mapping) and "role" in item and "content" in item for item in value
+        is_mapping(item) and "role" in item and "content" in item for item in value
     )
 
 
@@ -80,7 +80,7 @@ def _tool_call_parts(
     if is_truthy(data.get("text")):
         parts.append({"type": "text", "text": json_safe(data["text"])})
     for call in tool_calls:
-        parts.append(part_of_call(call if isinstance(call, Mapping) else {}))
+        parts.append(part_of_call(call if is_mapping(call) else {}))
     return parts
 
 
@@ -108,13 +108,13 @@ def format_tools(tools: list[Any] | Mapping[str, Any], compat: bool) -> list[Jso
     OpenAI Responses, Anthropic, Gemini and AI-SDK tools in their own shapes;
     only Mastra's tool map (name -> tool) becomes a list of OpenAI chat tools.
     """
-    if isinstance(tools, Mapping):
+    if is_mapping(tools):
         return [_map_tool(name, tool) for name, tool in tools.items()]
     if not compat:
         return [json_safe(tool) for tool in tools]
     formatted: list[JsonValue] = []
     for tool in tools:
-        if isinstance(tool, Mapping) and tool.get("type") == "function":
+        if is_mapping(tool) and tool.get("type") == "function":
             function = {
                 key: json_safe(tool[key])
                 for key in ("name", "description", "parameters")
@@ -128,7 +128,7 @@ def format_tools(tools: list[Any] | Mapping[str, Any], compat: bool) -> list[Jso
 
 def _map_tool(name: Any, tool: Any) -> JsonValue:
     """One entry of Mastra's tool map as an OpenAI chat tool (schema: ``inputSchema``)."""
-    fields: Mapping[str, Any] = tool if isinstance(tool, Mapping) else {}
+    fields: Mapping[str, Any] = tool if is_mapping(tool) else {}
     function: dict[str, JsonValue] = {"name": js_string(name)}
     if "description" in fields:
         function["description"] = json_safe(fields["description"])
@@ -156,7 +156,7 @@ def _provider_messages(data: Any, role: str) -> list[JsonValue]:
         found = _message_list(items)
         if found is not None:
             return found
-    elif isinstance(data, Mapping):
+    elif is_mapping(data):
         found = _mapping_messages(data, role)
         if found is not None:
             return found
@@ -174,7 +174,7 @@ def _mapping_messages(data: Mapping[str, Any], role: str) -> list[JsonValue] | N
         return [_message(data)]
     choices = data.get("choices")  # an OpenAI chat completion
     if isinstance(choices, list) and choices:
-        found = [choice.get("message") for choice in choices if isinstance(choice, Mapping)]
+        found = [choice.get("message") for choice in choices if is_mapping(choice)]
         return [_message(message) for message in found if _is_message(message)] or None
     output = data.get("output")  # an OpenAI Responses response
     if isinstance(output, list) and output:
@@ -196,7 +196,7 @@ def _message_list(items: list[Any]) -> list[JsonValue] | None:
         if _is_message(item):
             formatted.append(_message(item))
             has_message = True
-        elif isinstance(item, Mapping):
+        elif is_mapping(item):
             formatted.append(json_safe(item))
         else:
             return None
@@ -205,7 +205,7 @@ def _message_list(items: list[Any]) -> list[JsonValue] | None:
 
 def _is_message(value: Any) -> bool:
     return (
-        isinstance(value, Mapping)
+        is_mapping(value)
         and "role" in value
         and ("content" in value or "tool_calls" in value or "parts" in value)
     )
@@ -213,18 +213,19 @@ def _is_message(value: Any) -> bool:
 
 def _is_output_item(value: Any) -> bool:
     """A Responses API output item that is not a message (``function_call``, ...)."""
-    return isinstance(value, Mapping) and "type" in value and "role" not in value
+    return is_mapping(value) and "type" in value and "role" not in value
 
 
 def _gemini_content(candidate: Any) -> Mapping[str, Any] | None:
     """A Gemini candidate's ``content`` (``{role, parts}``), if it has one."""
     content = plain(_as_mapping(plain(candidate)).get("content"))
-    return content if isinstance(content, Mapping) and "parts" in content else None
+    return content if is_mapping(content) and "parts" in content else None
 
 
 def _message(message: Mapping[str, Any]) -> JsonValue:
     """One message: role, content as typed parts, and the provider keys PostHog reads."""
-    formatted: dict[str, JsonValue] = {"role": json_safe(message["role"])}
+    role = message["role"]  # a str, the usual, needs no json_safe() call
+    formatted: dict[str, JsonValue] = {"role": role if type(role) is str else json_safe(role)}
     content = message["content"] if "content" in message else message.get("parts")
     if isinstance(content, str):
         formatted["content"] = [{"type": "text", "text": content}]
@@ -243,7 +244,7 @@ def _part(part: Any) -> JsonValue:
     part = plain(part)
     if isinstance(part, str):
         return {"type": "text", "text": part}
-    if not isinstance(part, Mapping):
+    if not is_mapping(part):
         return json_safe(part)
     kind = part.get("type")
     if kind == "tool-call":
@@ -255,7 +256,7 @@ def _part(part: Any) -> JsonValue:
         )
     if kind is None:
         call = plain(part.get("function_call", part.get("functionCall")))
-        if isinstance(call, Mapping):  # a Gemini part
+        if is_mapping(call):  # a Gemini part
             return _function_block(call.get("id"), call.get("name"), call.get("args"))
         if isinstance(part.get("text"), str):
             return {"type": "text", "text": part["text"]}
@@ -263,7 +264,7 @@ def _part(part: Any) -> JsonValue:
 
 
 def _as_mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return value if is_mapping(value) else {}
 
 
 def _function_block(call_id: Any, name: Any, arguments: Any) -> JsonValue:
@@ -279,7 +280,7 @@ def _responses_message(items: list[Any]) -> JsonValue:
     """An OpenAI Responses output as one assistant message, as the wrappers send it."""
     content: list[JsonValue] = []
     for item in items:
-        if not isinstance(item, Mapping):
+        if not is_mapping(item):
             content.append(json_safe(item))
         elif item.get("type") == "function_call":
             call_id = item.get("call_id", item.get("id"))
@@ -293,7 +294,7 @@ def _responses_message(items: list[Any]) -> JsonValue:
 
 def _output_text(part: Any) -> JsonValue:
     part = plain(part)
-    if isinstance(part, Mapping) and isinstance(part.get("text"), str):
+    if is_mapping(part) and isinstance(part.get("text"), str):
         return {"type": "text", "text": part["text"]}
     return json_safe(part)
 

@@ -22,8 +22,10 @@ from ..contract import PRIVATE_CONTENT_PROPERTIES, SpanType
 from ..errors import exception_list
 from ..usage import normalize_usage, web_search_count
 from ..values import (
+    PLAIN_TYPES,
     JsonValue,
     id_text,
+    is_mapping,
     is_number,
     is_truthy,
     js_id_text,
@@ -33,9 +35,10 @@ from ..values import (
     plain,
     seconds_between,
     time_ms,
+    truthy_text,
 )
 from .envelope import Event, MappingOptions, RecordRejected, make_event
-from .layers import Layer, library, merge_layers, passthrough
+from .layers import LIBRARY, PASSTHROUGH, Layer, merge_layers, passthrough
 from .media import redact_media
 from .messages import format_messages, format_tools
 
@@ -49,7 +52,7 @@ _CHUNK = SpanType.MODEL_CHUNK.value
 
 def as_mapping(value: Any) -> Mapping[str, Any]:
     """A span field that should be a mapping, or an empty one when it is not."""
-    return value if type(value) is dict or isinstance(value, Mapping) else {}
+    return value if is_mapping(value) else {}
 
 
 class SpanFacts:
@@ -66,7 +69,7 @@ class SpanFacts:
     """
 
     def __init__(self, span: Any, *, mastra_compat: bool) -> None:
-        if type(span) is not dict and not isinstance(span, Mapping):
+        if type(span) is not dict and not isinstance(span, Mapping):  # is_mapping, inline
             raise RecordRejected(f"span is a {type(span).__name__}, not a mapping")
         self.span = span
         span_id, trace_id = span.get("id"), span.get("traceId")
@@ -85,8 +88,10 @@ class SpanFacts:
             )
         span_type = span.get("type")
         self.type = span_type.lower() if isinstance(span_type, str) else ""
-        self.is_event = _flag(span.get("isEvent"))
-        self.is_root = _flag(span.get("isRootSpan"))
+        # Boolean fields, read as JavaScript would: a bool (the usual) is its own truthiness.
+        is_event, is_root = span.get("isEvent"), span.get("isRootSpan")
+        self.is_event = is_event if type(is_event) is bool else is_truthy(is_event)
+        self.is_root = is_root if type(is_root) is bool else is_truthy(is_root)
         parent_id = span.get("parentSpanId")
         if type(parent_id) is str:
             self.parent_id = parent_id or None
@@ -96,9 +101,12 @@ class SpanFacts:
             self.parent_id = required_id_text(
                 parent_id, "span dropped: its parent id", mastra_compat=mastra_compat
             )
-        self.attributes = as_mapping(span.get("attributes"))
-        self.metadata = as_mapping(span.get("metadata"))
+        # as_mapping() for anything but a dict, the usual (a call less per field).
+        attributes, metadata = span.get("attributes"), span.get("metadata")
+        self.attributes = attributes if type(attributes) is dict else as_mapping(attributes)
+        self.metadata = metadata if type(metadata) is dict else as_mapping(metadata)
         self.error_info = span.get("errorInfo")
+        self.is_error = is_truthy(self.error_info)
         self.start_ms = time_ms(span.get("startTime"))
 
     def end_ms(self, now_ms: int) -> int:
@@ -112,13 +120,7 @@ class SpanFacts:
         return end_ms
 
     def user_id(self) -> str | None:
-        user = self.metadata.get("userId")
-        return js_string(user) if is_truthy(user) else None
-
-
-def _flag(value: Any) -> bool:
-    """A span's boolean field, read as JavaScript would (``is_truthy``)."""
-    return value is True if type(value) is bool else is_truthy(value)
+        return truthy_text(self.metadata.get("userId"))
 
 
 def required_id_text(value: Any, what: str, *, mastra_compat: bool) -> str:
@@ -140,6 +142,10 @@ class SpanContext(NamedTuple):
 
     trace_user: str | None = None
     parent_is_root: bool = False
+
+
+#: The context of a span whose trace the state does not know (one for all: it is immutable).
+NO_CONTEXT = SpanContext()
 
 
 class SpanEventBuilder:
@@ -203,21 +209,21 @@ class SpanEventBuilder:
     # §1.6 ------------------------------------------------------------------
     def _trace_event(self, facts: SpanFacts, context: SpanContext, end_ms: int) -> Event:
         span = facts.span
-        base: dict[str, JsonValue] = {
+        keys: dict[str, JsonValue] = {
             "$ai_trace_id": facts.trace_id,
-            "$ai_is_error": is_truthy(facts.error_info),
+            "$ai_is_error": facts.is_error,
         }
         if "name" in span:
-            base["$ai_span_name"] = json_safe(span["name"])
+            keys["$ai_span_name"] = json_safe(span["name"])
         if not self.compat and facts.start_ms is not None:
-            base["$ai_latency"] = seconds_between(facts.start_ms, end_ms)
-        base.update(self._session(facts))
-        base.update(self._states(span))
-        if is_truthy(facts.error_info) and self.compat:
-            base["$ai_error"] = self._trace_error(as_mapping(facts.error_info))
-        elif is_truthy(facts.error_info):
-            base.update(self._error_keys(facts))  # Part 2 (k)
-        layers = [library(base), self._tags(span), self._metadata(facts)]
+            keys["$ai_latency"] = seconds_between(facts.start_ms, end_ms)
+        self._add_session(keys, facts)
+        self._add_states(keys, span)
+        if facts.is_error and self.compat:
+            keys["$ai_error"] = self._trace_error(as_mapping(facts.error_info))
+        elif facts.is_error:
+            self._add_error_keys(keys, facts)  # Part 2 (k)
+        layers = [(LIBRARY, keys), self._tags(span), self._metadata(facts)]
         return self._event("$ai_trace", facts, context, end_ms, layers)
 
     @staticmethod
@@ -235,33 +241,32 @@ class SpanEventBuilder:
         shared: dict[str, JsonValue] = {
             "$ai_trace_id": facts.trace_id,
             "$ai_latency": latency,
-            "$ai_is_error": is_truthy(facts.error_info),
+            "$ai_is_error": facts.is_error,
         }
         if facts.parent_id is not None:
             by_rule = facts.trace_id if context.parent_is_root else facts.parent_id
             compat_event = self.compat and facts.is_event
             shared["$ai_parent_id"] = facts.parent_id if compat_event else by_rule
-        shared.update(self._session(facts))
-        layers = [library(shared)]
+        self._add_session(shared, facts)
+        layers = [(LIBRARY, shared)]
         if facts.is_event and facts.is_root:
             layers.append(self._tags(facts.span))
         return layers
 
     @staticmethod
-    def _session(facts: SpanFacts) -> dict[str, JsonValue]:
-        session = facts.metadata.get("sessionId")
-        return {"$ai_session_id": js_string(session)} if is_truthy(session) else {}
+    def _add_session(keys: dict[str, JsonValue], facts: SpanFacts) -> None:
+        session = truthy_text(facts.metadata.get("sessionId"))
+        if session is not None:
+            keys["$ai_session_id"] = session
 
     @staticmethod
-    def _states(span: Mapping[str, Any]) -> dict[str, JsonValue]:
-        states: dict[str, JsonValue] = {}
+    def _add_states(keys: dict[str, JsonValue], span: Mapping[str, Any]) -> None:
         state = span.get("input")
         if is_truthy(state):
-            states["$ai_input_state"] = json_safe(state)
+            keys["$ai_input_state"] = json_safe(state)
         state = span.get("output")
         if is_truthy(state):
-            states["$ai_output_state"] = json_safe(state)
-        return states
+            keys["$ai_output_state"] = json_safe(state)
 
     # §1.8 / §1.9 -----------------------------------------------------------
     def _child_event(
@@ -274,45 +279,54 @@ class SpanEventBuilder:
     ) -> Event:
         layers = self._shared(facts, context, latency)
         if name == "$ai_span":
-            layers.append(library(self._span_keys(facts)))
+            self._add_span_keys(self._library_keys(layers), facts)
             layers.append(passthrough(facts.attributes))
         elif name == "$ai_embedding":
-            layers.append(library(self._embedding_keys(facts)))
+            self._add_embedding_keys(self._library_keys(layers), facts)
         else:
-            layers.append(library(self._generation_keys(facts)))
-        if is_truthy(facts.error_info):  # else there are no error keys to add
-            layers.append(library(self._error_keys(facts)))
+            self._add_generation_keys(self._library_keys(layers), facts)
+        if facts.is_error:  # else there are no error keys to add
+            self._add_error_keys(self._library_keys(layers), facts)
         layers.append(self._metadata(facts))
         return self._event(name, facts, context, end_ms, layers)
 
-    def _span_keys(self, facts: SpanFacts) -> dict[str, JsonValue]:
-        keys: dict[str, JsonValue] = {"$ai_span_id": facts.span_id}
-        if "name" in facts.span:
-            keys["$ai_span_name"] = json_safe(facts.span["name"])
-        keys.update(self._states(facts.span))
+    def _library_keys(self, layers: list[Layer]) -> dict[str, JsonValue]:
+        """The dict the library's next keys go into, the layers so far being ``layers``
+        (the first one the library's).  Default mode merges every library key over all
+        passthrough, in the order they were added, so the first layer takes them all;
+        compat mode merges in order, so keys that follow a passthrough layer get a
+        layer of their own after it."""
+        if not self.compat:
+            return layers[0][1]
+        if layers[-1][0] is PASSTHROUGH:
+            layers.append((LIBRARY, {}))
+        return layers[-1][1]
+
+    def _add_span_keys(self, keys: dict[str, JsonValue], facts: SpanFacts) -> None:
+        self._add_span_identity(keys, facts)
+        self._add_states(keys, facts.span)
         if facts.type == _CHUNK:
             attributes = facts.attributes
             if is_truthy(attributes.get("chunkType")):
                 keys["chunk_type"] = json_safe(attributes["chunkType"])
             if "sequenceNumber" in attributes:
                 keys["chunk_sequence_number"] = json_safe(attributes["sequenceNumber"])
-        return keys
 
-    def _generation_keys(self, facts: SpanFacts) -> dict[str, JsonValue]:
+    def _add_generation_keys(self, keys: dict[str, JsonValue], facts: SpanFacts) -> None:
         span, attributes = facts.span, facts.attributes
-        keys: dict[str, JsonValue] = {"$ai_generation_id": facts.span_id}
+        keys["$ai_generation_id"] = facts.span_id
         if not self.compat:
-            keys.update(self._span_identity(facts))
-        keys.update(self._model_keys(attributes))
+            self._add_span_identity(keys, facts)
+        self._add_model_keys(keys, attributes)
         if is_truthy(span.get("input")):
             keys["$ai_input"] = format_messages(span["input"], "user", compat=self.compat)
         if is_truthy(span.get("output")):
             keys["$ai_output_choices"] = format_messages(
                 span["output"], "assistant", compat=self.compat
             )
-        keys.update(self._usage_keys(attributes))
+        self._add_usage_keys(keys, attributes)
         parameters = attributes.get("parameters")
-        if is_truthy(parameters) and isinstance(parameters, Mapping):
+        if is_truthy(parameters) and is_mapping(parameters):
             if "temperature" in parameters:
                 keys["$ai_temperature"] = json_safe(parameters["temperature"])
             if "maxOutputTokens" in parameters:
@@ -327,37 +341,36 @@ class SpanEventBuilder:
         if tools and isinstance(tools, list if self.compat else (list, Mapping)):
             keys["$ai_tools"] = format_tools(tools, self.compat)
         if not self.compat:
-            keys.update(self._default_generation_keys(facts))
-        return keys
+            self._add_default_generation_keys(keys, facts)
 
     @staticmethod
-    def _span_identity(facts: SpanFacts) -> dict[str, JsonValue]:
-        keys: dict[str, JsonValue] = {"$ai_span_id": facts.span_id}
+    def _add_span_identity(keys: dict[str, JsonValue], facts: SpanFacts) -> None:
+        keys["$ai_span_id"] = facts.span_id
         if "name" in facts.span:
-            keys["$ai_span_name"] = json_safe(facts.span["name"])
-        return keys
+            name = facts.span["name"]  # a str, the usual, needs no json_safe() call
+            keys["$ai_span_name"] = name if type(name) in PLAIN_TYPES else json_safe(name)
 
-    def _model_keys(self, attributes: Mapping[str, Any]) -> dict[str, JsonValue]:
-        return {
-            "$ai_model": self._or_default(attributes.get("model"), "unknown-model"),
-            "$ai_provider": self._or_default(attributes.get("provider"), "unknown-provider"),
-        }
+    def _add_model_keys(self, keys: dict[str, JsonValue], attributes: Mapping[str, Any]) -> None:
+        keys["$ai_model"] = self._or_default(attributes.get("model"), "unknown-model")
+        keys["$ai_provider"] = self._or_default(attributes.get("provider"), "unknown-provider")
 
-    def _embedding_keys(self, facts: SpanFacts) -> dict[str, JsonValue]:
+    def _add_embedding_keys(self, keys: dict[str, JsonValue], facts: SpanFacts) -> None:
         """Part 2 (n): an embedding's model, input and input tokens; it has no output."""
-        keys = self._span_identity(facts)
-        keys.update(self._model_keys(facts.attributes))
+        self._add_span_identity(keys, facts)
+        self._add_model_keys(keys, facts.attributes)
         if is_truthy(facts.span.get("input")):
             keys["$ai_input"] = json_safe(facts.span["input"])
-        tokens = self._usage_keys(facts.attributes)
+        tokens: dict[str, JsonValue] = {}
+        self._add_usage_keys(tokens, facts.attributes)
         if "$ai_input_tokens" in tokens:
             keys["$ai_input_tokens"] = tokens["$ai_input_tokens"]
-        keys.update(_cost_keys(as_mapping(facts.attributes.get("costContext"))))
-        keys.update(_raw_usage_keys(facts.attributes, None))
-        return keys
+        _add_cost_keys(keys, as_mapping(facts.attributes.get("costContext")))
+        _add_raw_usage_keys(keys, facts.attributes, None)
 
     @staticmethod
     def _or_default(value: Any, fallback: str) -> JsonValue:
+        if type(value) is str:  # the usual: its own JSON, truthy unless empty
+            return value or fallback
         return json_safe(value) if is_truthy(value) else fallback
 
     #: Token properties read from ``usage.inputDetails``, in the order they are sent.
@@ -368,7 +381,7 @@ class SpanEventBuilder:
         ("cacheWrite1h", "$ai_cache_creation_1h_input_tokens"),
     )
 
-    def _usage_keys(self, attributes: Mapping[str, Any]) -> dict[str, JsonValue]:
+    def _add_usage_keys(self, keys: dict[str, JsonValue], attributes: Mapping[str, Any]) -> None:
         """Token counts: §1.9 in compat mode; Part 2 (i) in default mode.
 
         Default mode reads every usage shape ``normalize_usage`` knows and sends
@@ -377,18 +390,17 @@ class SpanEventBuilder:
         from the input, for Anthropic and Claude too, and counts every token once.
         """
         usage = attributes.get("usage")
-        if not is_truthy(usage) or not isinstance(usage, Mapping):
-            return {}
+        if not is_truthy(usage) or not is_mapping(usage):
+            return
         if not self.compat:
             usage = normalize_usage(usage)
-        keys: dict[str, JsonValue] = {}
         if "inputTokens" in usage:
             keys["$ai_input_tokens"] = self._token_value(usage["inputTokens"])
         if "outputTokens" in usage:
             keys["$ai_output_tokens"] = self._token_value(usage["outputTokens"])
         details = usage.get("inputDetails")
         cached = False
-        if type(details) is dict or isinstance(details, Mapping):
+        if is_mapping(details):
             for key, prop in self._CACHE_ROWS:
                 if key in details:
                     keys[prop] = self._token_value(details[key])
@@ -401,7 +413,6 @@ class SpanEventBuilder:
                 keys["$ai_reasoning_tokens"] = self._token_value(output_details["reasoning"])
             if cached:
                 keys["$ai_cache_reporting_exclusive"] = False
-        return keys
 
     def _token_value(self, value: Any) -> Any:
         """Part 3 token hygiene; ``_OMIT`` marks a value default mode leaves out."""
@@ -411,31 +422,27 @@ class SpanEventBuilder:
             return int(value) if float(value).is_integer() else value
         return json_safe(value) if self.compat else _OMIT
 
-    def _default_generation_keys(self, facts: SpanFacts) -> dict[str, JsonValue]:
+    def _add_default_generation_keys(self, keys: dict[str, JsonValue], facts: SpanFacts) -> None:
         """Part 2 (e), (f), (h), (l), (q): time to first token, costs, stop reason,
         prompt, raw usage and web searches."""
         attributes = facts.attributes
-        keys: dict[str, JsonValue] = {}
         first_token_ms = time_ms(attributes.get("completionStartTime"))
         if first_token_ms is not None and facts.start_ms is not None:
             keys["$ai_time_to_first_token"] = seconds_between(facts.start_ms, first_token_ms)
         cost_context = attributes.get("costContext")
         if cost_context is not None:
-            keys.update(_cost_keys(as_mapping(cost_context)))
+            _add_cost_keys(keys, as_mapping(cost_context))
         finish_reason = attributes.get("finishReason")
         if isinstance(finish_reason, str) and finish_reason:
             keys["$ai_stop_reason"] = finish_reason
-        keys.update(_prompt_keys(attributes))
-        keys.update(_raw_usage_keys(attributes, facts.span.get("output")))
-        return keys
+        _add_prompt_keys(keys, attributes)
+        _add_raw_usage_keys(keys, attributes, facts.span.get("output"))
 
     # §1.10 -----------------------------------------------------------------
-    def _error_keys(self, facts: SpanFacts) -> dict[str, JsonValue]:
-        """§1.10; default mode adds ``$ai_error``, the message PostHog groups by (Part 2 (k))."""
-        if not is_truthy(facts.error_info):
-            return {}
+    def _add_error_keys(self, keys: dict[str, JsonValue], facts: SpanFacts) -> None:
+        """§1.10, for a span with a truthy ``errorInfo``; default mode adds ``$ai_error``,
+        the message PostHog groups by (Part 2 (k))."""
         error = as_mapping(facts.error_info)
-        keys: dict[str, JsonValue] = {}
         if "message" in error:
             keys["error_message"] = json_safe(error["message"])
         for key, prop in (("id", "error_id"), ("category", "error_category")):
@@ -443,13 +450,12 @@ class SpanEventBuilder:
                 keys[prop] = json_safe(error[key])
         if not self.compat:
             info = facts.error_info
-            message = error.get("message") if isinstance(info, Mapping) else info
+            message = error.get("message") if is_mapping(info) else info
             keys["$ai_is_error"] = True
             keys["$ai_error"] = js_string(message) if is_truthy(message) else json_text(info)
-            error_type = error.get("name") or error.get("id") or error.get("category")
-            if is_truthy(error_type):  # Part 2 (r)
-                keys["$ai_error_type"] = js_string(error_type)
-        return keys
+            error_type = truthy_text(error.get("name") or error.get("id") or error.get("category"))
+            if error_type is not None:  # Part 2 (r)
+                keys["$ai_error_type"] = error_type
 
     # Part 2 (r) --------------------------------------------------------------
     def _exception_event(
@@ -462,7 +468,7 @@ class SpanEventBuilder:
             "$ai_trace_id": facts.trace_id,
             "$ai_span_id": facts.span_id,
         }
-        properties.update(self._session(facts))
+        self._add_session(properties, facts)
         distinct_id, personless = self._distinct_id(facts, context)
         if personless:
             properties["$process_person_profile"] = False
@@ -474,8 +480,8 @@ class SpanEventBuilder:
     def _tags(span: Mapping[str, Any]) -> Layer:
         tags = span.get("tags")
         if not isinstance(tags, (list, tuple)):
-            return passthrough({})
-        return Layer(True, {js_string(tag): True for tag in tags})
+            return PASSTHROUGH, {}
+        return PASSTHROUGH, {js_string(tag): True for tag in tags}
 
     @staticmethod
     def _metadata(facts: SpanFacts) -> Layer:
@@ -508,12 +514,11 @@ class _Omitted:
 _OMIT: Any = _Omitted()
 
 
-def _cost_keys(cost_context: Mapping[str, Any]) -> dict[str, JsonValue]:
+def _add_cost_keys(keys: dict[str, JsonValue], cost_context: Mapping[str, Any]) -> None:
     """Part 2 (f): USD costs from ``attributes.costContext``."""
     unit = cost_context.get("costUnit")
     if unit is not None and not (isinstance(unit, str) and unit.lower() == "usd"):
-        return {}
-    keys: dict[str, JsonValue] = {}
+        return
     for key, prop in (
         ("estimatedCost", "$ai_total_cost_usd"),
         ("inputCost", "$ai_input_cost_usd"),
@@ -522,27 +527,24 @@ def _cost_keys(cost_context: Mapping[str, Any]) -> dict[str, JsonValue]:
         value = cost_context.get(key)
         if is_number(value) and math.isfinite(value):
             keys[prop] = value
-    return keys
 
 
-def _prompt_keys(attributes: Mapping[str, Any]) -> dict[str, JsonValue]:
+def _add_prompt_keys(keys: dict[str, JsonValue], attributes: Mapping[str, Any]) -> None:
     """Part 2 (l): the prompt a generation used (``pl.generation(prompt_name=...)``),
     which links it on PostHog's Prompts page and in prompt experiments."""
-    keys: dict[str, JsonValue] = {}
     for key, prop in (("promptName", "$ai_prompt_name"), ("promptVersion", "$ai_prompt_version")):
         if is_truthy(attributes.get(key)):
             keys[prop] = json_safe(attributes[key])
-    return keys
 
 
-def _raw_usage_keys(attributes: Mapping[str, Any], output: Any) -> dict[str, JsonValue]:
+def _add_raw_usage_keys(
+    keys: dict[str, JsonValue], attributes: Mapping[str, Any], output: Any
+) -> None:
     """Part 2 (q): the usage object as given (``rawUsage``, kept by the tracing API
     when it normalises ``usage``) and the web searches the provider reports."""
     usage = plain(attributes.get("rawUsage", attributes.get("usage")))
-    keys: dict[str, JsonValue] = {}
-    if isinstance(usage, Mapping) and usage:
+    if is_mapping(usage) and usage:
         keys["$ai_usage"] = json_safe(usage)
     searches = web_search_count(usage, plain(output))
     if searches:
         keys["$ai_web_search_count"] = searches
-    return keys

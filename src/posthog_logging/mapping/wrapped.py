@@ -15,10 +15,10 @@ library's properties.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from ..values import is_truthy, js_string, json_safe, time_ms
+from ..values import is_mapping, is_truthy, js_string, json_safe, time_ms
 from .envelope import Event, MappingOptions, RecordRejected, make_event
 
 #: Events PostHog's LLM analytics joins to a trace when they carry ``$ai_trace_id``:
@@ -40,13 +40,13 @@ class WrappedEventBuilder:
 
         ``trace_user`` gives the user of a known trace, for an event logged with
         no distinct id (``pl.metric`` outside the trace's spans)."""
-        if not isinstance(payload, Mapping):
+        if not is_mapping(payload):
             raise RecordRejected(f"posthog_event is a {type(payload).__name__}, not a mapping")
         name = payload.get("event")
         if not isinstance(name, str) or not name:
             raise RecordRejected("posthog_event has no event name")
         given = payload.get("properties")
-        if given is not None and not isinstance(given, Mapping):
+        if given is not None and not is_mapping(given):
             raise RecordRejected(f"posthog_event properties are a {type(given).__name__}")
         if not name.startswith("$ai_") and not (
             name in TRACE_LINKED_EVENTS and given and given.get("$ai_trace_id") is not None
@@ -61,7 +61,7 @@ class WrappedEventBuilder:
             if value is not None and not isinstance(value, str):
                 properties[key] = js_string(value)
         groups = payload.get("groups")
-        if isinstance(groups, Mapping) and groups:
+        if is_mapping(groups) and groups:
             properties["$groups"] = json_safe(groups)
         given_id = payload.get("distinct_id")
         trace_id = properties.get("$ai_trace_id")
