@@ -10,8 +10,10 @@ sent before either was used, on generated values and on the golden corpus's
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import math
+import sys
 from typing import Any
 
 import pytest
@@ -101,8 +103,25 @@ def test_the_installed_orjson_is_used() -> None:
     assert encoding._ORJSON_WRITES_FLOATS_AS_PYTHON
 
 
+def golden_texts() -> list[str]:
+    return [line for lines in GOLDEN.values() for line in lines if isinstance(line, str)]
+
+
+def test_without_orjson_json_encodes_every_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The module loaded afresh where ``import orjson`` fails, as without the [fast] extra.
+    monkeypatch.setitem(sys.modules, "orjson", None)
+    spec = importlib.util.spec_from_file_location("encoding_without_orjson", encoding.__file__)
+    assert spec is not None and spec.loader is not None
+    without = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(without)
+    assert without.orjson is None
+    assert not without._ORJSON_WRITES_FLOATS_AS_PYTHON
+    for text in golden_texts():
+        assert without.encode_event(json.loads(text)) == text
+
+
 def test_golden_events_encode_to_their_golden_text_with_either_encoder() -> None:
-    texts = [line for lines in GOLDEN.values() for line in lines if isinstance(line, str)]
+    texts = golden_texts()
     by_orjson = 0
     for text in texts:
         event = json.loads(text)
