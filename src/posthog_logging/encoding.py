@@ -11,6 +11,7 @@ they are, one per line.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import json.encoder
 import re
@@ -35,12 +36,13 @@ TRUNCATION_MARKER = "…[truncated {cut} chars by posthog-logging]"
 #: the time of encoding a 1.6 KB event.  No cycle check (``markers=None``):
 #: events are JSON-safe, made so by the mapping; anything it raises sends the
 #: event through ``json.dumps`` for the same result or error as before.
-_make_c_encoder = getattr(json.encoder, "c_make_encoder", None)  # None without the C module
-_C_ENCODER: Callable[[Any, int], Iterator[str]] | None = (
-    _make_c_encoder(None, str, encode_basestring_ascii, None, ":", ",", False, False, True)
-    if _make_c_encoder is not None
-    else None
-)
+#: The constructor is private to ``json``: should a release change it, events go
+#: through ``json.dumps`` as before rather than the import failing.
+_C_ENCODER: Callable[[Any, int], Iterator[str]] | None = None
+with contextlib.suppress(TypeError):  # no C module (None), or another signature
+    _C_ENCODER = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+        None, str, encode_basestring_ascii, None, ":", ",", False, False, True
+    )
 #: orjson writes floats with 1e-9 <= |x| < 1e-4 differently from Python
 #: (``1e-9`` and ``0.00001`` for ``1e-09`` and ``1e-05``): an event whose text
 #: shows either form (in a number, or by chance in a string) is encoded by
