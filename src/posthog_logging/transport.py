@@ -61,9 +61,12 @@ def encode_body(api_key: str, batch: Sequence[EncodedEvent], *, gzip: bool) -> b
     sent_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
     head = f'{{"api_key":{json.dumps(api_key)},"sent_at":"{sent_at}","batch":['
     raw = (head + ",".join(batch) + "]}").encode("ascii")
-    if not gzip:
-        return raw
-    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    return gzip_compress(raw) if gzip else raw
+
+
+def gzip_compress(raw: bytes, level: int = GZIP_LEVEL) -> bytes:
+    """``raw`` in the gzip format (``Content-Encoding: gzip``), at ``level``."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
     return compressor.compress(raw) + compressor.flush()
 
 
@@ -115,6 +118,7 @@ class Transport:
     ) -> None:
         self._api_key = api_key
         self.host = host.rstrip("/")
+        self.url = self.host + AI_BATCH_PATH
         self.gzip = gzip
         self.timeout = timeout
         self.connections = connections
@@ -128,7 +132,6 @@ class Transport:
     def post(self, batch: Sequence[EncodedEvent], timeout: float | None = None) -> PostResult:
         """One attempt to deliver ``batch``."""
         body = encode_body(self._api_key, batch, gzip=self.gzip)
-        url = self.host + AI_BATCH_PATH
         try:
             response = self.route().send(body, self.timeout if timeout is None else timeout)
         except requests.RequestException as error:
@@ -137,7 +140,7 @@ class Transport:
             return PostResult(None, self._redact(f"{type(error).__name__}: {error}"))
         detail = "" if response.ok else self._redact(response.text.strip())[:200]
         return PostResult(
-            response.status_code, detail, _retry_after(response), len(body), self._redact(url)
+            response.status_code, detail, _retry_after(response), len(body), self._redact(self.url)
         )
 
     def _redact(self, text: str) -> str:
@@ -150,7 +153,7 @@ class Transport:
             return route
         with self._route_lock:
             if self._route is None or self._route_pid != pid:
-                self._route = _Route(self.host + AI_BATCH_PATH, self.connections, gzip=self.gzip)
+                self._route = _Route(self.url, self.connections, gzip=self.gzip)
                 self._route_pid = pid
             return self._route
 
